@@ -1,0 +1,3 @@
+"""monai_multifair.config."""
+
+__all__: list[str] = []

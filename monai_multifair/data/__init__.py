@@ -1,0 +1,3 @@
+"""monai_multifair.data."""
+
+__all__: list[str] = []

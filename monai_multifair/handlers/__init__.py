@@ -1,0 +1,3 @@
+"""monai_multifair.handlers."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""monai_multifair.metrics."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""monai_multifair.networks."""
+
+__all__: list[str] = []

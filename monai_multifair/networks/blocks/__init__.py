@@ -1,0 +1,3 @@
+"""monai_multifair.networks.blocks."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""monai_multifair.networks.encoders."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""monai_multifair.networks.nets."""
+
+__all__: list[str] = []

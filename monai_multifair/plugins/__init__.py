@@ -1,0 +1,3 @@
+"""monai_multifair.plugins."""
+
+__all__: list[str] = []

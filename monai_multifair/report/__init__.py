@@ -1,0 +1,3 @@
+"""monai_multifair.report."""
+
+__all__: list[str] = []
