@@ -1,0 +1,25 @@
+"""Framework-free core of MultiFair (plain torch): device statistics, the modulator, its config.
+
+A hand-written training loop uses it directly; :mod:`monai_multifair.handlers` adapts it to MONAI.
+"""
+
+from monai_multifair.core.config import PRESETS, MultiFairConfig
+from monai_multifair.core.functional import binary_auc, grouped_auc, surrogate_group_auc
+from monai_multifair.core.groups import GroupEncoder
+from monai_multifair.core.guide import GuideHead
+from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase
+from monai_multifair.core.reference import ReferenceModulator, build_modulator
+
+__all__ = [
+    "PRESETS",
+    "DualLevelGradientModulator",
+    "GroupEncoder",
+    "GuideHead",
+    "ModulatorBase",
+    "MultiFairConfig",
+    "ReferenceModulator",
+    "binary_auc",
+    "build_modulator",
+    "grouped_auc",
+    "surrogate_group_auc",
+]
