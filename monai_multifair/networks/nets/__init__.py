@@ -1,3 +1,5 @@
-"""monai_multifair.networks.nets."""
+"""Complete networks."""
 
-__all__: list[str] = []
+from monai_multifair.networks.nets.multimodal_fusion import MultimodalFusionClassifier, build_encoder
+
+__all__ = ["MultimodalFusionClassifier", "build_encoder"]
