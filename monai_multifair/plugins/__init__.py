@@ -1,3 +1,72 @@
-"""monai_multifair.plugins."""
+"""Encoder plugins (pluggy): the encoder registry, the hooks, and the built-in encoders.
 
-__all__: list[str] = []
+A plugin is a module with ``@hookimpl`` functions named after the hooks of ``hookspecs``; today one
+hook, ``multifair_encoders()``, returns ``EncoderSpec`` records. Third parties declare their module in
+the entry-point group ``monai_multifair.encoders``; the built-in encoders use the same hook.
+
+```python
+from monai_multifair.plugins import EncoderSpec, hookimpl
+
+@hookimpl
+def multifair_encoders():
+    return [EncoderSpec(name="my-cnn", modality="image2d", factory=build_my_cnn,
+                        description="my lab's fundus CNN")]
+```
+
+```python
+from monai_multifair.plugins import create_encoder, list_encoders
+encoder = create_encoder("resnet18-2d", in_channels=1)   # features [B, encoder.out_features]
+[spec.name for spec in list_encoders("text")]             # ['bow-text', 'hf-text', 'minilm-text']
+```
+
+Environment variables (read when the plugin manager is created, or on ``get_plugin_manager(reload=True)``):
+
+- ``MULTIFAIR_DISABLE_PLUGIN_AUTOLOAD=1``: do not load installed plugins (built-ins stay available);
+- ``MULTIFAIR_PLUGINS=mod_a,mod_b``: also load these modules as plugins (even with auto-loading off);
+- ``MULTIFAIR_DISABLE_PLUGINS=name_a,name_b``: never register plugins of these names;
+- ``MULTIFAIR_TRACE_PLUGINS=1``: write every hook call and its result to stderr.
+"""
+
+from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
+from monai_multifair.plugins.hookspecs import hookimpl, hookspec
+from monai_multifair.plugins.manager import (
+    ENTRY_POINT_GROUP,
+    ENV_DISABLE_AUTOLOAD,
+    ENV_DISABLE_PLUGINS,
+    ENV_PLUGINS,
+    ENV_TRACE,
+    MultiFairPluginManager,
+    PluginInfo,
+    create_encoder,
+    encoder_conflicts,
+    get_encoder_spec,
+    get_plugin_manager,
+    list_encoders,
+    list_plugins,
+    plugin_load_failures,
+)
+from monai_multifair.plugins.registry import EncoderRegistry, PluginLoadFailure, PluginLoadWarning
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ENV_DISABLE_AUTOLOAD",
+    "ENV_DISABLE_PLUGINS",
+    "ENV_PLUGINS",
+    "ENV_TRACE",
+    "MODALITIES",
+    "EncoderRegistry",
+    "EncoderSpec",
+    "MultiFairPluginManager",
+    "PluginInfo",
+    "PluginLoadFailure",
+    "PluginLoadWarning",
+    "create_encoder",
+    "encoder_conflicts",
+    "get_encoder_spec",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+    "list_encoders",
+    "list_plugins",
+    "plugin_load_failures",
+]

@@ -1,0 +1,41 @@
+"""Hook specifications of monai_multifair: every hook a plugin may implement, in one place.
+
+A plugin is a module (or any object) with functions decorated by ``hookimpl`` whose names match the
+specifications below. Hooks are called with keyword arguments; new arguments are only ever added, so an
+implementation may accept fewer arguments than its specification lists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from monai_multifair.plugins.encoder_spec import EncoderSpec
+
+#: The pluggy project name; also the prefix of the entry-point group ``monai_multifair.encoders``.
+PROJECT_NAME = "monai_multifair"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def multifair_encoders() -> list[EncoderSpec]:
+    """Return the encoders this plugin provides.
+
+    Runs once when the encoder registry is first needed (``create_encoder``, ``list_encoders``,
+    ``multifair plugins``) and again after ``get_plugin_manager(reload=True)`` or after a plugin is
+    registered or unregistered. It takes no arguments.
+
+    Returns:
+        A list of ``EncoderSpec``. Names must be unique across all plugins: a name offered by two
+        plugins cannot be created, and the error names both plugins.
+
+    Examples:
+        >>> from monai_multifair.plugins import EncoderSpec, hookimpl
+        >>> @hookimpl
+        ... def multifair_encoders():
+        ...     return [EncoderSpec("my-cnn", "image2d", build_my_cnn, "my lab's fundus CNN")]
+    """

@@ -1,0 +1,239 @@
+"""The encoder registry: what the ``multifair_encoders`` hooks of all loaded plugins returned.
+
+Built by ``MultiFairPluginManager.encoder_registry()``; users normally call the module-level functions
+``create_encoder`` / ``list_encoders`` of :mod:`monai_multifair.plugins` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
+
+if TYPE_CHECKING:
+    import pluggy
+
+
+class PluginLoadWarning(UserWarning):
+    """Warned when an encoder is created while some plugin failed to load or to answer its hook."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginLoadFailure:
+    """A plugin that could not be used, kept so the other plugins still work and the failure is shown.
+
+    Args:
+        plugin: the plugin (entry-point or module) name.
+        stage: ``"import"`` (loading the module failed), ``"register"`` (pluggy refused it, or it
+            implements no or unknown hooks) or ``"hook"`` (its ``multifair_encoders`` raised or returned
+            something other than a list of ``EncoderSpec``).
+        source: where it came from, e.g. ``"entry point acme = acme.plugin"``.
+        distribution: the installed distribution that declared it, if known.
+        version: that distribution's version, if known.
+        error: ``"ExceptionType: message"``.
+    """
+
+    plugin: str
+    stage: str
+    source: str
+    distribution: str | None
+    version: str | None
+    error: str
+
+    def __str__(self) -> str:
+        origin = f" from {self.distribution} {self.version}" if self.distribution else ""
+        return f"plugin {self.plugin!r} ({self.source}{origin}) failed at {self.stage}: {self.error}"
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-value summary for listings and JSON."""
+        return dataclasses.asdict(self)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``"ExceptionType: message"`` for a failure record."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+class EncoderRegistry:
+    """Encoder specs by name, name conflicts between plugins, and plugin failures.
+
+    Args:
+        specs: every spec returned by the hooks, each with its ``plugin`` filled in.
+        failures: plugins that failed to load or to answer ``multifair_encoders``.
+    """
+
+    def __init__(self, specs: Iterable[EncoderSpec], failures: Sequence[PluginLoadFailure] = ()) -> None:
+        by_name: dict[str, list[EncoderSpec]] = {}
+        for spec in specs:
+            by_name.setdefault(spec.name, []).append(spec)
+        self._specs = {name: group[0] for name, group in by_name.items() if len(group) == 1}
+        self._conflicts = {
+            name: tuple(spec.plugin for spec in group) for name, group in by_name.items() if len(group) > 1
+        }
+        self.failures: tuple[PluginLoadFailure, ...] = tuple(failures)
+        self._warned = False
+
+    @classmethod
+    def from_plugin_manager(
+        cls, pm: pluggy.PluginManager, load_failures: Sequence[PluginLoadFailure] = ()
+    ) -> EncoderRegistry:
+        """Call ``multifair_encoders`` on each registered plugin separately, so every spec is
+        attributed to its plugin; a plugin whose hook raises or returns a wrong value is recorded as a
+        failure and the others are kept."""
+        specs: list[EncoderSpec] = []
+        failures = list(load_failures)
+        registered = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
+        implementers = {impl.plugin_name for impl in pm.hook.multifair_encoders.get_hookimpls()}
+        for name in sorted(name for name, _ in registered):
+            if name not in implementers:
+                continue
+            others = [other for other_name, other in registered if other_name != name]
+            caller = pm.subset_hook_caller("multifair_encoders", remove_plugins=others)
+            try:
+                results = caller()
+            except Exception as exc:  # a broken plugin must not break the others: recorded and surfaced
+                failures.append(_hook_failure(pm, name, describe_exception(exc)))
+                continue
+            for result in results:
+                if not isinstance(result, (list, tuple)) or not all(
+                    isinstance(s, EncoderSpec) for s in result
+                ):
+                    failures.append(
+                        _hook_failure(
+                            pm,
+                            name,
+                            f"TypeError: multifair_encoders must return a list of EncoderSpec, got {result!r}",
+                        )
+                    )
+                    continue
+                specs.extend(spec.with_plugin(name) for spec in result)
+        return cls(specs, failures)
+
+    @property
+    def conflicts(self) -> dict[str, tuple[str, ...]]:
+        """Encoder names offered by more than one plugin, with those plugins (such names cannot be
+        created)."""
+        return dict(self._conflicts)
+
+    def list(self, modality: str | None = None) -> list[EncoderSpec]:
+        """The usable specs (conflicting names left out), sorted by name, optionally of one modality."""
+        if modality is not None and modality not in MODALITIES:
+            raise MultiFairError(
+                f"expected `modality` to be one of {', '.join(sorted(MODALITIES))} or None, "
+                f"got {modality!r}{close_match_hint(modality, MODALITIES)}"
+            )
+        return [
+            spec
+            for name, spec in sorted(self._specs.items())
+            if modality is None or spec.modality == modality
+        ]
+
+    def get(self, name: str) -> EncoderSpec:
+        """The spec registered under ``name``.
+
+        Raises:
+            MultiFairError: the name is unknown (the message lists the known names, a close match and any
+                plugin that failed to load) or offered by several plugins (the message names them).
+        """
+        if name in self._conflicts:
+            plugins = " and ".join(repr(p) for p in self._conflicts[name])
+            raise MultiFairError(
+                f"encoder name {name!r} is registered by more than one plugin: {plugins}; uninstall one of "
+                "them or disable it with MULTIFAIR_DISABLE_PLUGINS=<plugin name>"
+            )
+        if name not in self._specs:
+            known = sorted(self._specs)
+            message = f"unknown encoder {name!r}{close_match_hint(name, known)}; known: {', '.join(known) or 'none'}"
+            if self.failures:
+                message += "; plugins that failed to load: " + "; ".join(str(f) for f in self.failures)
+            raise MultiFairError(message)
+        return self._specs[name]
+
+    def create(self, name: str, **options: Any) -> nn.Module:
+        """Build the encoder ``name`` with ``options`` passed to its factory.
+
+        Returns:
+            An ``nn.Module`` whose ``out_features`` is a positive integer.
+
+        Raises:
+            MultiFairError: unknown or conflicting name, or the factory returned something that is not an
+                encoder (not an ``nn.Module``, or no positive integer ``out_features``).
+            TypeError: an option the factory does not accept, a required option missing, or a
+                ``TypeError`` raised by the factory (re-raised with the encoder name).
+        """
+        spec = self.get(name)
+        if self.failures and not self._warned:
+            self._warned = True
+            warnings.warn(
+                PluginLoadWarning(
+                    "some encoder plugins could not be used: " + "; ".join(str(f) for f in self.failures)
+                ),
+                stacklevel=3,
+            )
+        _check_options(spec, options)
+        try:
+            module = spec.factory(**options)
+        except TypeError as exc:
+            raise TypeError(
+                f"encoder {name!r} (plugin {spec.plugin!r}) could not be built from options "
+                f"{sorted(options)}: {exc}"
+            ) from exc
+        if not isinstance(module, nn.Module):
+            raise MultiFairError(
+                f"expected the factory of encoder {name!r} (plugin {spec.plugin!r}) to return a "
+                f"torch.nn.Module, got {type(module).__name__}"
+            )
+        width = getattr(module, "out_features", None)
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise MultiFairError(
+                f"expected encoder {name!r} (plugin {spec.plugin!r}) to have a positive integer attribute "
+                f"`out_features` (its feature width), got {width!r}"
+            )
+        return module
+
+
+def _hook_failure(pm: pluggy.PluginManager, name: str, error: str) -> PluginLoadFailure:
+    origin = getattr(pm, "plugin_origin", None)
+    source, distribution, version = origin(name) if origin else ("registered in code", None, None)
+    return PluginLoadFailure(name, "hook", source, distribution, version, error)
+
+
+def _check_options(spec: EncoderSpec, options: Mapping[str, Any]) -> None:
+    """Match ``options`` against the factory signature before calling it, for a precise message."""
+    try:
+        signature = inspect.signature(spec.factory)
+    except (TypeError, ValueError):  # no introspectable signature (e.g. a C callable): the call decides
+        return
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted = None
+    else:
+        accepted = [
+            n
+            for n, p in params.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+    where = f"encoder {spec.name!r} (plugin {spec.plugin!r})"
+    if accepted is not None:
+        for key in options:
+            if key not in accepted:
+                raise TypeError(
+                    f"{where} got an unknown option {key!r}{close_match_hint(key, accepted)}; "
+                    f"accepted options: {', '.join(accepted) or 'none'}"
+                )
+    missing = [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and n not in options
+    ]
+    if missing:
+        raise TypeError(f"{where} needs the option(s) {', '.join(repr(m) for m in missing)}")
