@@ -1,0 +1,58 @@
+"""``multifair plugins``."""
+
+from __future__ import annotations
+
+import json
+
+from monai_multifair.cli import EXIT_FAILURE, EXIT_OK, main
+from monai_multifair.plugins import get_plugin_manager, list_encoders
+
+
+def test_lists_plugins_and_encoders(capsys):
+    assert main(["plugins"]) == EXIT_OK
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Plugins (1):"
+    assert lines[2].split()[:4] == ["builtin", "0.1.0", "monai-multifair", "built"]
+    assert f"Encoders ({len(list_encoders())}):" in lines
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[lines.index("Encoders (15):") + 2 :] if line}
+    assert rows["slicewise-oct"] == ["oct", "builtin"]
+    assert rows["bow-text"] == ["text", "builtin"]
+    assert "failed" not in out
+
+
+def test_json_and_modality_filter(capsys):
+    assert main(["plugins", "--json", "--modality", "image3d"]) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in document["encoders"]] == [s.name for s in list_encoders("image3d")]
+    assert {e["modality"] for e in document["encoders"]} == {"image3d"}
+    (builtin,) = document["plugins"]
+    assert builtin["name"] == "builtin" and builtin["distribution"] == "monai-multifair"
+    assert builtin["hooks"] == ["multifair_encoders"]
+    assert document["failures"] == [] and document["conflicts"] == {}
+
+
+def test_failures_and_conflicts_are_listed_with_exit_code_1(install_fake, good_plugin, unique, capsys):
+    first, second, broken = unique(), unique(), unique()
+    encoder = unique("fake-enc")
+    install_fake("first-dist", {"first": first}, {first: good_plugin(encoder)})
+    install_fake("second-dist", {"second": second}, {second: good_plugin(encoder)})
+    install_fake("broken-dist", {"broken": broken}, {broken: "raise ImportError('needs CUDA 99')\n"})
+    get_plugin_manager(reload=True)
+
+    assert main(["plugins"]) == EXIT_FAILURE
+    captured = capsys.readouterr()
+    assert f"  {encoder}: first, second" in captured.out
+    assert (
+        f"plugin 'broken' (entry point broken = {broken} from broken-dist 1.2.3) failed at import: "
+        in captured.out
+    )
+    assert "ImportError: needs CUDA 99" in captured.out
+    assert "1 plugin failure(s), 1 encoder name conflict(s)" in captured.err
+
+    assert main(["plugins", "--json"]) == EXIT_FAILURE
+    document = json.loads(capsys.readouterr().out)
+    assert document["conflicts"] == {encoder: ["first", "second"]}
+    (failure,) = document["failures"]
+    assert failure["plugin"] == "broken" and failure["error"] == "ImportError: needs CUDA 99"
+    assert sorted(p["name"] for p in document["plugins"]) == ["builtin", "first", "second"]
