@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from monai_multifair.core import MultiFairConfig, build_modulator
 from monai_multifair.core.modulator import ModulatorBase
 from monai_multifair.errors import MultiFairError
-from monai_multifair.handlers.prepare_batch import batch_item
+from monai_multifair.handlers._utils import batch_item, register_iteration_event
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -276,15 +276,11 @@ class MultiFairHandler:
         The modulator is built at ``Events.STARTED`` (MONAI attaches ``train_handlers`` before the trainer
         stores its network), unless :meth:`build` was called before.
         """
-        if engine.has_event_handler(self.iteration_loss, IterationEvents.LOSS_COMPLETED):
+        event = IterationEvents.LOSS_COMPLETED
+        if not register_iteration_event(
+            engine, event, self.iteration_loss, "MultiFairHandler", "SupervisedTrainer"
+        ):
             return
-        try:
-            engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self.iteration_loss)
-        except ValueError as error:
-            raise MultiFairError(
-                f"{type(engine).__name__} does not fire IterationEvents.LOSS_COMPLETED; MultiFairHandler needs "
-                "a MONAI trainer such as SupervisedTrainer"
-            ) from error
         engine.add_event_handler(Events.STARTED, self.started)
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.stats_interval), self.publish_stats)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.publish_stats)

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from monai.engines.utils import PrepareBatch
 
-from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.errors import MultiFairError
+from monai_multifair.handlers._utils import batch_item
 
 __all__ = ["MultimodalPrepareBatch"]
-
-
-def batch_item(batchdata: Mapping[str, Any], key: str, argument: str) -> Any:
-    """``batchdata[key]`` with an error naming ``argument`` and the available keys when it is missing."""
-    if not isinstance(batchdata, Mapping):
-        raise MultiFairError(
-            f"expected the batch to be a dict (to read `{argument}`={key!r}), got {type(batchdata).__name__}"
-        )
-    if key not in batchdata:
-        keys = [str(k) for k in batchdata]
-        raise MultiFairError(
-            f"`{argument}`={key!r} is not a key of the batch (keys: {', '.join(sorted(keys))})"
-            + close_match_hint(key, keys)
-        )
-    return batchdata[key]
 
 
 class MultimodalPrepareBatch(PrepareBatch):

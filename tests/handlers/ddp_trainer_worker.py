@@ -3,7 +3,8 @@
 Run under ``torchrun --nproc_per_node 2``: a DDP-wrapped MultimodalFusionClassifier trained by a MONAI
 SupervisedTrainer with MultiFairHandler (encoders found through ``network.module``). Each rank seeds its
 generator differently before the run, so the guide heads start different and only the handler's
-broadcast from rank 0 makes them equal. Saves the final network and modulator states per rank.
+broadcast from rank 0 makes them equal. Then a SupervisedEvaluator with FairnessEvaluationHandler runs on
+uneven shards. Saves the final network and modulator states and the metrics per rank.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import os
 
 import torch
 import torch.distributed as dist
-from _workflow import NUM_GROUPS, make_loader, make_net, make_records, make_trainer
+from _workflow import MODALITIES, NUM_GROUPS, make_loader, make_net, make_records, make_trainer
+from monai.data import DistributedSampler as EvalSampler
+from monai.engines import SupervisedEvaluator
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from monai_multifair.handlers import MultiFairHandler
+from monai_multifair.handlers import FairnessEvaluationHandler, MultiFairHandler, MultimodalPrepareBatch
 
 
 def main() -> None:
@@ -42,6 +45,19 @@ def main() -> None:
     torch.manual_seed(100 + rank)  # different guide initialisations on purpose
     trainer.run()
     metrics = {k: v for k, v in trainer.state.metrics.items() if k.startswith("multifair/")}
+
+    # evaluation on uneven shards (23 / 22 samples): the fairness handler gathers every prediction
+    eval_records = make_records(n=45, seed=7)
+    eval_sampler = EvalSampler(eval_records, even_divisible=False, shuffle=False)
+    fairness = FairnessEvaluationHandler(num_groups=NUM_GROUPS)
+    evaluator = SupervisedEvaluator(
+        device="cpu",
+        val_data_loader=make_loader(eval_records, batch_size=8, sampler=eval_sampler),
+        network=network,
+        prepare_batch=MultimodalPrepareBatch(MODALITIES),
+        val_handlers=[fairness],
+    )
+    evaluator.run()
     state = {k: v for k, v in handler.modulator.state_dict().items() if isinstance(v, torch.Tensor)}
     torch.save(
         {
@@ -49,6 +65,8 @@ def main() -> None:
             "modulator": state,
             "metrics": metrics,
             "steps": trainer.state.iteration,
+            "fairness": dict(evaluator.state.metrics),
+            "local_eval_samples": len(eval_sampler),
         },
         os.path.join(args.out, f"rank{rank}.pt"),
     )

@@ -1,0 +1,213 @@
+"""FairnessEvaluationHandler on a real SupervisedEvaluator == sklearn / fairlearn on the same predictions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _workflow import MODALITIES, make_loader, make_net, make_records
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from monai.engines import SupervisedEvaluator
+from monai.handlers import CheckpointSaver
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from monai_multifair.errors import MultiFairError
+from monai_multifair.handlers import FairnessEvaluationHandler, MultimodalPrepareBatch
+from monai_multifair.metrics import UndefinedGroupMetricWarning
+
+NAMES = ["a", "b", "c"]
+
+
+def evaluate(net, records, handlers, batch_size=16, **kwargs):
+    evaluator = SupervisedEvaluator(
+        device="cpu",
+        val_data_loader=make_loader(records, batch_size=batch_size),
+        network=net,
+        prepare_batch=MultimodalPrepareBatch(MODALITIES),
+        val_handlers=handlers,
+        **kwargs,
+    )
+    evaluator.run()
+    return evaluator
+
+
+def predictions(net, records):
+    net.eval()
+    with torch.no_grad():
+        logits = net({m: torch.stack([r[m] for r in records]) for m in MODALITIES})
+    p = torch.softmax(logits, 1)[:, 1].numpy()
+    y = np.array([int(r["label"]) for r in records])
+    g = np.array([int(r["group"]) for r in records])
+    return p, y, g
+
+
+def oracle(p, y, g, threshold=0.5):
+    """sklearn AUCs, the ES-AUC formula, and fairlearn's DPD / DEOdds on the same predictions."""
+    yhat = (p >= threshold).astype(int)
+    auc = roc_auc_score(y, p)
+    group_auc = {NAMES[k]: roc_auc_score(y[g == k], p[g == k]) for k in range(3)}
+    features = pd.Series([NAMES[k] for k in g], name="group")
+    return {
+        "auc": auc,
+        "es_auc": auc / (1 + sum(abs(auc - v) for v in group_auc.values())),
+        "worst_group_auc": min(group_auc.values()),
+        "dpd": demographic_parity_difference(y, yhat, sensitive_features=features),
+        "deodds": equalized_odds_difference(y, yhat, sensitive_features=features),
+        **{f"group_auc/{k}": v for k, v in group_auc.items()},
+    }, MetricFrame(
+        metrics={"tpr": true_positive_rate, "fpr": false_positive_rate, "selection_rate": selection_rate},
+        y_true=y,
+        y_pred=yhat,
+        sensitive_features=features,
+    )
+
+
+@pytest.fixture
+def trained_net():
+    """A slightly trained net, so that predictions straddle the threshold."""
+    net = make_net(seed=3)
+    records = make_records(n=96, seed=5)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-2)
+    for batch in make_loader(records, batch_size=32):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net({m: batch[m] for m in MODALITIES}), batch["label"]).backward()
+        optimizer.step()
+    return net.eval()
+
+
+def test_metrics_equal_sklearn_and_fairlearn(trained_net, tmp_path):
+    records = make_records(n=75, seed=1)  # 5 batches of 16, the last one short
+    handler = FairnessEvaluationHandler(group_names=NAMES, prefix="val_", output_dir=tmp_path, threshold=0.45)
+    evaluator = evaluate(trained_net, records, [handler])
+    p, y, g = predictions(trained_net, records)
+    expected, frame = oracle(p, y, g, threshold=0.45)
+    assert expected["dpd"] > 0 and expected["deodds"] > 0  # the fairness gaps are not trivially 0
+    for name, value in expected.items():
+        assert evaluator.state.metrics[f"val_{name}"] == pytest.approx(value, abs=1e-6), name
+    by_group = handler.metric_frame.by_group
+    for column in ("tpr", "fpr", "selection_rate"):
+        np.testing.assert_allclose(
+            by_group.loc[NAMES, column].to_numpy(float), frame.by_group[column].to_numpy(float)
+        )
+    np.testing.assert_allclose(by_group.loc[NAMES, "count"].to_numpy(float), [25, 25, 25])
+    assert handler.metric_frame.overall["auc"] == pytest.approx(expected["auc"])
+
+    # the files of the epoch hold the same frame and summary
+    table = pd.read_csv(tmp_path / "fairness_epoch0001.csv", index_col="group")
+    assert list(table.index) == [*NAMES, "overall"]
+    np.testing.assert_allclose(table.loc[NAMES, "auc"], [expected[f"group_auc/{k}"] for k in NAMES])
+    saved = json.loads((tmp_path / "fairness_epoch0001.json").read_text())
+    assert saved["summary"]["es_auc"] == pytest.approx(expected["es_auc"])
+    assert saved["by_group"]["overall"]["auc"] == pytest.approx(expected["auc"])
+
+
+def test_buffers_reset_each_epoch(trained_net):
+    records = make_records(n=48, seed=2)
+    handler = FairnessEvaluationHandler(group_names=NAMES)
+    evaluator = SupervisedEvaluator(
+        device="cpu",
+        val_data_loader=make_loader(records, batch_size=16),
+        network=trained_net,
+        prepare_batch=MultimodalPrepareBatch(MODALITIES),
+        val_handlers=[handler],
+    )
+    evaluator.run()
+    first = dict(evaluator.state.metrics)
+    with torch.no_grad():
+        trained_net.fused_head.weight.mul_(-1.0)  # a different model: its epoch alone must be reported
+    evaluator.run(global_epoch=2)
+    expected, _ = oracle(*predictions(trained_net, records))
+    assert evaluator.state.metrics["auc"] == pytest.approx(expected["auc"])
+    assert evaluator.state.metrics["auc"] != pytest.approx(first["auc"])
+    assert handler.metric_frame.by_group.loc["a", "count"] == 16
+
+
+def test_key_metric_selects_checkpoints_on_es_auc(trained_net, tmp_path):
+    records = make_records(n=48, seed=2)
+    handler = FairnessEvaluationHandler(group_names=NAMES, prefix="val_")
+    # the saver is listed first: with the key metric the handler's values exist when it runs
+    saver = CheckpointSaver(
+        str(tmp_path), {"net": trained_net}, save_key_metric=True, key_metric_name="val_es_auc"
+    )
+    evaluator = evaluate(
+        trained_net, records, [saver, handler], key_val_metric={"val_es_auc": handler.key_metric("es_auc")}
+    )
+    expected, _ = oracle(*predictions(trained_net, records))
+    assert evaluator.state.best_metric == pytest.approx(expected["es_auc"])
+    assert evaluator.state.metrics["val_worst_group_auc"] == pytest.approx(expected["worst_group_auc"])
+    saved = list(tmp_path.glob("net_key_metric=*.pt"))
+    assert len(saved) == 1 and f"{expected['es_auc']:.4f}" in saved[0].name
+    with pytest.raises(MultiFairError, match="unknown fairness metric 'es-auc'.*did you mean 'es_auc'"):
+        handler.key_metric("es-auc")
+
+
+def test_one_class_group_is_undefined_not_fair(trained_net):
+    records = make_records(n=48, seed=2)
+    for r in records:
+        if int(r["group"]) == 2:
+            r["label"] = torch.tensor(1)  # group c has positives only: its AUC is undefined
+    handler = FairnessEvaluationHandler(num_groups=3)
+    with pytest.warns(UndefinedGroupMetricWarning, match="'2'"):
+        evaluator = evaluate(trained_net, records, [handler])
+    metrics = evaluator.state.metrics
+    assert np.isnan(metrics["group_auc/2"])
+    p, y, g = predictions(trained_net, records)
+    defined = [roc_auc_score(y[g == k], p[g == k]) for k in (0, 1)]
+    auc = roc_auc_score(y, p)
+    assert metrics["worst_group_auc"] == pytest.approx(min(defined))
+    assert metrics["es_auc"] == pytest.approx(auc / (1 + sum(abs(auc - v) for v in defined)))
+
+
+def test_sigmoid_single_logit_and_positive_class_zero():
+    records = make_records(n=40, seed=4)
+    torch.manual_seed(0)
+
+    class OneLogit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(10, 1)
+
+        def forward(self, inputs):
+            return self.linear(torch.cat([inputs["img"], inputs["txt"]], 1))
+
+    net = OneLogit()
+    handler = FairnessEvaluationHandler(activation="sigmoid")
+    evaluator = evaluate(net, records, [handler])
+    x = torch.stack([torch.cat([r["img"], r["txt"]]) for r in records])
+    with torch.no_grad():
+        p = torch.sigmoid(net.linear(x))[:, 0].numpy()
+    y = np.array([int(r["label"]) for r in records])
+    assert evaluator.state.metrics["auc"] == pytest.approx(roc_auc_score(y, p))
+
+    net2 = make_net(seed=1).eval()
+    handler0 = FairnessEvaluationHandler(positive_class=0)
+    evaluator = evaluate(net2, records, [handler0])
+    p1, y, _ = predictions(net2, records)
+    assert evaluator.state.metrics["auc"] == pytest.approx(roc_auc_score(1 - y, 1 - p1))
+
+
+def test_errors_name_argument_rule_and_value(trained_net):
+    with pytest.raises(MultiFairError, match="unknown `activation` 'softmx'.*did you mean 'softmax'"):
+        FairnessEvaluationHandler(activation="softmx")
+    with pytest.raises(MultiFairError, match="group_names.*num_groups=2.*3"):
+        FairnessEvaluationHandler(num_groups=2, group_names=NAMES)
+    with pytest.raises(MultiFairError, match="threshold.*1.5"):
+        FairnessEvaluationHandler(threshold=1.5)
+    records = make_records(n=16)
+    with pytest.raises(MultiFairError, match=r"group ids in \[0, 2\).*got 2"):
+        evaluate(trained_net, records, [FairnessEvaluationHandler(num_groups=2)])
+    with pytest.raises(MultiFairError, match="`group_key`='sex'.*keys:"):
+        evaluate(trained_net, records, [FairnessEvaluationHandler(group_key="sex")])
+    with pytest.raises(MultiFairError, match="activation='sigmoid'.*got shape"):
+        evaluate(trained_net, records, [FairnessEvaluationHandler(activation="sigmoid")])
