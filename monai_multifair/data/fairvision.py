@@ -1,0 +1,84 @@
+"""``FairVisionDataset``: the Harvard FairVision glaucoma layout (SLO fundus + OCT B-scans)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai_multifair.data.attributes import FAIRVISION_CODES, AttributeCoding
+from monai_multifair.data.npz_dataset import (
+    NpzSubjectDataset,
+    check_attributes,
+    select_modalities,
+    split_files,
+)
+
+__all__ = ["FAIRVISION_ATTRIBUTES", "FAIRVISION_MODALITIES", "FairVisionDataset"]
+
+#: Modality name -> (kind, npz key) of the FairVision layout.
+FAIRVISION_MODALITIES: dict[str, tuple[str, str]] = {
+    "fundus": ("image", "slo_fundus"),
+    "oct": ("volume", "oct_bscans"),
+}
+#: Sensitive attributes stored in FairVision files (integer codes, ``-1`` unknown).
+FAIRVISION_ATTRIBUTES: tuple[str, ...] = tuple(FAIRVISION_CODES)
+
+
+class FairVisionDataset(NpzSubjectDataset):
+    """FairVision glaucoma data: ``root/{Training,Validation,Test}/data_XXXXX.npz``.
+
+    Each file holds ``slo_fundus`` (2D), ``oct_bscans`` (``[S, H, W]``, 200 B-scans), ``glaucoma``
+    (0/1), ``race`` (0 Asian, 1 Black, 2 White), ``male`` (0/1), ``hispanic`` (0/1), ``language``
+    (0 English, 1 Spanish, 2 other), ``maritalstatus`` (0-4); ``-1`` means unknown.
+
+    Samples: ``"fundus"`` float ``[C, H, W]``, ``"oct"`` float ``[S, C, H, W]`` (only the requested
+    modalities), ``"label"``, one key per selected attribute, ``"group"``, ``"id"``.
+
+    Args:
+        root: the folder holding the split folders.
+        split: ``"train"``, ``"val"``, ``"test"`` or a folder name.
+        modalities: any of ``"fundus"``, ``"oct"`` (default both).
+        attributes: sensitive attributes whose intersection defines the groups (default ``("race",)``).
+        label_key: npz key of the label (default ``"glaucoma"``).
+        unknown: ``"error"`` | ``"drop"`` | ``"keep"`` for ``-1`` in a selected attribute.
+        image_size: ``(H, W)`` to resize fundus images and B-scans to.
+        oct_slices: number of evenly spaced B-scans to keep.
+        coding: the training split's :class:`~monai_multifair.data.attributes.AttributeCoding`.
+        transform: applied to each sample dict.
+
+    Example:
+        >>> train = FairVisionDataset("/data/FairVision/Glaucoma", "train", attributes=["race"],
+        ...                           image_size=(224, 224), oct_slices=32, unknown="drop")  # doctest: +SKIP
+        >>> val = FairVisionDataset("/data/FairVision/Glaucoma", "val", coding=train.coding)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        modalities: Sequence[str] | None = None,
+        attributes: Sequence[str] = ("race",),
+        label_key: str = "glaucoma",
+        unknown: str = "error",
+        image_size: Sequence[int] | None = None,
+        oct_slices: int | None = None,
+        coding: AttributeCoding | None = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        files = split_files(root, split)
+        chosen = select_modalities(modalities, tuple(FAIRVISION_MODALITIES), "FairVision")
+        super().__init__(
+            files,
+            modalities={m: FAIRVISION_MODALITIES[m] for m in chosen},
+            label_key=label_key,
+            attributes=check_attributes(attributes, FAIRVISION_ATTRIBUTES, "FairVision"),
+            image_size=image_size,
+            oct_slices=oct_slices,
+            unknown=unknown,
+            coding=coding,
+            code_names=FAIRVISION_CODES,
+            transform=transform,
+            name=f"FairVision[{split}]",
+        )

@@ -1,0 +1,218 @@
+"""``ManifestDataset``: a CSV (or DataFrame) listing image files, notes, tabular columns and attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from monai_multifair.data._arrays import array_to_image, array_to_stack, load_array_file, resize_images
+from monai_multifair.data.attributes import AttributeCoding
+from monai_multifair.data.base import MultimodalDataset
+from monai_multifair.errors import MultiFairError, close_match_hint
+
+__all__ = ["ManifestDataset"]
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, role: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise MultiFairError(
+                f"manifest {source!r} lacks {role} column {column!r}; columns present: {list(frame.columns)}"
+                + close_match_hint(column, frame.columns)
+            )
+
+
+class ManifestDataset(MultimodalDataset):
+    """Samples described by one manifest row each.
+
+    Manifest columns (names are arguments; any number of each kind)::
+
+        id,split,fundus_path,oct_path,note,age,iop,race,sex,label
+        p001,train,img/p001.png,oct/p001.npy,"IOP 24, cupping",61,24,Black,F,1
+
+    - image columns (``images``): paths to ``.png``, ``.npy`` or ``.npz`` files (relative to
+      ``base_dir``) giving float ``[C, H, W]``; ``.npz`` files hold one array or name it in ``npz_keys``;
+    - volume columns (``volumes``): ``.npy``/``.npz`` stacks giving float ``[S, C, H, W]``;
+    - text columns (``texts``): the raw note, passed through as ``str``;
+    - tabular modalities (``tabular``): a modality name mapped to numeric columns, giving float ``[F]``;
+    - attribute columns: strings or integer codes; an empty cell (or ``unknown_value``) is unknown;
+    - the label column: integer class indices.
+
+    Files are checked for existence at construction and read by ``__getitem__`` with
+    ``allow_pickle=False``; unsigned-integer images are scaled to [0, 1].
+
+    Args:
+        manifest: path of the CSV, or a DataFrame.
+        images: ``{modality: column}`` of 2D image paths.
+        volumes: ``{modality: column}`` of slice-stack paths.
+        texts: ``{modality: column}`` of notes.
+        tabular: ``{modality: [columns]}`` of numeric values.
+        attributes: sensitive attribute columns whose intersection defines the groups.
+        label_column: the class label column.
+        split: keep only rows whose ``split_column`` equals this (``None``: all rows).
+        split_column: the column holding ``train``/``val``/``test`` (any strings).
+        id_column: column naming each row (default: ``"row <i>"``).
+        npz_keys: ``{modality: key}`` inside ``.npz`` files.
+        base_dir: folder that relative paths start from (default: the CSV's folder, or the working
+            directory for a DataFrame).
+        image_size: ``(H, W)`` to resize images (and slices) to; without it all files of a modality must
+            share a shape for batching.
+        unknown: unknown-value policy: ``"error"``, ``"drop"`` or ``"keep"``. See :class:`~monai_multifair.data.MultimodalDataset`.
+        unknown_value: the code for "unknown" (``-1``), besides empty cells.
+        coding: the training split's fitted coding (``None``: fit one here). See :class:`~monai_multifair.data.MultimodalDataset`.
+        transform: applied to each sample dict.
+
+    Example:
+        >>> ds = ManifestDataset("cohort.csv", images={"fundus": "fundus_path"}, texts={"notes": "note"},
+        ...                      tabular={"vitals": ["age", "iop"]}, attributes=["race"], split="train")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        manifest: str | Path | pd.DataFrame,
+        *,
+        images: Mapping[str, str] | None = None,
+        volumes: Mapping[str, str] | None = None,
+        texts: Mapping[str, str] | None = None,
+        tabular: Mapping[str, Sequence[str]] | None = None,
+        attributes: Sequence[str] = (),
+        label_column: str = "label",
+        split: str | None = None,
+        split_column: str = "split",
+        id_column: str | None = None,
+        npz_keys: Mapping[str, str] | None = None,
+        base_dir: str | Path | None = None,
+        image_size: Sequence[int] | None = None,
+        unknown: str = "error",
+        unknown_value: Any = -1,
+        coding: AttributeCoding | None = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        if isinstance(manifest, pd.DataFrame):
+            frame, source = manifest.copy(), "<DataFrame>"
+            base = Path(base_dir) if base_dir is not None else Path.cwd()
+        else:
+            path = Path(manifest)
+            if not path.is_file():
+                raise MultiFairError(f"manifest {str(path)!r} does not exist")
+            frame, source = pd.read_csv(path), str(path)
+            base = Path(base_dir) if base_dir is not None else path.parent
+        images, volumes, texts = dict(images or {}), dict(volumes or {}), dict(texts or {})
+        tabular = {m: [c] if isinstance(c, str) else list(c) for m, c in (tabular or {}).items()}
+        self._npz_keys = dict(npz_keys or {})
+        kinds: dict[str, str] = {}
+        for mapping, kind in ((images, "image"), (volumes, "volume"), (texts, "text"), (tabular, "tabular")):
+            for modality in mapping:
+                if modality in kinds:
+                    raise MultiFairError(
+                        f"modality {modality!r} is given twice (as {kinds[modality]} and {kind})"
+                    )
+                kinds[modality] = kind
+        if not kinds:
+            raise MultiFairError(
+                "expected at least one modality in `images`, `volumes`, `texts` or `tabular`"
+            )
+        stray = sorted(set(self._npz_keys) - set(images) - set(volumes))
+        if stray:
+            raise MultiFairError(f"`npz_keys` names modalities {stray} that are not image or volume columns")
+        attributes = [attributes] if isinstance(attributes, str) else list(attributes)
+        if not attributes:
+            raise MultiFairError(
+                "expected `attributes` to name at least one sensitive attribute column, got []"
+            )
+        _require_columns(frame, [*images.values(), *volumes.values()], source, "image path")
+        _require_columns(frame, list(texts.values()), source, "text")
+        _require_columns(frame, [c for cols in tabular.values() for c in cols], source, "tabular")
+        _require_columns(frame, [*attributes, label_column], source, "attribute/label")
+        if split is not None:
+            _require_columns(frame, [split_column], source, "split")
+            values = frame[split_column].astype(str)
+            if not (values == str(split)).any():
+                present = sorted(values.unique().tolist())
+                raise MultiFairError(
+                    f"manifest {source!r} has no rows with {split_column}={split!r}; values present: {present}"
+                    + close_match_hint(str(split), present)
+                )
+            frame = frame[values == str(split)]
+        frame = frame.reset_index(drop=True)
+        if id_column is not None:
+            _require_columns(frame, [id_column], source, "id")
+            ids = frame[id_column].astype(str).tolist()
+        else:
+            ids = [f"{source} row {i}" for i in frame.index]
+        self.base_dir = base
+        self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
+
+        paths: dict[str, list[Path]] = {}
+        for modality, column in {**images, **volumes}.items():
+            paths[modality] = []
+            for sample_id, value in zip(ids, frame[column].tolist()):
+                if not isinstance(value, str) or not value.strip():
+                    raise MultiFairError(f"{sample_id}: column {column!r} has no file path (got {value!r})")
+                file = Path(value) if Path(value).is_absolute() else base / value
+                if not file.is_file():
+                    raise MultiFairError(
+                        f"{sample_id}: column {column!r} names {str(file)!r}, which does not exist"
+                    )
+                paths[modality].append(file)
+        notes: dict[str, list[str]] = {}
+        for modality, column in texts.items():
+            notes[modality] = []
+            for sample_id, value in zip(ids, frame[column].tolist()):
+                if not isinstance(value, str):
+                    raise MultiFairError(f"{sample_id}: text column {column!r} has no note (got {value!r})")
+                notes[modality].append(value)
+        values: dict[str, np.ndarray] = {}
+        for modality, columns in tabular.items():
+            block = frame[columns]
+            numeric = block.apply(pd.to_numeric, errors="coerce")
+            bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
+            if bad.to_numpy().any():
+                row, col = np.argwhere(bad.to_numpy())[0]
+                value = block.iloc[row, col]
+                value = value.item() if isinstance(value, np.generic) else value
+                raise MultiFairError(
+                    f"{ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
+                )
+            values[modality] = numeric.to_numpy(np.float32)
+
+        metadata = pd.DataFrame(
+            {"id": ids, "label": frame[label_column].tolist(), "_row": np.arange(len(frame))}
+        )
+        for attr in attributes:
+            metadata[attr] = frame[attr].astype(object).tolist()
+        super().__init__(
+            metadata,
+            modalities=kinds,
+            attributes=attributes,
+            unknown=unknown,
+            unknown_value=unknown_value,
+            coding=coding,
+            transform=transform,
+            name=f"manifest[{split}]" if split is not None else "manifest",
+        )
+        kept = self.kept_rows
+        self._paths = {m: [p[i] for i in kept] for m, p in paths.items()}
+        self._notes = {m: [n[i] for i in kept] for m, n in notes.items()}
+        self._values = {m: torch.from_numpy(v[kept]) for m, v in values.items()}
+
+    def load_modalities(self, index: int) -> dict[str, Any]:
+        """Images read from their files; notes and tabular values from memory."""
+        sample: dict[str, Any] = {}
+        for modality, kind in self.modality_kinds.items():
+            if kind in ("image", "volume"):
+                path = self._paths[modality][index]
+                array = load_array_file(path, self._npz_keys.get(modality))
+                convert = array_to_image if kind == "image" else array_to_stack
+                tensor = convert(array, key=self._npz_keys.get(modality, path.suffix), source=str(path))
+                sample[modality] = resize_images(tensor, self.image_size)
+            elif kind == "text":
+                sample[modality] = self._notes[modality][index]
+            else:
+                sample[modality] = self._values[modality][index].clone()
+        return sample

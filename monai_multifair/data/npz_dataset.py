@@ -1,0 +1,308 @@
+"""``NpzSubjectDataset``: one ``.npz`` file per subject (the Harvard FairVision / FairVLMed layouts)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from monai_multifair.data._arrays import (
+    array_to_image,
+    array_to_stack,
+    check_image_shape,
+    check_stack_shape,
+    read_npz,
+    resize_images,
+    scalar_value,
+    select_slices,
+)
+from monai_multifair.data.attributes import AttributeCoding
+from monai_multifair.data.base import MultimodalDataset
+from monai_multifair.errors import MultiFairError, close_match_hint
+
+__all__ = [
+    "SPLIT_FOLDERS",
+    "NpzSubjectDataset",
+    "check_attributes",
+    "select_modalities",
+    "split_directory",
+    "split_files",
+]
+
+#: Folder names looked for under a Harvard-layout root, per split.
+SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {
+    "train": ("Training", "Train", "train"),
+    "val": ("Validation", "Val", "val"),
+    "test": ("Test", "Testing", "test"),
+}
+
+
+def split_directory(root: str | Path, split: str) -> Path:
+    """The folder of ``split`` (``"train"``/``"val"``/``"test"`` or a folder name) under ``root``.
+
+    Raises:
+        MultiFairError: ``root`` or the split folder does not exist (the message lists what is there).
+
+    Example:
+        >>> split_directory("/data/FairVLMed", "val")  # doctest: +SKIP
+        PosixPath('/data/FairVLMed/Validation')
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MultiFairError(f"data root {str(root)!r} is not a directory")
+    candidates = SPLIT_FOLDERS.get(split, (split,))
+    for name in candidates:
+        if (root / name).is_dir():
+            return root / name
+    present = sorted(p.name for p in root.iterdir() if p.is_dir())
+    raise MultiFairError(
+        f"data root {str(root)!r} has no folder for split {split!r} (looked for {', '.join(candidates)}); "
+        f"folders present: {present}" + close_match_hint(split, [*SPLIT_FOLDERS, *present])
+    )
+
+
+def split_files(root: str | Path, split: str) -> list[Path]:
+    """The ``.npz`` files of ``split`` under ``root``, sorted by name (see :func:`split_directory`).
+
+    Raises:
+        MultiFairError: the split folder is missing or holds no ``.npz`` file.
+    """
+    folder = split_directory(root, split)
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise MultiFairError(f"split folder {str(folder)!r} holds no .npz files")
+    return files
+
+
+def select_modalities(requested: Sequence[str] | None, available: Sequence[str], layout: str) -> list[str]:
+    """Check ``requested`` modality names against ``available`` (``None``: all of them).
+
+    Raises:
+        MultiFairError: an unknown or repeated name (with the known ones and a close match), or none.
+    """
+    if requested is None:
+        return list(available)
+    requested = [requested] if isinstance(requested, str) else list(requested)
+    if not requested:
+        raise MultiFairError(f"expected `modalities` to name at least one of {list(available)}, got []")
+    for name in requested:
+        if name not in available:
+            raise MultiFairError(
+                f"unknown modality {name!r} for the {layout} layout; known: {', '.join(available)}"
+                + close_match_hint(name, available)
+            )
+    if len(set(requested)) != len(requested):
+        raise MultiFairError(f"expected `modalities` without repeats, got {requested}")
+    return requested
+
+
+def check_attributes(attributes: Sequence[str], known: Sequence[str], layout: str) -> list[str]:
+    """Check the selected sensitive attributes of a Harvard layout against the stored ones."""
+    attributes = [attributes] if isinstance(attributes, str) else list(attributes)
+    for attr in attributes:
+        if attr not in known:
+            raise MultiFairError(
+                f"unknown sensitive attribute {attr!r} for the {layout} layout; known: {', '.join(known)}"
+                + close_match_hint(attr, known)
+            )
+    return attributes
+
+
+class NpzSubjectDataset(MultimodalDataset):
+    """Samples stored as one ``.npz`` per subject, read with ``allow_pickle=False``.
+
+    At construction every file's member headers are checked (presence, image layout, consistent output
+    shape) and its label, attributes, tabular values and notes are read; images are loaded lazily by
+    ``__getitem__``. Unsigned-integer images are scaled to [0, 1] (``uint8 / 255``); float images are
+    kept as stored.
+
+    Args:
+        files: the ``.npz`` files, in sample order.
+        modalities: ``{name: (kind, source)}``; ``kind`` ``"image"``/``"volume"``: ``source`` is the npz
+            key; ``"text"``: ``source`` is an npz key holding a string, or a mapping
+            ``{file name: note}`` (notes read from a CSV); ``"tabular"``: ``source`` is a sequence of npz
+            keys whose values (scalars or 1-D) are concatenated to a float vector ``[F]``.
+        label_key: npz key of the class label.
+        attributes: npz keys of the selected sensitive attributes (scalar integer codes).
+        image_size: ``(H, W)`` to resize every image / slice to; ``None`` keeps the stored size, which
+            must then agree across files.
+        oct_slices: keep this many evenly spaced slices of each volume; ``None`` keeps all.
+        unknown: unknown-value policy: ``"error"``, ``"drop"`` or ``"keep"``. See :class:`~monai_multifair.data.MultimodalDataset`.
+        unknown_value: the code for "unknown" (``-1``), besides empty cells.
+        coding: the training split's fitted coding (``None``: fit one here). See :class:`~monai_multifair.data.MultimodalDataset`.
+        code_names: per attribute ``{code: name}`` tables.
+        transform: applied to each sample dict.
+        name: used in messages.
+
+    Raises:
+        MultiFairError: a file is missing a key (listing those present), has an image of the wrong
+            shape, an attribute or label that is not one value, a pickled object array, or a note missing
+            from the notes table; each message names the file.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | Path],
+        *,
+        modalities: Mapping[str, tuple[str, Any]],
+        label_key: str,
+        attributes: Sequence[str],
+        image_size: Sequence[int] | None = None,
+        oct_slices: int | None = None,
+        unknown: str = "error",
+        unknown_value: Any = -1,
+        coding: AttributeCoding | None = None,
+        code_names: Mapping[str, Mapping[int, str]] | None = None,
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+        name: str = "npz",
+    ) -> None:
+        files = [Path(f) for f in files]
+        if not files:
+            raise MultiFairError(f"{name}: no .npz files to read")
+        attributes = [attributes] if isinstance(attributes, str) else list(attributes)
+        if image_size is not None:
+            image_size = tuple(int(s) for s in image_size)
+            if len(image_size) != 2 or min(image_size) < 1:
+                raise MultiFairError(f"expected `image_size` to be (H, W) with H, W >= 1, got {image_size}")
+        if oct_slices is not None and (isinstance(oct_slices, bool) or int(oct_slices) < 1):
+            raise MultiFairError(f"expected `oct_slices` to be None or an integer >= 1, got {oct_slices!r}")
+        self.image_size = image_size
+        self.oct_slices = oct_slices
+        self._spec = dict(modalities)
+        self._files = files
+
+        image_keys = {m: src for m, (kind, src) in self._spec.items() if kind in ("image", "volume")}
+        npz_text = {
+            m: src for m, (kind, src) in self._spec.items() if kind == "text" and isinstance(src, str)
+        }
+        csv_text = {
+            m: src for m, (kind, src) in self._spec.items() if kind == "text" and not isinstance(src, str)
+        }
+        tabular = {m: list(src) for m, (kind, src) in self._spec.items() if kind == "tabular"}
+        scalar_keys = list(dict.fromkeys([label_key, *attributes]))
+        load_keys = list(
+            dict.fromkeys([*scalar_keys, *npz_text.values(), *(k for ks in tabular.values() for k in ks)])
+        )
+
+        rows: list[dict[str, Any]] = []
+        self._texts: dict[str, list[str]] = {m: [] for m in [*npz_text, *csv_text]}
+        tab_values: dict[str, list[np.ndarray]] = {m: [] for m in tabular}
+        out_shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
+        for path in files:
+            source = str(path)
+            infos, arrays = read_npz(path, load=load_keys, require=image_keys.values())
+            row: dict[str, Any] = {
+                "id": source,
+                "label": scalar_value(arrays[label_key], key=label_key, source=source),
+            }
+            for attr in attributes:
+                row[attr] = scalar_value(arrays[attr], key=attr, source=source)
+            rows.append(row)
+            for modality, key in image_keys.items():
+                shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
+                first = out_shapes.setdefault(modality, (shape, path))
+                if first[0] != shape:
+                    raise MultiFairError(
+                        f"file {source!r}: key {key!r} gives a {modality} of shape {shape}, but "
+                        f"{str(first[1])!r} gives {first[0]}; set `image_size` (and `oct_slices`) so that all "
+                        "samples share one shape"
+                    )
+                if infos[key].dtype.hasobject:
+                    raise MultiFairError(
+                        f"file {source!r}: key {key!r} holds a pickled object array, which is refused "
+                        "(arrays are read with allow_pickle=False)"
+                    )
+            for modality, key in npz_text.items():
+                note = scalar_value(arrays[key], key=key, source=source)
+                if not isinstance(note, str):
+                    raise MultiFairError(
+                        f"file {source!r}: expected key {key!r} to hold a string, got {note!r}"
+                    )
+                self._texts[modality].append(note)
+            for modality, table in csv_text.items():
+                if path.name not in table:
+                    raise MultiFairError(
+                        f"file {source!r} has no note in the notes table ({len(table)} entries, keyed by file name)"
+                    )
+                self._texts[modality].append(table[path.name])
+            for modality, keys in tabular.items():
+                parts = []
+                for key in keys:
+                    value = arrays[key]
+                    if value.ndim > 1 or value.dtype.kind not in "biuf":
+                        raise MultiFairError(
+                            f"file {source!r}: expected tabular key {key!r} to be a number or a 1-D numeric "
+                            f"array, got dtype {value.dtype} and shape {tuple(value.shape)}"
+                        )
+                    parts.append(value.reshape(-1).astype(np.float32))
+                vector = np.concatenate(parts)
+                if tab_values[modality] and vector.shape != tab_values[modality][0].shape:
+                    raise MultiFairError(
+                        f"file {source!r}: tabular keys {keys} give {vector.shape[0]} values, but the first file "
+                        f"gives {tab_values[modality][0].shape[0]}"
+                    )
+                tab_values[modality].append(vector)
+        self._image_keys = image_keys
+        frame = pd.DataFrame(rows)
+        super().__init__(
+            frame,
+            modalities={m: kind for m, (kind, _) in self._spec.items()},
+            attributes=attributes,
+            unknown=unknown,
+            unknown_value=unknown_value,
+            coding=coding,
+            code_names=code_names,
+            transform=transform,
+            name=name,
+        )
+        kept = self.kept_rows
+        self._texts = {m: [v[i] for i in kept] for m, v in self._texts.items()}
+        self._tabular = {m: torch.from_numpy(np.stack(v)[kept]) for m, v in tab_values.items()}
+        self._paths = [files[i] for i in kept]
+
+    def _output_shape(
+        self, modality: str, shape: tuple[int, ...], *, key: str, source: str
+    ) -> tuple[int, ...]:
+        kind = self._spec[modality][0]
+        if kind == "image":
+            c, h, w = check_image_shape(shape, key=key, source=source)
+            return (c, *(self.image_size or (h, w)))
+        s, c, h, w = check_stack_shape(shape, key=key, source=source)
+        chosen = select_slices(s, self.oct_slices, key=key, source=source)
+        return (len(chosen) if chosen is not None else s, c, *(self.image_size or (h, w)))
+
+    @property
+    def files(self) -> list[Path]:
+        """The ``.npz`` file of every (kept) sample."""
+        return list(self._paths)
+
+    def load_modalities(self, index: int) -> dict[str, Any]:
+        """Images read from the sample's file; notes and tabular values from memory."""
+        path = self._paths[index]
+        source = str(path)
+        sample: dict[str, Any] = {}
+        arrays = read_npz(path, load=self._image_keys.values())[1] if self._image_keys else {}
+        for modality, (kind, _) in self._spec.items():
+            if kind == "image":
+                key = self._image_keys[modality]
+                sample[modality] = resize_images(
+                    array_to_image(arrays[key], key=key, source=source), self.image_size
+                )
+            elif kind == "volume":
+                key = self._image_keys[modality]
+                array = arrays[key]
+                chosen = select_slices(array.shape[0], self.oct_slices, key=key, source=source)
+                if chosen is not None:
+                    array = array[chosen]
+                sample[modality] = resize_images(
+                    array_to_stack(array, key=key, source=source), self.image_size
+                )
+            elif kind == "text":
+                sample[modality] = self._texts[modality][index]
+            else:
+                sample[modality] = self._tabular[modality][index].clone()
+        return sample
