@@ -1,3 +1,54 @@
-"""monai_multifair.config."""
+"""Run configuration: a validated YAML schema, packaged presets and ``key.path=value`` overrides.
 
-__all__: list[str] = []
+```python
+from monai_multifair.config import load_config
+cfg = load_config("demo", overrides=["trainer.epochs=3", "modulation.enabled=false"])
+cfg.trainer.lr, cfg.modulation.settings.fairness_weight
+print(cfg.to_yaml())          # the resolved config
+```
+
+A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encoders``, ``fusion``,
+``trainer``, ``modulation``, ``evaluation`` and ``output``; ``docs/reference/config.md`` lists every key.
+"""
+
+from monai_multifair.config.loader import (
+    apply_overrides,
+    list_presets,
+    load_config,
+    load_raw,
+    parse_override,
+    preset_path,
+)
+from monai_multifair.config.schema import (
+    ENCODER_KINDS,
+    SOURCES,
+    DataConfig,
+    EncoderConfig,
+    EvaluationConfig,
+    FusionConfig,
+    ManifestConfig,
+    ModulationConfig,
+    OutputConfig,
+    RunConfig,
+    TrainerConfig,
+)
+
+__all__ = [
+    "ENCODER_KINDS",
+    "SOURCES",
+    "DataConfig",
+    "EncoderConfig",
+    "EvaluationConfig",
+    "FusionConfig",
+    "ManifestConfig",
+    "ModulationConfig",
+    "OutputConfig",
+    "RunConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "list_presets",
+    "load_config",
+    "load_raw",
+    "parse_override",
+    "preset_path",
+]

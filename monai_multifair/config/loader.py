@@ -1,0 +1,182 @@
+"""Loading run configs: YAML files, packaged presets, ``base:`` inheritance and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from monai_multifair.config._schema import load_yaml_text
+from monai_multifair.config.schema import RunConfig
+from monai_multifair.errors import MultiFairError, close_match_hint
+
+__all__ = ["apply_overrides", "list_presets", "load_config", "load_raw", "parse_override", "preset_path"]
+
+
+def list_presets() -> tuple[str, ...]:
+    """Names of the packaged presets (the YAML files of ``monai_multifair/config/presets``), sorted.
+
+    Example:
+        >>> "demo" in list_presets()
+        True
+    """
+    folder = resources.files("monai_multifair.config").joinpath("presets")
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
+def preset_path(name: str) -> Path:
+    """The packaged YAML file of preset ``name``.
+
+    Raises:
+        MultiFairError: unknown preset (with the known ones and a close match).
+    """
+    presets = list_presets()
+    if name not in presets:
+        raise MultiFairError(
+            f"unknown preset {name!r}{close_match_hint(name, presets)}; known presets: {', '.join(presets)} "
+            "(or give the path of a YAML file)"
+        )
+    return Path(str(resources.files("monai_multifair.config").joinpath("presets", f"{name}.yaml")))
+
+
+def _resolve_source(source: str | Path) -> Path:
+    text = str(source)
+    path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise MultiFairError(f"config file {text!r} does not exist")
+        return path
+    return preset_path(text)
+
+
+def _merge(base: dict[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: mappings merge key by key, except ``encoders`` (replaced as a whole)."""
+    out = copy.deepcopy(base)
+    for key, value in child.items():
+        if key != "encoders" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The plain document of a config file or preset, with ``base:`` resolved (no validation).
+
+    A document may start from another with ``base: <preset name or YAML path>`` (a relative path is
+    relative to the document's folder); its keys are merged over the base's.
+
+    Raises:
+        MultiFairError: missing file, unknown preset, invalid YAML (with the line), a document that is not
+            a mapping, or a cycle of ``base:`` references.
+    """
+    path = _resolve_source(source).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise MultiFairError(f"config `base:` references form a cycle: {chain}")
+    document = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise MultiFairError(
+            f"{path}: expected a YAML mapping of sections at the top level, got {type(document).__name__}"
+        )
+    document = dict(document)
+    base = document.pop("base", None)
+    if base is None:
+        return document
+    if not isinstance(base, str):
+        raise MultiFairError(
+            f"{path}: config key `base`: expected a preset name or a YAML path, got {base!r}"
+        )
+    base_source: str | Path = base
+    if base.lower().endswith((".yaml", ".yml")) and not Path(base).is_absolute():
+        base_source = path.parent / base
+    return _merge(load_raw(base_source, (*_seen, path)), document)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``key.path=value``; the value is read as a YAML scalar or flow collection.
+
+    Example:
+        >>> parse_override("trainer.lr=1e-3")
+        (['trainer', 'lr'], 0.001)
+        >>> parse_override("data.attributes=[race, gender]")
+        (['data', 'attributes'], ['race', 'gender'])
+    """
+    if not isinstance(text, str) or "=" not in text:
+        raise MultiFairError(f"expected an override of the form key.path=value, got {text!r}")
+    key, _, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise MultiFairError(f"override {text!r}: expected a dotted key path such as trainer.lr, got {key!r}")
+    value = load_yaml_text(raw, f"override {text!r}") if raw.strip() else None
+    return [p.strip() for p in parts], value
+
+
+def apply_overrides(document: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``document`` with each ``key.path=value`` set (later overrides win).
+
+    Missing intermediate sections are created; unknown keys are caught by validation afterwards.
+
+    Raises:
+        MultiFairError: a malformed override, or a path through a value that is not a mapping.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    out = copy.deepcopy(dict(document))
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise MultiFairError(f"override {text!r}: `{where}` is {child!r}, not a section with keys")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | None = "demo",
+    overrides: Sequence[str] = (),
+    *,
+    check_encoders: bool = True,
+) -> RunConfig:
+    """Load, merge and validate a run config.
+
+    Args:
+        source: a preset name (:func:`list_presets`, e.g. ``"demo"``), the path of a YAML file, or an
+            already parsed mapping; ``None`` gives the built-in defaults.
+        overrides: ``key.path=value`` strings (the command line's ``--set``), values read as YAML
+            (``trainer.lr=1e-3``, ``trainer.amp=true``, ``data.attributes=[race, gender]``).
+        check_encoders: also check encoder names and options against the plugin registry.
+
+    Returns:
+        The validated :class:`~monai_multifair.config.RunConfig`.
+
+    Raises:
+        MultiFairError: every problem, naming the key path, the rule and the value; unknown keys name
+            a close match.
+
+    Example:
+        >>> cfg = load_config("demo-quick", ["trainer.epochs=1", "modulation.enabled=false"])
+        >>> cfg.trainer.epochs, cfg.modulation.enabled
+        (1, False)
+    """
+    if source is None:
+        document: dict[str, Any] = {}
+    elif isinstance(source, Mapping):
+        document = copy.deepcopy(dict(source))
+        if "base" in document:
+            base = document.pop("base")
+            document = _merge(load_raw(base), document)
+    else:
+        document = load_raw(source)
+    document = apply_overrides(document, overrides)
+    return RunConfig.from_dict(document, check_encoders=check_encoders)

@@ -1,0 +1,536 @@
+"""The run configuration: a tree of validated dataclasses, one per YAML section.
+
+Sections: ``data`` (:class:`DataConfig`), ``encoders`` (``{modality:`` :class:`EncoderConfig` ``}``),
+``fusion`` (:class:`FusionConfig`), ``trainer`` (:class:`TrainerConfig`), ``modulation``
+(:class:`ModulationConfig`), ``evaluation`` (:class:`EvaluationConfig`), ``output``
+(:class:`OutputConfig`). YAML keys equal the field names; see ``docs/reference/config.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from monai_multifair.config._schema import build, check, convert, dump_yaml, key_error, plain, to_plain
+from monai_multifair.core.config import MultiFairConfig
+from monai_multifair.data.attributes import FAIRVISION_CODES, FAIRVLMED_CODES
+from monai_multifair.data.cohort import COHORT_ATTRIBUTES, COHORT_MODALITIES, CohortSpec
+from monai_multifair.errors import MultiFairError, close_match_hint
+
+__all__ = [
+    "ENCODER_KINDS",
+    "SOURCES",
+    "DataConfig",
+    "EncoderConfig",
+    "EvaluationConfig",
+    "FusionConfig",
+    "ManifestConfig",
+    "ModulationConfig",
+    "OutputConfig",
+    "RunConfig",
+    "TrainerConfig",
+]
+
+Source = Literal["synthetic", "fairvision", "fairvlmed", "manifest"]
+#: The data sources a config can name.
+SOURCES: tuple[str, ...] = ("synthetic", "fairvision", "fairvlmed", "manifest")
+#: Which encoder modalities (of the plugin registry) fit which kind of data modality.
+ENCODER_KINDS: dict[str, tuple[str, ...]] = {
+    "image": ("image2d",),
+    "volume": ("oct", "image3d"),
+    "text": ("text",),
+    "tabular": ("tabular",),
+}
+
+# modality name -> kind, default modalities, attributes, for the sources with a fixed layout
+_LAYOUTS: dict[str, tuple[dict[str, str], list[str], tuple[str, ...]]] = {
+    "synthetic": (dict(COHORT_MODALITIES), ["fundus", "notes"], COHORT_ATTRIBUTES),
+    "fairvision": ({"fundus": "image", "oct": "volume"}, ["fundus", "oct"], tuple(FAIRVISION_CODES)),
+    "fairvlmed": (
+        {"fundus": "image", "notes": "text", "tabular": "tabular"},
+        ["fundus", "notes"],
+        tuple(FAIRVLMED_CODES),
+    ),
+}
+# source-specific data keys: key -> (sources it applies to, resolved default)
+_SOURCE_KEYS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "root": (("fairvision", "fairvlmed"), None),
+    "label_key": (("fairvision", "fairvlmed"), "glaucoma"),
+    "image_size": (("fairvision", "fairvlmed", "manifest"), None),
+    "oct_slices": (("fairvision",), None),
+    "notes_file": (("fairvlmed",), "data_summary.csv"),
+    "filename_column": (("fairvlmed",), "filename"),
+    "note_column": (("fairvlmed",), "note"),
+    "note_source": (("fairvlmed",), "csv"),
+    "tabular_keys": (("fairvlmed",), []),
+    "synthetic": (("synthetic",), None),
+    "manifest": (("manifest",), None),
+}
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+@dataclass
+class ManifestConfig:
+    """``data.manifest``: the columns of a manifest CSV (see :class:`~monai_multifair.data.ManifestDataset`).
+
+    Attributes:
+        path: the CSV file (relative to the working directory). Required.
+        images: ``{modality: column}`` of 2D image paths (``.png``, ``.npy``, ``.npz``).
+        volumes: ``{modality: column}`` of slice-stack paths (``.npy``, ``.npz``).
+        texts: ``{modality: column}`` of notes.
+        tabular: ``{modality: [columns]}`` of numeric values.
+        npz_keys: ``{modality: key}`` inside ``.npz`` files.
+        label_column: the class label column.
+        split_column: the column whose values ``train``, ``val``, ``test`` assign the splits.
+        id_column: column naming each row (default ``row <i>``).
+        base_dir: folder that relative file paths start from (default: the CSV's folder).
+    """
+
+    path: str
+    images: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    tabular: dict[str, list[str]] = field(default_factory=dict)
+    npz_keys: dict[str, str] = field(default_factory=dict)
+    label_column: str = "label"
+    split_column: str = "split"
+    id_column: str | None = None
+    base_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for kind, mapping in (
+            ("images", self.images),
+            ("volumes", self.volumes),
+            ("texts", self.texts),
+            ("tabular", self.tabular),
+        ):
+            for modality in mapping:
+                if modality in seen:
+                    raise MultiFairError(
+                        f"config key `data.manifest.{kind}.{modality}`: modality {modality!r} is also given in "
+                        f"`data.manifest.{seen[modality]}`"
+                    )
+                seen[modality] = kind
+        if not seen:
+            raise MultiFairError(
+                "config section `data.manifest`: expected at least one modality in `images`, `volumes`, "
+                "`texts` or `tabular`, got none"
+            )
+
+    def modality_kinds(self) -> dict[str, str]:
+        """``{modality: kind}`` in the order images, volumes, texts, tabular."""
+        kinds = {m: "image" for m in self.images}
+        kinds.update({m: "volume" for m in self.volumes})
+        kinds.update({m: "text" for m in self.texts})
+        kinds.update({m: "tabular" for m in self.tabular})
+        return kinds
+
+
+@dataclass
+class DataConfig:
+    """``data``: where the samples come from and how they are grouped.
+
+    Attributes:
+        source: ``"synthetic"`` (the embedded cohort), ``"fairvision"``, ``"fairvlmed"`` or ``"manifest"``.
+        root: folder of a FairVision/FairVLMed copy (required for those sources).
+        modalities: modalities to use (default: ``fundus`` + ``notes`` for synthetic and FairVLMed,
+            ``fundus`` + ``oct`` for FairVision, every manifest modality).
+        attributes: sensitive attributes whose intersection defines the groups.
+        unknown: policy for unknown (``-1`` / empty) attribute values: ``"error"``, ``"drop"`` (counted and
+            reported) or ``"keep"`` (a group of its own).
+        label_key: npz key of the label (FairVision/FairVLMed; default ``glaucoma``).
+        image_size: ``[H, W]`` to resize images (and B-scans) to (FairVision/FairVLMed/manifest).
+        oct_slices: number of evenly spaced B-scans to keep (FairVision).
+        notes_file: notes table relative to ``root`` (FairVLMed; default ``data_summary.csv``).
+        filename_column: its file-name column (default ``filename``).
+        note_column: its note column (default ``note``).
+        note_source: ``"csv"`` (the notes table) or ``"npz"`` (each file's ``note`` key) (FairVLMed).
+        tabular_keys: npz keys making the ``tabular`` modality (FairVLMed, e.g. ``[age, md]``).
+        synthetic: settings of the embedded cohort (:class:`~monai_multifair.data.CohortSpec` fields).
+        manifest: the manifest's columns (:class:`ManifestConfig`; required for source ``manifest``).
+
+    Keys of another source than the chosen one are errors (they would be ignored). After validation
+    the source's defaults are filled in, so a dumped config shows the values in effect.
+    """
+
+    source: Source = "synthetic"
+    root: str | None = None
+    modalities: list[str] | None = None
+    attributes: list[str] = field(default_factory=lambda: ["race"])
+    unknown: Literal["error", "drop", "keep"] = "error"
+    label_key: str | None = None
+    image_size: tuple[int, int] | None = field(
+        default=None, metadata=check(lambda v: min(v) >= 1, "two integers >= 1 ([H, W])")
+    )
+    oct_slices: int | None = field(default=None, metadata=check(_positive, "an integer >= 1"))
+    notes_file: str | None = None
+    filename_column: str | None = None
+    note_column: str | None = None
+    note_source: Literal["csv", "npz"] | None = None
+    tabular_keys: list[str] | None = None
+    synthetic: CohortSpec | None = None
+    manifest: ManifestConfig | None = None
+
+    def __post_init__(self) -> None:
+        for key, (sources, default) in _SOURCE_KEYS.items():
+            value = getattr(self, key)
+            if self.source in sources:
+                if value is None and default is not None:
+                    setattr(self, key, list(default) if isinstance(default, list) else default)
+            elif value is not None:
+                raise MultiFairError(
+                    f"config key `data.{key}`: applies to data.source {' / '.join(map(repr, sources))} only, "
+                    f"but data.source is {self.source!r}"
+                )
+        if self.source == "synthetic" and self.synthetic is None:
+            self.synthetic = CohortSpec()
+        if self.source in ("fairvision", "fairvlmed") and not self.root:
+            raise MultiFairError(
+                f"config key `data.root`: required when data.source is {self.source!r} "
+                "(the folder holding Training/Validation/Test); set it with --set data.root=PATH"
+            )
+        if self.source == "manifest" and self.manifest is None:
+            raise MultiFairError(
+                "config key `data.manifest`: required when data.source is 'manifest' (at least `path` and one "
+                "modality column)"
+            )
+        if not self.attributes:
+            raise key_error("data.attributes", "at least one sensitive attribute", self.attributes)
+        if len(set(self.attributes)) != len(self.attributes):
+            raise key_error("data.attributes", "no repeated attribute", self.attributes)
+        if self.source in _LAYOUTS:
+            known = _LAYOUTS[self.source][2]
+            for i, attr in enumerate(self.attributes):
+                if attr not in known:
+                    raise MultiFairError(
+                        f"config key `data.attributes[{i}]`: unknown attribute {attr!r} for data.source "
+                        f"{self.source!r}{close_match_hint(attr, known)}; known: {', '.join(known)}"
+                    )
+        available = self.available_modalities()
+        if self.modalities is None:
+            self.modalities = list(_LAYOUTS[self.source][1]) if self.source in _LAYOUTS else list(available)
+        if not self.modalities:
+            raise key_error("data.modalities", "at least one modality", self.modalities)
+        if len(set(self.modalities)) != len(self.modalities):
+            raise key_error("data.modalities", "no repeated modality", self.modalities)
+        for i, modality in enumerate(self.modalities):
+            if modality not in available:
+                raise MultiFairError(
+                    f"config key `data.modalities[{i}]`: unknown modality {modality!r} for data.source "
+                    f"{self.source!r}{close_match_hint(modality, available)}; known: {', '.join(available)}"
+                )
+        if self.source == "fairvlmed" and "tabular" in self.modalities and not self.tabular_keys:
+            raise MultiFairError(
+                "config key `data.tabular_keys`: modality 'tabular' needs npz keys (e.g. [age, md]), got none"
+            )
+
+    def to_section(self) -> dict[str, Any]:
+        """Plain values, leaving out the keys of other sources than ``source`` (they are unset)."""
+        return {
+            f.name: to_plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in _SOURCE_KEYS or self.source in _SOURCE_KEYS[f.name][0]
+        }
+
+    def available_modalities(self) -> dict[str, str]:
+        """``{modality: kind}`` that the source offers."""
+        if self.source in _LAYOUTS:
+            return dict(_LAYOUTS[self.source][0])
+        return self.manifest.modality_kinds() if self.manifest is not None else {}
+
+    def modality_kinds(self) -> dict[str, str]:
+        """``{modality: kind}`` of the selected modalities (kinds: image, volume, text, tabular)."""
+        available = self.available_modalities()
+        return {m: available[m] for m in self.modalities or []}
+
+
+@dataclass
+class EncoderConfig:
+    """``encoders.<modality>``: an encoder of the plugin registry and its options.
+
+    Attributes:
+        name: registry name (``multifair plugins`` lists them), e.g. ``small-cnn-2d``, ``bow-text``.
+        options: keyword options of that encoder's factory (checked against its signature).
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_spec(self) -> dict[str, Any]:
+        """``{"name": ..., **options}``, the form :class:`~monai_multifair.networks.MultimodalFusionClassifier` takes."""
+        return {"name": self.name, **self.options}
+
+
+@dataclass
+class FusionConfig:
+    """``fusion``: the attention fusion and head (arguments of ``MultimodalFusionClassifier``).
+
+    Attributes:
+        fusion_dim: shared token width ``d``.
+        num_heads: attention heads; must divide ``fusion_dim``.
+        num_layers: transformer layers.
+        dropout: dropout in the fusion and the head, in [0, 1).
+        head_hidden: input width of the fused output layer (default ``fusion_dim``).
+        demographic_token: add a learned group token to the fusion (needs the attribute at inference).
+    """
+
+    fusion_dim: int = field(default=128, metadata=check(_positive, "an integer >= 1"))
+    num_heads: int = field(default=4, metadata=check(_positive, "an integer >= 1"))
+    num_layers: int = field(default=2, metadata=check(_positive, "an integer >= 1"))
+    dropout: float = field(default=0.1, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    head_hidden: int | None = field(default=None, metadata=check(_positive, "an integer >= 1"))
+    demographic_token: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fusion_dim % self.num_heads:
+            raise MultiFairError(
+                f"config key `fusion.num_heads`: expected a divisor of fusion.fusion_dim ({self.fusion_dim}), "
+                f"got {self.num_heads}"
+            )
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass
+class TrainerConfig:
+    """``trainer``: the optimisation loop.
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: samples per step (per process).
+        optimizer: ``"adamw"`` or ``"sgd"`` (with ``momentum``).
+        lr: learning rate.
+        weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
+        momentum: SGD momentum, in [0, 1).
+        grad_clip: clip the global gradient norm to this value (``null``: no clipping).
+        amp: automatic mixed precision (CUDA float16 with a grad scaler; bfloat16 on CPU).
+        accumulation_steps: micro-batches per optimizer step.
+        seed: random seed of initialisation and batch order.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        num_workers: DataLoader worker processes.
+        val_interval: validate every this many epochs.
+    """
+
+    epochs: int = field(default=10, metadata=check(_positive, "an integer >= 1"))
+    batch_size: int = field(default=64, metadata=check(_positive, "an integer >= 1"))
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = field(default=1e-3, metadata=check(_positive, "a number > 0"))
+    weight_decay: float = field(default=1e-4, metadata=check(_non_negative, "a number >= 0"))
+    momentum: float = field(default=0.9, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    grad_clip: float | None = field(default=None, metadata=check(_positive, "a number > 0 or null"))
+    amp: bool = False
+    accumulation_steps: int = field(default=1, metadata=check(_positive, "an integer >= 1"))
+    seed: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
+    device: str = field(
+        default="auto",
+        metadata=check(lambda v: bool(_DEVICE.match(v)), "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    )
+    num_workers: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
+    val_interval: int = field(default=1, metadata=check(_positive, "an integer >= 1"))
+
+
+@dataclass
+class ModulationConfig:
+    """``modulation``: ``enabled`` plus every :class:`~monai_multifair.core.MultiFairConfig` field.
+
+    The YAML section is flat: ``enabled: true``, ``preset: default``, ``modality_scale: 1.2``, ...
+    Keys are checked against ``dataclasses.fields(MultiFairConfig)``; values are validated by
+    ``MultiFairConfig`` itself. Fields not given take the named preset's values, and the resolved
+    values are what a dumped config shows.
+
+    Attributes:
+        enabled: train with MultiFair (``false``: the plain fusion baseline).
+        settings: the resolved :class:`~monai_multifair.core.MultiFairConfig`.
+    """
+
+    enabled: bool = True
+    settings: MultiFairConfig = field(default_factory=MultiFairConfig)
+
+    @classmethod
+    def from_section(cls, data: Any, path: str) -> ModulationConfig:
+        """Build from the flat YAML section (unknown keys name a close match)."""
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise key_error(path, "a mapping", data)
+        known = ("enabled", *(f.name for f in dataclasses.fields(MultiFairConfig)))
+        for key in data:
+            if key not in known:
+                raise MultiFairError(
+                    f"unknown config key `{path}.{key}`{close_match_hint(str(key), known)}; "
+                    f"known keys in `{path}`: {', '.join(known)}"
+                )
+        enabled = convert(bool, data.get("enabled", True), f"{path}.enabled")
+        values = {k: plain(v, f"{path}.{k}") for k, v in data.items() if k != "enabled"}
+        try:
+            settings = MultiFairConfig(**values)
+        except MultiFairError as err:
+            raise MultiFairError(f"config section `{path}`: {err}") from None
+        return cls(enabled=enabled, settings=settings)
+
+    def to_section(self) -> dict[str, Any]:
+        """The flat YAML section (all fields resolved)."""
+        return {"enabled": self.enabled, **to_plain(self.settings.to_dict())}
+
+
+@dataclass
+class EvaluationConfig:
+    """``evaluation``: metrics and model selection.
+
+    Attributes:
+        threshold: decision threshold on the positive-class probability, in (0, 1).
+        selection_metric: validation metric that picks the best checkpoint: ``"es_auc"``,
+            ``"worst_group_auc"`` or ``"auc"``.
+        alpha: ES-AUC's ``alpha`` (``AUC / (1 + alpha * sum_g |AUC - AUC_g|)``), >= 0.
+        n_boot: bootstrap resamples for confidence intervals (0: none).
+        ci_level: confidence level of the intervals, in (0, 1).
+        random_state: seed of the bootstrap.
+    """
+
+    threshold: float = field(default=0.5, metadata=check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    selection_metric: Literal["es_auc", "worst_group_auc", "auc"] = "es_auc"
+    alpha: float = field(default=1.0, metadata=check(_non_negative, "a number >= 0"))
+    n_boot: int = field(default=1000, metadata=check(_non_negative, "an integer >= 0"))
+    ci_level: float = field(default=0.95, metadata=check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    random_state: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
+
+
+@dataclass
+class OutputConfig:
+    """``output``: the run folder.
+
+    Attributes:
+        dir: the run folder (resolved config, checkpoints, metrics, predictions, reports).
+        report_formats: audit report formats to write: any of ``html``, ``markdown``, ``json``.
+        save_predictions: write per-sample test predictions (CSV).
+    """
+
+    dir: str = "runs/multifair"
+    report_formats: list[Literal["html", "markdown", "json"]] = field(
+        default_factory=lambda: ["html", "markdown", "json"]
+    )
+    save_predictions: bool = True
+
+
+def _default_encoders() -> dict[str, EncoderConfig]:
+    return {
+        "fundus": EncoderConfig("small-cnn-2d", {"in_channels": 1}),
+        "notes": EncoderConfig("bow-text", {"vocab_size": 8192, "embedding_dim": 64, "max_length": 128}),
+    }
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the root of the config tree.
+
+    Build one with :func:`~monai_multifair.config.load_config` (files, presets, overrides) or
+    :meth:`from_dict`; both validate the whole tree, including the encoders against the plugin
+    registry. ``RunConfig()`` is the built-in default (the embedded cohort, a small CNN and a
+    bag-of-words text encoder).
+
+    Example:
+        >>> cfg = RunConfig.from_dict({"trainer": {"epochs": 2}})
+        >>> cfg.trainer.epochs, cfg.data.modalities
+        (2, ['fundus', 'notes'])
+        >>> "epochs: 2" in cfg.to_yaml()
+        True
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    encoders: dict[str, EncoderConfig] = field(default_factory=_default_encoders)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    modulation: ModulationConfig = field(default_factory=ModulationConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, check_encoders: bool = True) -> RunConfig:
+        """Validate plain values (a parsed YAML document) into a ``RunConfig``.
+
+        Args:
+            data: the document; missing sections and keys take their defaults.
+            check_encoders: also check encoder names, options and modality kinds against the plugin
+                registry (:meth:`check_encoders`).
+
+        Raises:
+            MultiFairError: naming the key path, the rule and the value.
+        """
+        config = build(cls, data, "")
+        config.check_modalities()
+        if check_encoders:
+            config.check_encoders()
+        return config
+
+    def check_modalities(self) -> None:
+        """Every data modality has an encoder and every encoder a data modality."""
+        modalities = list(self.data.modalities or [])
+        for name in self.encoders:
+            if name not in modalities:
+                raise MultiFairError(
+                    f"config key `encoders.{name}`: {name!r} is not among data.modalities "
+                    f"{modalities}{close_match_hint(name, modalities)}"
+                )
+        missing = [m for m in modalities if m not in self.encoders]
+        if missing:
+            raise MultiFairError(
+                f"config key `encoders`: no encoder for modality {missing[0]!r} (data.modalities: "
+                f"{', '.join(modalities)}); add `encoders.{missing[0]}: {{name: ..., options: {{...}}}}`"
+            )
+
+    def check_encoders(self) -> None:
+        """Check each encoder against the plugin registry: the name exists, its modality fits the data
+        modality's kind, and every option is a parameter of its factory."""
+        from monai_multifair.plugins import get_encoder_spec
+
+        kinds = self.data.modality_kinds()
+        for modality, encoder in self.encoders.items():
+            path = f"encoders.{modality}"
+            try:
+                spec = get_encoder_spec(encoder.name)
+            except MultiFairError as err:
+                raise MultiFairError(f"config key `{path}.name`: {err}") from None
+            fits = ENCODER_KINDS[kinds[modality]]
+            if spec.modality not in fits:
+                raise MultiFairError(
+                    f"config key `{path}.name`: encoder {encoder.name!r} takes {spec.modality} inputs, but "
+                    f"modality {modality!r} is {kinds[modality]} data (needs a {' or '.join(fits)} encoder)"
+                )
+            parameters = inspect.signature(spec.factory).parameters
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+                continue
+            for option in encoder.options:
+                if option not in parameters:
+                    raise MultiFairError(
+                        f"unknown config key `{path}.options.{option}`: not an option of encoder "
+                        f"{encoder.name!r}{close_match_hint(option, parameters)}; its options: "
+                        f"{', '.join(parameters) or 'none'}"
+                    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values of every section (resolved), in YAML order."""
+        return to_plain(self)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The resolved config as YAML text; also written to ``path`` when given.
+
+        Loading the text back (:func:`~monai_multifair.config.load_config`) gives an equal config.
+        """
+        text = dump_yaml(self.to_dict())
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+        return text
