@@ -296,6 +296,10 @@ class ModulatorBase(nn.Module):
             return (labels == self.config.positive_class).unsqueeze(1)
         return labels.unsqueeze(1) == torch.arange(self.num_classes, device=labels.device)
 
+    def _work_dtype(self) -> torch.dtype:
+        """Statistics run in the guide heads' dtype, at least float32 (autocast is switched off)."""
+        return torch.promote_types(next(self.guides.parameters()).dtype, torch.float32)
+
     def _set_scales(self, slots: list[_ScaleSlot], scales: Tensor) -> None:
         for m, slot in enumerate(slots):
             slot.scale = scales[m].detach()
@@ -412,9 +416,10 @@ class DualLevelGradientModulator(ModulatorBase):
         groups = groups.long()
         present_local = None if present is None else present.to(torch.bool)
         num_modalities = len(self.modality_names)
+        work = self._work_dtype()
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            flat = [f.detach().flatten(1).float() for f in feats]
-            fused_probs = torch.softmax(logits.detach().float(), dim=1)
+            flat = [f.detach().flatten(1).to(work) for f in feats]
+            fused_probs = torch.softmax(logits.detach().to(work), dim=1)
             extra = [] if present_local is None else [present_local]
             gathered = gather_batch([*flat, fused_probs, labels, groups, *extra], self.process_group)
             flat, fused_probs = gathered[:num_modalities], gathered[num_modalities]
@@ -517,7 +522,7 @@ class DualLevelGradientModulator(ModulatorBase):
             aux = torch.zeros((), device=logits.device)
             direction = torch.zeros((), device=logits.device)
             if cfg.direction_weight > 0:
-                fused_weight = self.fused_head.weight.float().reshape(1, -1)
+                fused_weight = self.fused_head.weight.to(work).reshape(1, -1)
                 coeff = self.balance_ema.detach()
                 cosines = torch.stack(
                     [
@@ -533,7 +538,7 @@ class DualLevelGradientModulator(ModulatorBase):
             # Step 10: fairness loss on the local batch's fused logits (carries gradient).
             fairness = torch.zeros((), device=logits.device)
             if cfg.fairness_weight > 0:
-                fairness = self._fairness_loss(logits.float(), labels, groups)
+                fairness = self._fairness_loss(logits.to(work), labels, groups)
                 aux = aux + cfg.fairness_weight * gate * fairness
 
         self.steps.add_(1)

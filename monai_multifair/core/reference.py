@@ -101,7 +101,7 @@ class ReferenceModulator(ModulatorBase):
         feats, slots = self._features(labels.shape[0])
         names = self.modality_names
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            flat = [f.detach().flatten(1).float() for f in feats]
+            flat = [f.detach().flatten(1).to(self._work_dtype()) for f in feats]
             fused_probs = torch.softmax(logits.detach().float(), dim=1)
             gathered = gather_batch([*flat, fused_probs, labels.long(), groups.long()], self.process_group)
             flat = gathered[: len(names)]

@@ -1,0 +1,86 @@
+"""Worker for tests/core/test_distributed.py (not a test module).
+
+Run under ``torchrun --nproc_per_node 2`` (each rank takes its half of every global batch) or as a
+plain process (the whole global batch). Saves per-step statistics and final parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from monai_multifair import DualLevelGradientModulator, MultiFairConfig
+
+GLOBAL_BATCH, STEPS = 48, 5
+
+
+class TwoTower(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.Linear(6, 8), nn.Tanh())
+        self.text = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+        self.head = nn.Sequential(nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 2))
+
+    def forward(self, image, text):
+        return self.head(torch.cat([self.image(image), self.text(text)], dim=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--fairness-weight", type=float, default=0.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    distributed = "RANK" in os.environ
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    net = TwoTower().double()
+    config = MultiFairConfig(fairness_threshold=0.01, fairness_weight=args.fairness_weight, guide_lr=1e-2)
+    mod = DualLevelGradientModulator(
+        {"image": net.image, "text": net.text},
+        2,
+        3,
+        fused_head=net.head[-1],
+        config=config,
+        feature_dims={"image": 8, "text": 8},
+    ).double()
+    model = nn.parallel.DistributedDataParallel(net) if distributed else net
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    data = torch.Generator().manual_seed(1)
+    records = []
+    for _ in range(STEPS):
+        image = torch.randn(GLOBAL_BATCH, 6, generator=data, dtype=torch.float64)
+        text = torch.randn(GLOBAL_BATCH, 4, generator=data, dtype=torch.float64)
+        labels = torch.randint(0, 2, (GLOBAL_BATCH,), generator=data)
+        groups = torch.randint(0, 3, (GLOBAL_BATCH,), generator=data)
+        part = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+        logits = model(image[part], text[part])
+        aux = mod(logits, labels[part], groups[part])
+        loss = F.cross_entropy(logits, labels[part]) + aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        records.append({k: v.clone() for k, v in mod.stats().items()})
+    torch.save(
+        {
+            "stats": records,
+            "params": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "guides": {k: v.detach().clone() for k, v in mod.guides.state_dict().items()},
+        },
+        f"{args.out}.rank{rank}.pt",
+    )
+    if distributed:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""A whole modulated step performs no host synchronisation when ``validate_args`` is off."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from monai_multifair import DualLevelGradientModulator, MultiFairConfig
+
+aten = torch.ops.aten
+SYNC_OPS = {
+    aten._local_scalar_dense.default,
+    aten.is_nonzero.default,
+    aten.equal.default,
+    aten.nonzero.default,
+    aten.masked_select.default,
+    aten._unique.default,
+    aten._unique2.default,
+    aten.unique_dim.default,
+    aten.unique_consecutive.default,
+}
+
+
+def _in_torch_optim() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if "torch/optim/" in frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _bool_index(func, args) -> bool:
+    """Boolean-mask indexing needs the number of selected elements on the host (nonzero)."""
+    if func not in (aten.index.Tensor, aten.index_put.default, aten.index_put_.default):
+        return False
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1])
+
+
+class NoHostSync(TorchDispatchMode):
+    """Fails on any op that reads a device value back to the host (torch.optim internals exempt)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exempt_calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        is_sync = (
+            func in SYNC_OPS
+            or _bool_index(func, args)
+            or (
+                func in (aten._to_copy.default, aten.copy_.default)
+                and str(kwargs.get("device", "")) == "cpu"
+                and any(isinstance(a, torch.Tensor) and a.device.type != "cpu" for a in args)
+            )
+        )
+        if is_sync:
+            if _in_torch_optim():
+                self.exempt_calls += 1
+            else:
+                raise AssertionError(f"host synchronisation inside the step: {func}")
+        return func(*args, **kwargs)
+
+
+class TwoTower(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.Linear(6, 8), nn.ReLU())
+        self.text = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.head = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 2))
+
+    def forward(self, image, text):
+        return self.head(torch.cat([self.image(image), self.text(text)], dim=1))
+
+
+def _step(net, mod, opt, batch, present=None):
+    image, text, labels, groups = batch
+    logits = net(image, text)
+    aux = mod(logits, labels, groups, present=present)
+    loss = F.cross_entropy(logits, labels) + aux
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return mod.stats()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"group_factor_rule": "routing", "fairness_loss": "shortfall", "coefficient_rule": "signed"},
+        {"preset": "paper", "gate_smoothing": False, "coefficient_ema_decay": 0.9, "guide_optimizer": "sgd"},
+    ],
+)
+@pytest.mark.parametrize("with_presence", [False, True])
+def test_modulated_step_has_no_host_sync(overrides, with_presence):
+    torch.manual_seed(0)
+    net = TwoTower()
+    config = MultiFairConfig(**{"validate_args": False, "fairness_threshold": 1e-3, **overrides})
+    mod = DualLevelGradientModulator(
+        {"image": net.image, "text": net.text},
+        num_classes=2,
+        num_groups=3,
+        fused_head=net.head[-1],
+        config=config,
+        feature_dims={"image": 8, "text": 8},
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    batch = (torch.randn(32, 6), torch.randn(32, 4), torch.randint(0, 2, (32,)), torch.randint(0, 3, (32,)))
+    present = torch.rand(32, 2) > 0.2 if with_presence else None
+    _step(net, mod, opt, batch, present)  # warm-up: lazily created optimizer state
+    mode = NoHostSync()
+    with mode:
+        stats = _step(net, mod, opt, batch, present)
+        stats = _step(net, mod, opt, batch, present)
+    # The step really modulated (and so ran every part under the mode).
+    assert stats["gate"].item() == 1.0
+    assert set(stats) >= {"modality_scale", "group_factor", "guide_auc", "fused_group_auc"}
+    assert stats["fairness_loss"].item() > 0
+
+
+def test_the_detector_catches_a_sync():
+    """The mode above must be able to fail: ``.item()`` and ``bool(tensor)`` are caught."""
+    x = torch.randn(4)
+    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+        x.sum().item()
+    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+        bool((x > 0).any())
+    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+        x[x > 0]
+
+
+def test_validate_args_on_does_sync():
+    """With ``validate_args`` on the value checks read values back (documented cost)."""
+    torch.manual_seed(0)
+    net = TwoTower()
+    mod = DualLevelGradientModulator(
+        {"image": net.image, "text": net.text},
+        2,
+        3,
+        fused_head=net.head[-1],
+        feature_dims={"image": 8, "text": 8},
+    )
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    batch = (torch.randn(16, 6), torch.randn(16, 4), torch.randint(0, 2, (16,)), torch.randint(0, 3, (16,)))
+    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+        _step(net, mod, opt, batch)
