@@ -1,3 +1,45 @@
-"""monai_multifair.metrics."""
+"""Fairness metrics of the field, in fairlearn's shape, with fast bootstrap confidence intervals.
 
-__all__: list[str] = []
+* :func:`fairness_metric_frame`: AUC, accuracy, TPR, FPR, selection rate, count, prevalence and
+  calibration error, overall and by (intersectional) group, as a fairlearn ``MetricFrame``; with
+  ``n_boot`` its ``*_ci`` accessors hold intervals from the torch bootstrap.
+* :func:`group_auc`, :func:`worst_group_auc`, :func:`equity_scaled_auc`,
+  :func:`demographic_parity_difference`, :func:`equalized_odds_difference`: single metrics.
+* :func:`fairness_summary`: the headline numbers as one dict (the evaluator's per-epoch call).
+* :func:`bootstrap_fairness`: vectorised bootstrap (CPU or GPU) of every metric, the gaps, ES-AUC,
+  DPD and DEOdds, with fairlearn's ``n_boot`` replicates and quantile rules; optional patient-level
+  resampling.
+
+Undefined values are NaN, never a fair-looking substitute; see :mod:`monai_multifair.metrics.fairness`
+for the policy and :class:`UndefinedGroupMetricWarning`.
+"""
+
+from monai_multifair.metrics._inputs import METRIC_NAMES, SUMMARY_NAMES, UndefinedGroupMetricWarning
+from monai_multifair.metrics.bootstrap import BootstrapResult, bootstrap_fairness, bootstrap_seeds
+from monai_multifair.metrics.fairness import (
+    demographic_parity_difference,
+    equalized_odds_difference,
+    equity_scaled_auc,
+    fairness_summary,
+    group_auc,
+    worst_group_auc,
+)
+from monai_multifair.metrics.frame import FairnessMetricFrame, fairness_metric_frame, metric_functions
+
+__all__ = [
+    "METRIC_NAMES",
+    "SUMMARY_NAMES",
+    "BootstrapResult",
+    "FairnessMetricFrame",
+    "UndefinedGroupMetricWarning",
+    "bootstrap_fairness",
+    "bootstrap_seeds",
+    "demographic_parity_difference",
+    "equalized_odds_difference",
+    "equity_scaled_auc",
+    "fairness_metric_frame",
+    "fairness_summary",
+    "group_auc",
+    "metric_functions",
+    "worst_group_auc",
+]

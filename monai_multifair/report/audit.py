@@ -1,0 +1,441 @@
+"""``AuditReport``: a fairness audit of a model's predictions, as HTML, Markdown and JSON.
+
+The report holds, per (intersectional) group: the cohort composition, every metric of
+:func:`~monai_multifair.metrics.fairness_metric_frame` with bootstrap intervals, the gaps between
+groups, ES-AUC / worst-group AUC / DPD / DEOdds, ROC and calibration curves, the selection rate at
+the operating threshold, notes on undefined metrics and, when given, the training statistics of the
+MultiFair modulator (modality-by-group guide AUCs and modulation factors over training).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import json
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn.metrics as skm
+
+from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.metrics import METRIC_NAMES, SUMMARY_NAMES, FairnessMetricFrame, fairness_metric_frame
+from monai_multifair.metrics._inputs import (
+    calibration_bin_ids,
+    calibration_edges,
+    check_calibration_bins,
+    prepare_groups,
+    prepare_predictions,
+    prepare_sample_weight,
+)
+from monai_multifair.metrics.bootstrap import _gap
+from monai_multifair.metrics.fairness import point_estimate
+from monai_multifair.report import render
+from monai_multifair.report.training import TrainingStats, parse_training_stats
+
+__all__ = ["AuditReport"]
+
+_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy: NaN/inf -> None, numpy scalars/arrays -> Python, tuples -> lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def _interval(estimate: float, bounds: Sequence[float] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"estimate": estimate}
+    if bounds is not None:
+        out["ci"] = list(bounds)
+    return out
+
+
+@dataclass
+class AuditReport:
+    """A fairness audit: build with :meth:`from_predictions` or :meth:`from_predictions_file`.
+
+    Attributes:
+        title: report title.
+        content: the report as a JSON-ready dict (see :meth:`to_dict`).
+        metric_frame: the underlying :class:`~monai_multifair.metrics.FairnessMetricFrame`.
+        training: parsed training statistics, or ``None``.
+
+    Example:
+        >>> import numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> p = rng.random(400); y = (rng.random(400) < p).astype(int)
+        >>> df = pd.DataFrame({"sex": rng.choice(["F", "M"], 400)})
+        >>> report = AuditReport.from_predictions(y, p, sensitive_features=df, n_boot=100, random_state=0)
+        >>> metrics = report.to_dict()["metrics"]
+        >>> sorted(metrics["by_group"])
+        ['sex=F', 'sex=M']
+    """
+
+    title: str
+    content: dict[str, Any]
+    metric_frame: FairnessMetricFrame | None = field(default=None, repr=False)
+    training: TrainingStats | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_true: Any,
+        y_score: Any,
+        *,
+        sensitive_features: Any,
+        threshold: float = 0.5,
+        n_boot: int | None = 1000,
+        ci_quantiles: Sequence[float] = (0.025, 0.975),
+        random_state: int | np.random.RandomState | None = 0,
+        patient_ids: Any = None,
+        training_stats: Any = None,
+        title: str = "Fairness audit",
+        alpha: float = 1.0,
+        min_group_size: int = 1,
+        pos_label: Any = 1,
+        sample_weight: Any = None,
+        calibration_bins: int = 10,
+        device: Any = None,
+    ) -> AuditReport:
+        """Audit predictions ``y_score`` of labels ``y_true`` across ``sensitive_features`` groups.
+
+        Args:
+            y_true: ``[N]`` labels (binary, or class ids for ``[N, C]`` scores).
+            y_score: ``[N]`` positive-class probabilities or ``[N, C]`` class probabilities.
+            sensitive_features: DataFrame/Series/dict/array of group attributes (intersections of
+                several columns).
+            threshold: operating threshold on the positive-class probability.
+            n_boot: bootstrap replicates for the intervals; ``None`` or 0 for none.
+            ci_quantiles: interval quantiles.
+            random_state: bootstrap seed (fairlearn semantics); default 0 for a reproducible report.
+            patient_ids: optional ``[N]`` patient ids: the bootstrap resamples patients.
+            training_stats: optional per-step modulator statistics (see
+                :mod:`monai_multifair.report.training`).
+            title: report title.
+            alpha: ES-AUC disparity scale.
+            min_group_size: groups with fewer samples are undefined.
+            pos_label: positive label (1-D scores) or positive column (2-D scores).
+            sample_weight: optional ``[N]`` weights.
+            calibration_bins: equal-width bins of the calibration error and curves.
+            device: torch device of the bootstrap.
+
+        Returns:
+            The :class:`AuditReport`.
+        """
+        if not isinstance(title, str) or not title.strip():
+            raise MultiFairError(f"expected a non-empty string `title`, got {title!r}")
+        if n_boot == 0:
+            n_boot = None
+        calibration_bins = check_calibration_bins(calibration_bins)
+        pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=True)
+        groups = prepare_groups(sensitive_features, pred.n)
+        weights = prepare_sample_weight(sample_weight, pred.n)
+        training = None if training_stats is None else parse_training_stats(training_stats)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = fairness_metric_frame(
+                y_true,
+                y_score,
+                sensitive_features=groups.frame,
+                threshold=threshold,
+                n_boot=n_boot,
+                ci_quantiles=ci_quantiles,
+                random_state=random_state,
+                min_group_size=min_group_size,
+                pos_label=pos_label,
+                sample_weight=weights,
+                patient_ids=patient_ids,
+                alpha=alpha,
+                calibration_bins=calibration_bins,
+                device=device,
+            )
+        notes = [str(w.message) for w in caught]
+        for w in caught:  # still tell the caller, as the metric functions would
+            warnings.warn(w.message, w.category, stacklevel=2)
+        point = point_estimate(
+            pred,
+            groups,
+            threshold=float(threshold),
+            alpha=float(alpha),
+            min_group_size=int(min_group_size),
+            calibration_bins=calibration_bins,
+            sample_weight=weights,
+        )
+        boot = frame.bootstrap
+        labels = list(groups.labels)
+        w = np.ones(pred.n) if weights is None else weights
+
+        # Metric tables with intervals.
+        by_group = frame.by_group.set_axis(labels, axis=0)
+        metrics = {
+            "overall": {
+                m: _interval(frame.overall[m], None if boot is None else [ci[m] for ci in frame.overall_ci])
+                for m in METRIC_NAMES
+            },
+            "by_group": {
+                label: {
+                    m: _interval(
+                        by_group.loc[label, m],
+                        None if boot is None else [ci.iloc[g][m] for ci in frame.by_group_ci],
+                    )
+                    for m in METRIC_NAMES
+                }
+                for g, label in enumerate(labels)
+            },
+        }
+        summary_ci = None if boot is None else boot.summary_ci()
+        summary = {
+            name: _interval(
+                point.summary[name],
+                None if summary_ci is None else summary_ci.loc[name, list(boot.ci_quantiles)].tolist(),
+            )
+            for name in SUMMARY_NAMES
+        }
+        gap_names = [m for m in METRIC_NAMES if m != "count"]
+        if boot is not None:
+            gap_table = boot.gap_ci()
+            gaps = {
+                m: _interval(gap_table.loc[m, "estimate"], gap_table.loc[m, list(boot.ci_quantiles)].tolist())
+                for m in gap_names
+            }
+        else:
+            values = by_group[gap_names].to_numpy(dtype=float)
+            gaps = {m: _interval(v, None) for m, v in zip(gap_names, _gap(values, axis=0), strict=True)}
+
+        # Cohort composition.
+        counts = np.bincount(groups.ids, minlength=groups.num_groups)
+        positives = np.bincount(groups.ids, weights=pred.positive, minlength=groups.num_groups)
+        cohort_groups = []
+        for g, label in enumerate(labels):
+            key = groups.index[g] if isinstance(groups.index, pd.MultiIndex) else (groups.index[g],)
+            n_g = int(counts[g])
+            cohort_groups.append(
+                {
+                    "group": label,
+                    "attributes": dict(zip(groups.names, [str(v) for v in key], strict=True)),
+                    "n": n_g,
+                    "share": n_g / pred.n,
+                    "positives": int(positives[g]),
+                    "prevalence": positives[g] / n_g if n_g else float("nan"),
+                }
+            )
+        attributes = {
+            name: {
+                str(k): int(v) for k, v in groups.frame[name].value_counts(sort=False).sort_index().items()
+            }
+            for name in groups.names
+        }
+
+        # Curves: ROC (binary / one-vs-rest positive class) and calibration, per group with a defined AUC.
+        roc: dict[str, Any] = {}
+        calibration: dict[str, Any] = {}
+        bin_ids = calibration_bin_ids(pred.p, calibration_bins)
+        members = [("overall", np.ones(pred.n, dtype=bool))] + [
+            (label, groups.ids == g) for g, label in enumerate(labels)
+        ]
+        for label, mask in members:
+            row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
+            if math.isnan(row["auc"]["estimate"]):
+                continue
+            fpr, tpr, _ = skm.roc_curve(pred.positive[mask], pred.p[mask], sample_weight=w[mask])
+            roc[label] = {"fpr": fpr, "tpr": tpr, "auc": float(skm.auc(fpr, tpr))}
+        for label, mask in members:
+            row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
+            if math.isnan(row["calibration_error"]["estimate"]):
+                continue
+            wsum = np.bincount(bin_ids[mask], weights=w[mask], minlength=calibration_bins)
+            psum = np.bincount(bin_ids[mask], weights=(w * pred.p)[mask], minlength=calibration_bins)
+            ysum = np.bincount(bin_ids[mask], weights=(w * pred.positive)[mask], minlength=calibration_bins)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                calibration[label] = {
+                    "weight": wsum,
+                    "mean_predicted": np.where(wsum > 0, psum / wsum, np.nan),
+                    "fraction_positive": np.where(wsum > 0, ysum / wsum, np.nan),
+                    "ece": row["calibration_error"]["estimate"],
+                }
+
+        content = {
+            "title": title,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "settings": {
+                "n_samples": pred.n,
+                "sensitive_features": groups.names,
+                "num_groups": groups.num_groups,
+                "threshold": float(threshold),
+                "pos_label": pred.pos_label
+                if not isinstance(pred.pos_label, np.generic)
+                else pred.pos_label.item(),
+                "n_classes": pred.n_classes,
+                "n_boot": n_boot,
+                "ci_quantiles": None if boot is None else list(boot.ci_quantiles),
+                "random_state": random_state
+                if isinstance(random_state, (int, type(None)))
+                else "RandomState",
+                "resampling": None if boot is None else boot.resampling,
+                "alpha": float(alpha),
+                "min_group_size": int(min_group_size),
+                "calibration_bins": calibration_bins,
+                "weighted": weights is not None,
+            },
+            "summary": summary,
+            "cohort": {"groups": cohort_groups, "attributes": attributes},
+            "metrics": metrics,
+            "gaps": gaps,
+            "roc": roc,
+            "calibration": {"edges": calibration_edges(calibration_bins), "by_group": calibration},
+            "training": None if training is None else training.to_dict(),
+            "notes": notes,
+        }
+        return cls(title=title, content=_clean(content), metric_frame=frame, training=training)
+
+    @classmethod
+    def from_predictions_file(
+        cls,
+        path: str | Path,
+        *,
+        label_col: str,
+        score_cols: str | Sequence[str],
+        group_cols: str | Sequence[str],
+        patient_col: str | None = None,
+        weight_col: str | None = None,
+        pos_label: Any = 1,
+        **kwargs: Any,
+    ) -> AuditReport:
+        """Audit a predictions table (CSV, TSV or Parquet) with label, score and group columns.
+
+        Args:
+            path: ``.csv``/``.tsv`` (optionally ``.gz``) or ``.parquet``/``.pq`` file. Parquet needs
+                ``pyarrow`` (or ``fastparquet``) installed.
+            label_col: column of the labels.
+            score_cols: one column of positive-class probabilities, or ``C`` columns of class
+                probabilities (in class order).
+            group_cols: sensitive attribute column(s).
+            patient_col: optional patient-id column (bootstrap resamples patients).
+            weight_col: optional sample-weight column.
+            pos_label: positive label; a string is converted to the label column's numeric type.
+            **kwargs: passed to :meth:`from_predictions` (``threshold``, ``n_boot``, ``title``...).
+
+        Returns:
+            The :class:`AuditReport`.
+        """
+        table = read_predictions(path)
+        score_cols = [score_cols] if isinstance(score_cols, str) else list(score_cols)
+        group_cols = [group_cols] if isinstance(group_cols, str) else list(group_cols)
+        if not score_cols:
+            raise MultiFairError("expected at least one score column in `score_cols`, got none")
+        if not group_cols:
+            raise MultiFairError("expected at least one group column in `group_cols`, got none")
+        named = {"label_col": [label_col], "score_cols": score_cols, "group_cols": group_cols}
+        if patient_col is not None:
+            named["patient_col"] = [patient_col]
+        if weight_col is not None:
+            named["weight_col"] = [weight_col]
+        for argument, columns in named.items():
+            for column in columns:
+                if column not in table.columns:
+                    raise MultiFairError(
+                        f"column {column!r} (from `{argument}`) not found in {str(path)!r}"
+                        f"{close_match_hint(column, table.columns)}; columns: {list(map(str, table.columns))}"
+                    )
+        labels = table[label_col]
+        if isinstance(pos_label, str) and pd.api.types.is_numeric_dtype(labels):
+            try:
+                pos_label = float(pos_label)
+            except ValueError as exc:
+                raise MultiFairError(
+                    f"expected a numeric `pos_label` for the numeric label column {label_col!r}, got {pos_label!r}"
+                ) from exc
+            if pos_label.is_integer():
+                pos_label = int(pos_label)
+        for column in score_cols:
+            if not pd.api.types.is_numeric_dtype(table[column]):
+                raise MultiFairError(
+                    f"expected numeric scores in column {column!r}, got dtype {table[column].dtype}"
+                )
+        scores = table[score_cols[0]].to_numpy() if len(score_cols) == 1 else table[score_cols].to_numpy()
+        kwargs.setdefault("title", f"Fairness audit of {Path(path).name}")
+        return cls.from_predictions(
+            labels.to_numpy(),
+            scores,
+            sensitive_features=table[group_cols],
+            patient_ids=None if patient_col is None else table[patient_col].to_numpy(),
+            sample_weight=None if weight_col is None else table[weight_col].to_numpy(),
+            pos_label=pos_label,
+            **kwargs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (NaN/undefined as ``None``).
+
+        Keys: ``title``, ``created``, ``settings``, ``summary`` (ES-AUC, worst-group AUC, AUC gap, DPD,
+        DEOdds with ``estimate`` and ``ci``), ``cohort``, ``metrics`` (``overall`` and ``by_group``),
+        ``gaps``, ``roc``, ``calibration``, ``training`` and ``notes``.
+        """
+        return json.loads(json.dumps(self.content))
+
+    def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
+        """The report as JSON text; also written to ``path`` when given."""
+        text = json.dumps(self.content, indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    def to_markdown(self, path: str | Path | None = None) -> str:
+        """The report as Markdown tables (no images: see :meth:`to_html`); also written to ``path``."""
+        text = render.markdown(self.content)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """A self-contained HTML page with tables and embedded PNG plots; also written to ``path``."""
+        text = render.html(self.content)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read a predictions table: ``.csv``/``.tsv`` (optionally ``.gz``) or ``.parquet``/``.pq``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MultiFairError(f"predictions file {str(path)!r} does not exist or is not a file")
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    kind = _TABLE_SUFFIXES.get(suffixes[-1] if suffixes else "")
+    if kind is None:
+        raise MultiFairError(
+            f"expected a predictions file ending in {sorted(_TABLE_SUFFIXES)} (optionally .gz), got {path.name!r}"
+        )
+    if kind == "parquet":
+        if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+            raise MultiFairError(
+                f"reading Parquet file {path.name!r} needs pyarrow or fastparquet, neither is installed; "
+                "run `pip install pyarrow` or convert the file to CSV"
+            )
+        return pd.read_parquet(path)
+    try:
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MultiFairError(f"could not parse {path.name!r} as {kind.upper()}: {exc}") from exc

@@ -1,0 +1,131 @@
+"""Figures of the audit report, rendered with matplotlib's Agg backend to base64 PNG strings.
+
+Every function takes plain data (lists, dicts, DataFrames) from :class:`~monai_multifair.report.AuditReport`
+and returns the PNG bytes base64-encoded, ready for ``<img src="data:image/png;base64,...">``.
+No window is ever opened and the global pyplot state is not used.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "calibration_plot",
+    "cohort_plot",
+    "roc_plot",
+    "selection_rate_plot",
+    "training_plot",
+]
+
+_DPI = 100
+
+
+def _png(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _legend(ax, n_entries: int) -> None:
+    if n_entries:
+        ax.legend(fontsize="small", loc="best", ncol=1 if n_entries <= 8 else 2)
+
+
+def roc_plot(curves: Mapping[str, Mapping[str, Sequence[float] | float]]) -> str:
+    """ROC curves, one line per group (``{label: {"fpr", "tpr", "auc"}}``), with the chance diagonal."""
+    fig = Figure(figsize=(6.0, 5.0))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    for label, curve in curves.items():
+        style = {"color": "black", "linewidth": 2.0} if label == "overall" else {"linewidth": 1.2}
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{label} (AUC {curve['auc']:.3f})", **style)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title("ROC by group")
+    _legend(ax, len(curves))
+    return _png(fig)
+
+
+def calibration_plot(bins: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """Reliability diagram: mean predicted probability vs observed positive rate per bin and group."""
+    fig = Figure(figsize=(6.0, 5.0))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    for label, data in bins.items():
+        mean_p = np.asarray(data["mean_predicted"], dtype=float)
+        frac = np.asarray(data["fraction_positive"], dtype=float)
+        keep = ~np.isnan(mean_p)
+        style = {"color": "black", "linewidth": 2.0} if label == "overall" else {"linewidth": 1.2}
+        ax.plot(mean_p[keep], frac[keep], marker="o", markersize=3, label=label, **style)
+    ax.set(xlabel="mean predicted probability", ylabel="fraction of positives", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title("Calibration by group")
+    _legend(ax, len(bins))
+    return _png(fig)
+
+
+def _bar(values: pd.DataFrame, title: str, ylabel: str, threshold: float | None = None) -> str:
+    """Horizontal bars per group: column ``estimate`` with optional ``lower``/``upper`` error bars."""
+    height = max(2.5, 0.35 * len(values) + 1.2)
+    fig = Figure(figsize=(6.5, height))
+    ax = fig.add_subplot()
+    y = np.arange(len(values))
+    est = values["estimate"].to_numpy(dtype=float)
+    xerr = None
+    if {"lower", "upper"} <= set(values.columns):
+        lower = values["lower"].to_numpy(dtype=float)
+        upper = values["upper"].to_numpy(dtype=float)
+        xerr = np.nan_to_num(np.vstack([est - lower, upper - est]).clip(min=0))
+    ax.barh(y, np.nan_to_num(est), xerr=xerr, color="#4c72b0", ecolor="black", capsize=3)
+    for yi, value in zip(y, est, strict=True):
+        if math.isnan(value):
+            ax.text(0.01, yi, "undefined", va="center", fontsize="small", color="firebrick")
+    ax.set_yticks(y, [str(i) for i in values.index], fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel=ylabel, xlim=(0, 1))
+    ax.set_title(title if threshold is None else f"{title} (threshold {threshold:g})")
+    return _png(fig)
+
+
+def selection_rate_plot(values: pd.DataFrame, threshold: float) -> str:
+    """Selection rate ``P(p >= threshold | group)`` per group, with bootstrap intervals when present."""
+    return _bar(values, "Selection rate by group", "selection rate", threshold)
+
+
+def cohort_plot(cohort: pd.DataFrame) -> str:
+    """Stacked bars of positives and negatives per group (``cohort`` columns ``n`` and ``positives``)."""
+    height = max(2.5, 0.35 * len(cohort) + 1.2)
+    fig = Figure(figsize=(6.5, height))
+    ax = fig.add_subplot()
+    y = np.arange(len(cohort))
+    pos = cohort["positives"].to_numpy(dtype=float)
+    neg = cohort["n"].to_numpy(dtype=float) - pos
+    ax.barh(y, neg, color="#dd8452", label="negative")
+    ax.barh(y, pos, left=neg, color="#55a868", label="positive")
+    ax.set_yticks(y, [str(i) for i in cohort.index], fontsize="small")
+    ax.invert_yaxis()
+    ax.set(xlabel="samples")
+    ax.set_title("Cohort composition")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def training_plot(steps: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """One panel per statistic family (``{panel title: {line label: values per step}}``) over training."""
+    fig = Figure(figsize=(7.0, 3.0 * len(panels)))
+    x = np.asarray(steps, dtype=float)
+    for i, (title, lines) in enumerate(panels.items()):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        for label, values in lines.items():
+            ax.plot(x, np.asarray(values, dtype=float), label=label, linewidth=1.2)
+        ax.set(xlabel="step", title=title)
+        _legend(ax, len(lines))
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,320 @@
+"""Render an audit report's content dict (``AuditReport.to_dict()``) as Markdown or self-contained HTML."""
+
+from __future__ import annotations
+
+import html as _html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monai_multifair.report import plots
+
+__all__ = ["html", "markdown"]
+
+SUMMARY_LABELS = {
+    "auc": "AUC (overall)",
+    "es_auc": "ES-AUC",
+    "worst_group_auc": "Worst-group AUC",
+    "auc_gap": "AUC gap (max - min)",
+    "dpd": "DPD (demographic parity difference)",
+    "deodds": "DEOdds (equalized odds difference)",
+}
+METRIC_LABELS = {
+    "auc": "AUC",
+    "accuracy": "Accuracy",
+    "tpr": "TPR",
+    "fpr": "FPR",
+    "selection_rate": "Selection rate",
+    "count": "Count",
+    "prevalence": "Prevalence",
+    "calibration_error": "ECE",
+}
+UNDEFINED = "undefined"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return UNDEFINED
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _with_interval(entry: dict[str, Any], digits: int = 3) -> str:
+    text = _num(entry["estimate"], digits)
+    ci = entry.get("ci")
+    if ci:
+        text += f" [{_num(ci[0], digits)}, {_num(ci[-1], digits)}]"
+    return text
+
+
+def _count(entry: dict[str, Any]) -> str:
+    value = entry["estimate"]
+    return "0" if value is None else str(round(value))
+
+
+def _settings_lines(c: dict[str, Any]) -> list[str]:
+    s = c["settings"]
+    lines = [
+        f"{s['n_samples']} samples, {s['num_groups']} group(s) of {', '.join(s['sensitive_features'])}; "
+        f"operating threshold {s['threshold']:g} (predicted positive when p >= threshold).",
+    ]
+    if s["n_classes"] > 2:
+        lines.append(
+            f"{s['n_classes']} classes: AUC is the one-vs-rest macro average; thresholded metrics, ROC "
+            f"and calibration are one-vs-rest for class {s['pos_label']}."
+        )
+    if s["n_boot"]:
+        q = s["ci_quantiles"]
+        lines.append(
+            f"Intervals: [{q[0]:g}, {q[-1]:g}] quantiles of {s['n_boot']} bootstrap replicates "
+            f"(resampling {s['resampling']}, random_state={s['random_state']})."
+        )
+    else:
+        lines.append("No bootstrap intervals (n_boot not set).")
+    lines.append(
+        f"ES-AUC = AUC / (1 + {s['alpha']:g} * sum_g |AUC - AUC_g|); calibration error: "
+        f"{s['calibration_bins']} equal-width bins; groups with fewer than {s['min_group_size']} "
+        "sample(s) or without the classes a metric needs are undefined and left out of summaries."
+    )
+    return lines
+
+
+def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, headers, rows, caption) of every table, shared by both renderers."""
+    tables: list[tuple[str, list[str], list[list[str]], str]] = []
+
+    def add(title: str, headers: list[str], rows: list[list[str]], caption: str = "") -> None:
+        tables.append((title, headers, rows, caption))
+
+    add(
+        "Summary",
+        ["statistic", "estimate [interval]"],
+        [[SUMMARY_LABELS[k], _with_interval(v)] for k, v in c["summary"].items()],
+    )
+    add(
+        "Cohort composition",
+        ["group", "n", "share", "positives", "prevalence"],
+        [
+            [g["group"], str(g["n"]), f"{g['share']:.1%}", str(g["positives"]), _num(g["prevalence"])]
+            for g in c["cohort"]["groups"]
+        ],
+    )
+    attributes = c["cohort"]["attributes"]
+    add(
+        "Cohort by attribute",
+        ["attribute", "value", "n"],
+        [[a, v, str(n)] for a, vs in attributes.items() for v, n in vs.items()],
+    )
+    metric_names = [m for m in METRIC_LABELS if m != "count"]
+    rows = {"overall": c["metrics"]["overall"], **c["metrics"]["by_group"]}
+    add(
+        "Metrics by group",
+        ["group", "n"] + [METRIC_LABELS[m] for m in metric_names],
+        [
+            [label, _count(v["count"])] + [_with_interval(v[m]) for m in metric_names]
+            for label, v in rows.items()
+        ],
+        "estimate [interval]",
+    )
+    add(
+        "Gaps between groups (max - min over defined groups)",
+        ["metric", "gap [interval]"],
+        [[METRIC_LABELS[m], _with_interval(v)] for m, v in c["gaps"].items()],
+    )
+    operating = [
+        [label, *(_with_interval(v[m]) for m in ("selection_rate", "tpr", "fpr"))]
+        for label, v in rows.items()
+    ]
+    add(
+        f"Operating point (threshold {c['settings']['threshold']:g})",
+        ["group", "selection rate", "TPR", "FPR"],
+        operating,
+    )
+    training = c.get("training")
+    if training:
+        guide = training["final_guide_group_auc"]
+        if guide:
+            group_names = sorted({g for by_group in guide.values() for g in by_group})
+            add(
+                "Guide AUC by modality and group (last training step)",
+                ["modality", *group_names],
+                [[m, *(_num(by_group.get(g)) for g in group_names)] for m, by_group in guide.items()],
+            )
+        factor_rows = []
+        for name, values in _factor_series(training).items():
+            arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+            defined = arr[~np.isnan(arr)]
+            stats = [defined[0], defined[-1], defined.min(), defined.max()] if defined.size else [None] * 4
+            factor_rows.append([name, *(_num(x) for x in stats)])
+        if factor_rows:
+            add("Modulation factors over training", ["statistic", "first", "last", "min", "max"], factor_rows)
+    return tables
+
+
+def _factor_series(training: dict[str, Any]) -> dict[str, list[float | None]]:
+    series: dict[str, list[float | None]] = {}
+    for m, values in training["modality_scale"].items():
+        series[f"modality_scale/{m}"] = values
+    for m, by_group in training["group_factor"].items():
+        for g, values in by_group.items():
+            series[f"group_factor/{m}/{g}"] = values
+    if training["gate"] is not None:
+        series["gate"] = training["gate"]
+    return series
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_md_cell(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(c: dict[str, Any]) -> str:
+    """Markdown: title, settings, every table and the notes (plots are in the HTML report)."""
+    parts = [f"# {c['title']}", "", f"Generated {c['created']} by monai_multifair.", ""]
+    parts += [f"- {line}" for line in _settings_lines(c)] + [""]
+    for title, headers, rows, caption in _tables(c):
+        parts += [f"## {title}", ""]
+        if caption:
+            parts += [f"Cells: {caption}.", ""]
+        parts += [_md_table(headers, rows), ""]
+    if c["training"] and c["training"]["other_columns"]:
+        parts += [
+            f"Other training statistics present (not shown): {', '.join(c['training']['other_columns'])}.",
+            "",
+        ]
+    parts += ["## Notes", ""]
+    parts += [f"- {note}" for note in c["notes"]] or ["- No undefined group metrics."]
+    return "\n".join(parts) + "\n"
+
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { border-bottom: 2px solid #4c72b0; padding-bottom: .3em; }
+h2 { margin-top: 1.8em; color: #2c4f86; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+th { background: #eef2f8; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0; }
+figcaption { font-size: 0.85em; color: #555; }
+.notes li { color: #8a3b12; }
+.settings li { margin: .2em 0; }
+"""
+
+
+def _h(text: Any) -> str:
+    return _html.escape(str(text))
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{_h(x)}</th>" for x in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(png: str, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img src="data:image/png;base64,{png}" alt="{_h(alt)}">'
+        f"<figcaption>{_h(caption)}</figcaption></figure>"
+    )
+
+
+def _figures(c: dict[str, Any]) -> dict[str, str]:
+    """Embedded figures keyed by the table they follow."""
+    figures = {}
+    cohort = pd.DataFrame(c["cohort"]["groups"]).set_index("group")
+    figures["Cohort composition"] = _figure(
+        plots.cohort_plot(cohort), "cohort composition", "Samples per group."
+    )
+    if c["roc"]:
+        ovr = c["settings"]["n_classes"] > 2
+        caption = "ROC per group" + (f" (class {c['settings']['pos_label']} vs rest)" if ovr else "")
+        caption += "; groups with an undefined AUC have no curve."
+        figures["Metrics by group"] = _figure(plots.roc_plot(c["roc"]), "ROC curves by group", caption)
+    if c["calibration"]["by_group"]:
+        figures["Metrics by group"] = figures.get("Metrics by group", "") + _figure(
+            plots.calibration_plot(c["calibration"]["by_group"]),
+            "calibration by group",
+            "Reliability diagram per group (equal-width bins; empty bins omitted).",
+        )
+    rows = {"overall": c["metrics"]["overall"], **c["metrics"]["by_group"]}
+    selection = pd.DataFrame.from_dict(
+        {label: _estimate_and_bounds(v["selection_rate"]) for label, v in rows.items()}, orient="index"
+    )
+    t = c["settings"]["threshold"]
+    key = f"Operating point (threshold {t:g})"
+    figures[key] = _figure(
+        plots.selection_rate_plot(selection, t), "selection rate by group", "Selection rate per group."
+    )
+    training = c.get("training")
+    if training:
+        panels: dict[str, dict[str, list[float]]] = {}
+        if training["modality_scale"]:
+            panels["modality scale"] = {m: _nan(v) for m, v in training["modality_scale"].items()}
+        if training["group_factor"]:
+            panels["group factor"] = {
+                f"{m}/{g}": _nan(v)
+                for m, by_group in training["group_factor"].items()
+                for g, v in by_group.items()
+            }
+        if training["guide_group_auc"]:
+            panels["guide AUC"] = {
+                f"{m}/{g}": _nan(v)
+                for m, by_group in training["guide_group_auc"].items()
+                for g, v in by_group.items()
+            }
+        if training["gate"] is not None:
+            panels["gate"] = {"gate": _nan(training["gate"])}
+        figures["Modulation factors over training"] = _figure(
+            plots.training_plot(training["steps"], panels),
+            "modulation over training",
+            "Training statistics per step.",
+        )
+    return figures
+
+
+def _estimate_and_bounds(entry: dict[str, Any]) -> dict[str, float]:
+    out = {"estimate": entry["estimate"]}
+    if entry.get("ci"):
+        out.update(lower=entry["ci"][0], upper=entry["ci"][-1])
+    return {k: np.nan if v is None else v for k, v in out.items()}
+
+
+def _nan(values: list[float | None]) -> list[float]:
+    return [np.nan if v is None else v for v in values]
+
+
+def html(c: dict[str, Any]) -> str:
+    """Self-contained HTML page: inline CSS, tables, and plots as base64 PNG data URIs."""
+    figures = _figures(c)
+    body = [f"<h1>{_h(c['title'])}</h1>", f"<p>Generated {_h(c['created'])} by monai_multifair.</p>"]
+    body.append('<ul class="settings">' + "".join(f"<li>{_h(x)}</li>" for x in _settings_lines(c)) + "</ul>")
+    for title, headers, rows, caption in _tables(c):
+        body.append(f"<h2>{_h(title)}</h2>")
+        if caption:
+            body.append(f"<p>Cells: {_h(caption)}.</p>")
+        body.append(_html_table(headers, rows))
+        body.append(figures.pop(title, ""))
+    body.extend(figures.values())  # figures whose table is absent (e.g. only guide AUCs were logged)
+    if c["training"] and c["training"]["other_columns"]:
+        body.append(
+            f"<p>Other training statistics present (not shown): {_h(', '.join(c['training']['other_columns']))}.</p>"
+        )
+    body.append("<h2>Notes</h2>")
+    notes = c["notes"] or ["No undefined group metrics."]
+    body.append('<ul class="notes">' + "".join(f"<li>{_h(n)}</li>" for n in notes) + "</ul>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_h(c['title'])}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
