@@ -16,11 +16,10 @@ __all__ = ["binary_auc", "grouped_auc", "surrogate_group_auc"]
 
 def _as_columns(x: Tensor, n: int, s: int, name: str) -> Tensor:
     """Broadcast a ``[N]`` or ``[N, S]`` tensor to ``[N, S]``."""
-    if x.dim() == 1:
-        x = x.unsqueeze(1)
-    if x.dim() != 2 or x.shape[0] != n or x.shape[1] not in (1, s):
+    cols = x.unsqueeze(1) if x.dim() == 1 else x
+    if cols.dim() != 2 or cols.shape[0] != n or cols.shape[1] not in (1, s):
         raise ValueError(f"expected `{name}` of shape [{n}] or [{n}, {s}], got {tuple(x.shape)}")
-    return x.expand(n, s)
+    return cols.expand(n, s)
 
 
 def grouped_auc(
@@ -158,7 +157,8 @@ def surrogate_group_auc(
     if temperature <= 0:
         raise ValueError(f"expected `temperature` > 0, got {temperature}")
     n = margins.shape[0]
-    z = margins.float() / temperature
+    # At least float32 (half margins would lose the pair differences); float64 stays float64.
+    z = margins.to(torch.promote_types(margins.dtype, torch.float32)) / temperature
     positive = targets.to(torch.bool)
     w = torch.ones_like(z) if weights is None else weights.to(z.dtype)
     pos_w = torch.where(positive, w, torch.zeros_like(w))

@@ -31,6 +31,9 @@ from monai_multifair.errors import MultiFairError, close_match_hint
 __all__ = ["DualLevelGradientModulator", "ModulatorBase"]
 
 
+_GUIDE_SEED = 20_26_0731
+
+
 class _ScaleSlot:
     """Per-forward holder of the per-sample gradient scale of one modality feature."""
 
@@ -93,6 +96,8 @@ class ModulatorBase(nn.Module):
                 f"expected `config` to be a MultiFairConfig, mapping or preset name, got {type(config).__name__}"
             )
         self.config = config
+        if isinstance(encoders, nn.ModuleDict):  # not a collections.abc.Mapping
+            encoders = dict(encoders.items())
         if not isinstance(encoders, Mapping) or len(encoders) < 2:
             got = len(encoders) if isinstance(encoders, Mapping) else type(encoders).__name__
             raise MultiFairError(f"expected `encoders` to map >= 2 modality names to modules, got {got}")
@@ -135,6 +140,13 @@ class ModulatorBase(nn.Module):
             raise MultiFairError(
                 f"expected `guide_hidden` == fused head input width {weight.shape[1]} for the direction loss, got {hidden}"
             )
+        if feature_dims:
+            unknown = [k for k in feature_dims if k not in encoders]
+            if unknown:
+                raise MultiFairError(
+                    f"unknown modality {unknown[0]!r} in `feature_dims`; known: {', '.join(self.modality_names)}"
+                    + close_match_hint(unknown[0], self.modality_names)
+                )
         dims: dict[str, int] = {}
         for name, module in encoders.items():
             dim = (feature_dims or {}).get(name, getattr(module, "out_features", None))
@@ -144,13 +156,6 @@ class ModulatorBase(nn.Module):
                     f"pass `feature_dims={{{name!r}: width}}`"
                 )
             dims[name] = dim
-        if feature_dims:
-            unknown = [k for k in feature_dims if k not in encoders]
-            if unknown:
-                raise MultiFairError(
-                    f"unknown modality {unknown[0]!r} in `feature_dims`; known: {', '.join(self.modality_names)}"
-                    + close_match_hint(unknown[0], self.modality_names)
-                )
         self.feature_dims = dims
         self.guides = nn.ModuleDict(
             {
@@ -172,6 +177,7 @@ class ModulatorBase(nn.Module):
         # Not registered as submodules: they belong to the user's network and its state dict.
         object.__setattr__(self, "_encoder_modules", dict(encoders))
         object.__setattr__(self, "_fused_head", fused_head)
+        self._guide_calls = 0  # host-side counter: seeds the guides' dropout stream (no device read)
         self._captured: dict[str, tuple[Tensor, _ScaleSlot]] = {}
         self._stats: dict[str, Tensor] = {}
         self._hook_handles = [
@@ -222,6 +228,9 @@ class ModulatorBase(nn.Module):
                 )
             feats.append(feat)
             slots.append(slot)
+        # Each call consumes the features of its own forward: a later call without a new forward
+        # must fail rather than silently reuse them (this also drops the reference to the graph).
+        self._captured.clear()
         return feats, slots
 
     def _check_inputs(self, logits: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None) -> None:
@@ -261,14 +270,34 @@ class ModulatorBase(nn.Module):
             if not bool(torch.isfinite(logits).all()):
                 raise MultiFairError("`logits` contain NaN or inf")
             for name in self.modality_names:
+                if name not in self._captured:  # reported by `_features` with its own message
+                    continue
                 if not bool(torch.isfinite(self._captured[name][0]).all()):
                     raise MultiFairError(f"the feature of modality {name!r} contains NaN or inf")
 
     # ------------------------------------------------------------------ guide step
     def _guide_step(self, feats: list[Tensor], labels: Tensor, present: Tensor | None) -> list[Tensor]:
-        """One optimizer step of every guide head on detached features; returns pre-step logits."""
+        """One optimizer step of every guide head on detached features; returns pre-step logits.
+
+        The guides' dropout draws from a private stream seeded by a host-side call counter, so every
+        DDP rank makes the same guide update and the caller's random stream is left untouched.
+        """
         self.guides.train()
         outputs = []
+        device = labels.device
+        seed = _GUIDE_SEED + self._guide_calls
+        self._guide_calls += 1
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type="cuda"):
+            if device.type == "cuda":
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
+            else:
+                torch.default_generator.manual_seed(seed)
+            return self._guide_update(feats, labels, present, outputs)
+
+    def _guide_update(
+        self, feats: list[Tensor], labels: Tensor, present: Tensor | None, outputs: list[Tensor]
+    ) -> list[Tensor]:
         with torch.enable_grad():
             self.guide_optimizer.zero_grad(set_to_none=True)
             loss = torch.zeros((), device=labels.device)
@@ -307,10 +336,11 @@ class ModulatorBase(nn.Module):
     # ------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
         """The guide optimizer's state (saved inside :meth:`state_dict`)."""
-        return {"guide_optimizer": self.guide_optimizer.state_dict()}
+        return {"guide_optimizer": self.guide_optimizer.state_dict(), "guide_calls": self._guide_calls}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.guide_optimizer.load_state_dict(state["guide_optimizer"])
+        self._guide_calls = int(state.get("guide_calls", 0))
 
     def stats(self) -> dict[str, Tensor]:
         """Factors and statistics of the last call, as detached device tensors (read them only to log)."""
@@ -579,7 +609,9 @@ class DualLevelGradientModulator(ModulatorBase):
         surrogate = torch.where(valid, surrogate, torch.zeros_like(surrogate))  # no NaN reaches the backward
         mean = _masked_mean(surrogate, valid, dim=0)
         if cfg.fairness_loss == "shortfall":
-            spread = (mean - surrogate).clamp_min(0)
+            # The reference level is a stop-gradient: the loss lifts lagging groups and never rewards
+            # lowering the best one (a differentiable mean would, by 1/K per lagging group).
+            spread = (mean.detach() - surrogate).clamp_min(0)
         else:
             spread = (surrogate - mean).abs()
         return _masked_mean(spread, valid, dim=0)

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from monai_multifair.core.config import MultiFairConfig
 from monai_multifair.core.distributed import gather_batch
 from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase
+from monai_multifair.errors import MultiFairError
 
 __all__ = ["ReferenceModulator", "build_modulator"]
 
@@ -84,7 +85,7 @@ class ReferenceModulator(ModulatorBase):
             process_group,
         )
         if num_classes != 2:
-            raise ValueError(
+            raise MultiFairError(
                 f"the reference preset (research code) supports num_classes=2 only, got {num_classes}"
             )
         m = len(self.modality_names)
@@ -96,6 +97,11 @@ class ReferenceModulator(ModulatorBase):
         self, logits: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None = None
     ) -> Tensor:
         """One research-code step; returns a zero auxiliary loss (see the module docstring)."""
+        if present is not None:
+            raise MultiFairError(
+                "the reference preset (research code) has no modality-presence mask; got `present` of shape "
+                f"{tuple(present.shape)}: use DualLevelGradientModulator for missing modalities"
+            )
         self._check_inputs(logits, labels, groups, present)
         cfg = self.config
         feats, slots = self._features(labels.shape[0])

@@ -44,7 +44,9 @@ def main() -> None:
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     net = TwoTower().double()
-    config = MultiFairConfig(fairness_threshold=0.01, fairness_weight=args.fairness_weight, guide_lr=1e-2)
+    config = MultiFairConfig(
+        fairness_threshold=0.01, fairness_weight=args.fairness_weight, guide_lr=1e-2, guide_dropout=0.3
+    )
     mod = DualLevelGradientModulator(
         {"image": net.image, "text": net.text},
         2,

@@ -151,3 +151,42 @@ def test_validate_args_on_does_sync():
     batch = (torch.randn(16, 6), torch.randn(16, 4), torch.randint(0, 2, (16,)), torch.randint(0, 3, (16,)))
     with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
         _step(net, mod, opt, batch)
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (run by benchmarks/gpu_suite.sh)"
+)
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_modulator_call_has_no_cuda_sync(preset):
+    """On CUDA, CUDA's own sync detector (set_sync_debug_mode) sees no synchronisation in forward,
+    modulator call and backward; the dispatch-mode detector sees none either (device-to-host copies)."""
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    net = TwoTower().to(device)
+    config = MultiFairConfig(preset=preset, validate_args=False, fairness_threshold=1e-3)
+    mod = DualLevelGradientModulator(
+        {"image": net.image, "text": net.text},
+        2,
+        3,
+        fused_head=net.head[-1],
+        config=config,
+        feature_dims={"image": 8, "text": 8},
+    ).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    batch = tuple(t.to(device) for t in (torch.randn(64, 6), torch.randn(64, 4)))
+    labels, groups = torch.randint(0, 2, (64,), device=device), torch.randint(0, 3, (64,), device=device)
+    for _ in range(2):  # warm-up (lazy optimizer state, cuBLAS handles)
+        _step(net, mod, opt, (*batch, labels, groups))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with NoHostSync():
+            logits = net(*batch)
+            aux = mod(logits, labels, groups)
+            loss = F.cross_entropy(logits, labels) + aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    opt.step()
+    assert mod.stats()["gate"].item() == 1.0
