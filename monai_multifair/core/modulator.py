@@ -171,8 +171,12 @@ class ModulatorBase(nn.Module):
                 weight_decay=config.guide_weight_decay,
             )
         else:
+            # fused: one kernel for the whole update (CPU and CUDA), which matters inside a training step
             self.guide_optimizer = torch.optim.AdamW(
-                self.guides.parameters(), lr=config.guide_lr, weight_decay=config.guide_weight_decay
+                self.guides.parameters(),
+                lr=config.guide_lr,
+                weight_decay=config.guide_weight_decay,
+                fused=True,
             )
         # Not registered as submodules: they belong to the user's network and its state dict.
         object.__setattr__(self, "_encoder_modules", dict(encoders))
@@ -458,26 +462,26 @@ class DualLevelGradientModulator(ModulatorBase):
 
             # Step 2: guide step. Steps 3 and 5: exact AUCs of every guide, overall and per group.
             guide_logits = self._guide_step(flat, all_labels, all_present)
-            scores = torch.cat([self._score_columns(torch.softmax(o, dim=1)) for o in guide_logits], dim=1)
-            cols = scores.shape[1] // num_modalities
-            targets = self._target_columns(all_labels).repeat(1, num_modalities)
-            weights = None if all_present is None else all_present.float().repeat_interleave(cols, dim=1)
-            auc, valid = grouped_auc(scores, targets, None, 1, weights)
-            guide_auc, guide_valid = _macro(
-                auc.view(num_modalities, cols), valid.view(num_modalities, cols), dim=1
-            )
-            gauc, gvalid = grouped_auc(scores, targets, all_groups, self.num_groups, weights)
+            # One grouped_auc call for everything: columns are every guide's scores and then the fused
+            # scores; rows are the batch twice, once with its group ids and once as group K ("overall").
+            columns = [self._score_columns(torch.softmax(o, dim=1)) for o in guide_logits]
+            columns.append(self._score_columns(fused_probs))
+            scores = torch.cat(columns, dim=1)
+            cols = columns[0].shape[1]
             k = self.num_groups
-            group_auc, group_valid = _macro(
-                gauc.view(num_modalities, cols, k), gvalid.view(num_modalities, cols, k), 1
-            )
-            fauc, fvalid = grouped_auc(
-                self._score_columns(fused_probs),
-                self._target_columns(all_labels),
-                all_groups,
-                self.num_groups,
-            )
-            fused_auc, fused_valid = _macro(fauc, fvalid, dim=0)
+            targets = self._target_columns(all_labels).repeat(1, num_modalities + 1)
+            rows_groups = torch.cat([all_groups, torch.full_like(all_groups, k)])
+            weights = None
+            if all_present is not None:
+                fused_present = torch.ones_like(all_present[:, :1])
+                weights = torch.cat([all_present, fused_present], dim=1).to(scores.dtype)
+                weights = weights.repeat_interleave(cols, dim=1).repeat(2, 1)
+            auc, valid = grouped_auc(scores.repeat(2, 1), targets.repeat(2, 1), rows_groups, k + 1, weights)
+            auc = auc.view(num_modalities + 1, cols, k + 1)
+            valid = valid.view(num_modalities + 1, cols, k + 1)
+            guide_auc, guide_valid = _macro(auc[:num_modalities, :, k], valid[:num_modalities, :, k], dim=1)
+            group_auc, group_valid = _macro(auc[:num_modalities, :, :k], valid[:num_modalities, :, :k], dim=1)
+            fused_auc, fused_valid = _macro(auc[num_modalities, :, :k], valid[num_modalities, :, :k], dim=0)
 
             # Step 4: modality balance coefficient B_m from the change of each guide's AUC.
             current = torch.where(guide_valid, guide_auc, self.previous_auc)
