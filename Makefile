@@ -30,7 +30,7 @@ test: install
 	$(BIN)/python -m pytest
 
 docs: install
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .ruff_cache

@@ -4,7 +4,12 @@ A hand-written training loop uses it directly; :mod:`monai_multifair.handlers` a
 """
 
 from monai_multifair.core.config import PRESETS, MultiFairConfig
-from monai_multifair.core.functional import binary_auc, grouped_auc, surrogate_group_auc
+from monai_multifair.core.functional import (
+    binary_auc,
+    grouped_auc,
+    logistic_group_statistic,
+    surrogate_group_auc,
+)
 from monai_multifair.core.groups import GroupEncoder
 from monai_multifair.core.guide import GuideHead
 from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase
@@ -21,5 +26,6 @@ __all__ = [
     "binary_auc",
     "build_modulator",
     "grouped_auc",
+    "logistic_group_statistic",
     "surrogate_group_auc",
 ]

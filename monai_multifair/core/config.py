@@ -26,10 +26,12 @@ from monai_multifair.errors import MultiFairError, close_match_hint
 __all__ = ["PRESETS", "MultiFairConfig"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "coefficient_rule": ("absolute", "signed"),
+    "coefficient_rule": ("absolute", "signed", "none"),
     "group_factor_rule": ("modality", "routing"),
     "fairness_loss": ("dispersion", "shortfall"),
     "guide_optimizer": ("adamw", "sgd"),
+    "group_factor_reduction": ("sample", "batch"),
+    "group_statistic": ("auc", "logistic"),
 }
 
 _PAPER: dict[str, Any] = {
@@ -43,6 +45,8 @@ _PAPER: dict[str, Any] = {
     "coefficient_ema_decay": 0.0,
     "group_factor_rule": "modality",
     "fairness_loss": "dispersion",
+    "group_factor_reduction": "sample",
+    "group_statistic": "auc",
     "group_factor_min": 0.5,
     "group_factor_max": 2.0,
     "surrogate_temperature": 0.1,
@@ -83,7 +87,7 @@ class MultiFairConfig:
         group_strength: kappa [fairness_modulation], strength of the group factor (step 6), >= 0.
         ema_decay: beta, decay of the per-group AUC EMAs (steps 5 and 7), in [0, 1).
         coefficient_rule: ``"absolute"``: ``B_m = 1 - |dA_m| / sum_k |dA_k|`` (step 4); ``"signed"``:
-            the CGGM rule ``(sum_k dA_k - dA_m) / sum_k dA_k``.
+            the CGGM rule ``(sum_k dA_k - dA_m) / sum_k dA_k``; ``"none"``: ``B_m = 1`` (group level only).
         coefficient_ema_decay: decay of an EMA smoothing ``B_m`` over steps; 0 applies the batch value
             (section 3), values near 1 smooth batch noise (section 7), in [0, 1).
         group_factor_rule: ``"modality"``: ``f_{m,g} = 1 + kappa (mean_m - E_{m,g}) / tau`` (step 6);
@@ -92,6 +96,11 @@ class MultiFairConfig:
             ``f_{m,g} = 1 + kappa (S_g / tau) tanh((E_{m,g} - mean_m' E_{m',g}) / tau)`` (section 7).
         fairness_loss: ``"dispersion"``: ``mean_g |Ã_g - mean Ã|`` (step 10); ``"shortfall"``:
             ``mean_g relu(mean Ã - Ã_g)``, which cannot level down the best group.
+        group_factor_reduction: ``"sample"``: sample ``i`` gets ``f_{m, a_i}`` (step 8); ``"batch"``: every
+            sample gets the batch mean of ``f_{m, a_i}`` (one scalar per modality, as the research code).
+        group_statistic: ``"auc"``: exact per-group ROC-AUC of each guide (step 5); ``"logistic"``: the
+            research code's pairwise logistic surrogate on probabilities
+            ``1 - mean log(1 + exp(-(p_i - p_j)))`` (range about -0.31..0.69).
         group_factor_min: f_min, lower clamp of the group factor, in [0, 1].
         group_factor_max: f_max, upper clamp of the group factor, >= 1.
         surrogate_temperature: T of the sigmoid surrogate AUC, > 0.
@@ -120,6 +129,8 @@ class MultiFairConfig:
     coefficient_ema_decay: float | None = None
     group_factor_rule: str | None = None
     fairness_loss: str | None = None
+    group_factor_reduction: str | None = None
+    group_statistic: str | None = None
     group_factor_min: float | None = None
     group_factor_max: float | None = None
     surrogate_temperature: float | None = None

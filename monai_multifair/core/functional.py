@@ -9,9 +9,10 @@ NaN together with a ``valid`` mask; callers decide what to do with them.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["binary_auc", "grouped_auc", "surrogate_group_auc"]
+__all__ = ["binary_auc", "grouped_auc", "logistic_group_statistic", "surrogate_group_auc"]
 
 
 def _as_columns(x: Tensor, n: int, s: int, name: str) -> Tensor:
@@ -156,9 +157,36 @@ def surrogate_group_auc(
         raise ValueError(f"expected `margins` of shape [N], got {tuple(margins.shape)}")
     if temperature <= 0:
         raise ValueError(f"expected `temperature` > 0, got {temperature}")
-    n = margins.shape[0]
-    # At least float32 (half margins would lose the pair differences); float64 stays float64.
     z = margins.to(torch.promote_types(margins.dtype, torch.float32)) / temperature
+    return _pairwise_group_mean(z, targets, groups, num_groups, weights, chunk_size, torch.sigmoid)
+
+
+def logistic_group_statistic(
+    probs: Tensor,
+    targets: Tensor,
+    groups: Tensor,
+    num_groups: int,
+    weights: Tensor | None = None,
+    chunk_size: int = 1024,
+) -> tuple[Tensor, Tensor]:
+    """The research code's per-group statistic: ``1 - mean_{i pos, j neg} log(1 + exp(-(p_i - p_j)))``.
+
+    Computed on probabilities ``p`` within each group; its range is about -0.31..0.69 and it is not an
+    AUC. Used by the ``reference`` preset (on the host) and, on the device, by
+    ``group_statistic="logistic"`` for the ablation against the exact AUC.
+
+    Returns:
+        ``(value, valid)``, both ``[K]``; NaN where a group lacks a class.
+    """
+    p = probs.to(torch.promote_types(probs.dtype, torch.float32))
+    return _pairwise_group_mean(
+        p, targets, groups, num_groups, weights, chunk_size, lambda d: 1.0 - F.softplus(-d)
+    )
+
+
+def _pairwise_group_mean(z, targets, groups, num_groups, weights, chunk_size, kernel):
+    """``sum_{i pos, j neg, same group} w_i w_j kernel(z_i - z_j) / (sum w_i sum w_j)`` per group."""
+    n = z.shape[0]
     positive = targets.to(torch.bool)
     w = torch.ones_like(z) if weights is None else weights.to(z.dtype)
     pos_w = torch.where(positive, w, torch.zeros_like(w))
@@ -169,7 +197,7 @@ def surrogate_group_auc(
     numer = []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        pair = torch.sigmoid(z[start:stop].unsqueeze(1) - z.unsqueeze(0))  # [c, N]
+        pair = kernel(z[start:stop].unsqueeze(1) - z.unsqueeze(0))  # [c, N]
         # sum over negatives j of group g_i: (pair @ neg_by_group) picks the column of i's group.
         per_group = pair @ neg_by_group  # [c, K]
         mine = (per_group * one_hot[start:stop]).sum(1)  # [c]

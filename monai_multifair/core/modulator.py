@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from monai_multifair.core.config import MultiFairConfig
 from monai_multifair.core.distributed import gather_batch
-from monai_multifair.core.functional import grouped_auc, surrogate_group_auc
+from monai_multifair.core.functional import grouped_auc, logistic_group_statistic, surrogate_group_auc
 from monai_multifair.core.guide import GuideHead
 from monai_multifair.errors import MultiFairError, close_match_hint
 
@@ -482,13 +482,19 @@ class DualLevelGradientModulator(ModulatorBase):
             guide_auc, guide_valid = _macro(auc[:num_modalities, :, k], valid[:num_modalities, :, k], dim=1)
             group_auc, group_valid = _macro(auc[:num_modalities, :, :k], valid[:num_modalities, :, :k], dim=1)
             fused_auc, fused_valid = _macro(auc[num_modalities, :, :k], valid[num_modalities, :, :k], dim=0)
+            if cfg.group_statistic == "logistic":  # ablation: the research code's surrogate statistic
+                group_auc, group_valid = self._logistic_group_statistic(
+                    columns[:num_modalities], all_labels, all_groups, all_present
+                )
 
             # Step 4: modality balance coefficient B_m from the change of each guide's AUC.
             current = torch.where(guide_valid, guide_auc, self.previous_auc)
             delta = torch.where(
                 self.has_previous_auc & guide_valid, current - self.previous_auc, torch.zeros_like(current)
             )
-            if cfg.coefficient_rule == "signed":
+            if cfg.coefficient_rule == "none":
+                balance = torch.ones_like(delta)
+            elif cfg.coefficient_rule == "signed":
                 total = delta.sum()
                 safe_total = torch.where(total.abs() > cfg.eps, total, torch.ones_like(total))
                 balance = torch.where(
@@ -546,7 +552,10 @@ class DualLevelGradientModulator(ModulatorBase):
             gate = ((fused_known.sum() >= 2) & ((best - worst) > tau)).to(modality_scale.dtype)
 
             # Step 8: per-sample scale of dL/dh_m.
-            per_sample = gate * group_factor.index_select(1, groups) + (1.0 - gate)  # [M, B]
+            sample_factor = group_factor.index_select(1, groups)  # [M, B]
+            if cfg.group_factor_reduction == "batch":  # one scalar per modality (research-code style)
+                sample_factor = sample_factor.mean(dim=1, keepdim=True).expand_as(sample_factor)
+            per_sample = gate * sample_factor + (1.0 - gate)
             scales = modality_scale.unsqueeze(1) * per_sample
             if present_local is not None:
                 scales = scales * present_local.t().to(scales.dtype)
@@ -588,6 +597,25 @@ class DualLevelGradientModulator(ModulatorBase):
             "fairness_loss": fairness.detach(),
         }
         return aux
+
+    def _logistic_group_statistic(
+        self, columns: list[Tensor], labels: Tensor, groups: Tensor, present: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """``[M, K]`` logistic surrogate of each guide per group (macro over one-vs-rest columns)."""
+        targets = self._target_columns(labels)
+        values, valids = [], []
+        for m, scores in enumerate(columns):
+            w = None if present is None else present[:, m].to(scores.dtype)
+            per_class = [
+                logistic_group_statistic(scores[:, c], targets[:, c], groups, self.num_groups, w)
+                for c in range(scores.shape[1])
+            ]
+            value, valid = _macro(
+                torch.stack([v for v, _ in per_class]), torch.stack([o for _, o in per_class]), 0
+            )
+            values.append(value)
+            valids.append(valid)
+        return torch.stack(values), torch.stack(valids)
 
     def _fairness_loss(self, logits: Tensor, labels: Tensor, groups: Tensor) -> Tensor:
         """Dispersion (or shortfall) of the per-group surrogate AUC of the fused margins."""
