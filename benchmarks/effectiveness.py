@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import platform
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,20 @@ def run_one(arm: Arm, data, seed: int, budget: Budget) -> dict[str, float]:
     return result
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(budget: Budget, data_seed: int, threads: int, extra: dict[str, Arm]) -> None:
+    torch.set_num_threads(threads)
+    ARMS.update(extra)
+    _WORKER.update(budget=budget, data=load_cohort(budget, data_seed))
+
+
+def _work(arm: str, seed: int) -> tuple[dict[str, float], float]:
+    t0 = time.time()
+    return run_one(ARMS[arm], _WORKER["data"], seed, _WORKER["budget"]), time.time() - t0
+
+
 def t_interval(values: list[float]) -> tuple[float, float, float]:
     """Mean and 95% Student-t interval over seeds."""
     finite = [v for v in values if math.isfinite(v)]
@@ -278,7 +294,8 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2 arms, 1 seed, tiny budget (CI smoke run)")
     parser.add_argument("--seed-offset", type=int, default=0, help="first seed")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker process")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (one run each at a time)")
     parser.add_argument(
         "--extra",
         default=None,
@@ -286,7 +303,6 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="folder for results.json and results.md")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     if args.extra:
         for name, spec in json.loads(args.extra).items():
             ARMS[name] = Arm(spec.pop("description", name), tags=("extra",), **spec)
@@ -302,17 +318,23 @@ def main() -> None:
         unknown = [a for a in names if a not in ARMS]
         if unknown:
             parser.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
-    data = load_cohort(budget, args.data_seed)
-    runs: dict[str, list[dict[str, float]]] = {a: [] for a in names}
+    jobs = [(arm, seed) for seed in range(args.seed_offset, args.seed_offset + args.seeds) for arm in names]
+    extra = {a: ARMS[a] for a in names if "extra" in ARMS[a].tags}
+    runs: dict[str, list[dict[str, float]]] = {a: [None] * args.seeds for a in names}
     started = time.time()
-    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-        for arm in names:
-            t0 = time.time()
-            runs[arm].append(run_one(ARMS[arm], data, seed, budget))
-            r = runs[arm][-1]
+    with ProcessPoolExecutor(
+        max_workers=args.jobs,
+        initializer=_init_worker,
+        initargs=(budget, args.data_seed, args.threads, extra),
+    ) as pool:
+        futures = {pool.submit(_work, arm, seed): (arm, seed) for arm, seed in jobs}
+        for future in as_completed(futures):
+            arm, seed = futures[future]
+            r, seconds = future.result()
+            runs[arm][seed - args.seed_offset] = r
             print(
                 f"seed {seed} {arm:26s} auc {r['auc']:.3f} es_auc {r['es_auc']:.3f} worst {r['worst_group_auc']:.3f} "
-                f"img {r['image_only_auc']:.3f} txt {r['notes_only_auc']:.3f} ({time.time() - t0:.0f}s)",
+                f"img {r['image_only_auc']:.3f} txt {r['notes_only_auc']:.3f} ({seconds:.0f}s)",
                 flush=True,
             )
     table = summarise(runs)

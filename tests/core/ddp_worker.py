@@ -7,6 +7,7 @@ plain process (the whole global batch). Saves per-step statistics and final para
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 
 import torch
@@ -40,7 +41,7 @@ def main() -> None:
     distributed = "RANK" in os.environ
     rank, world = 0, 1
     if distributed:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
     net = TwoTower().double()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,42 +13,21 @@ import torch
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun_command(nproc: int = 2) -> list[str]:
-    """``torchrun --nproc_per_node N`` with a static rendezvous on a free loopback port."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--nnodes",
-        "1",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-    ]
-
-
-def _run(cmd: list[str], cwd: Path) -> None:
+def _run_single(args: list[str], cwd: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.parametrize("fairness_weight", [0.0, 0.5])
-def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight):
+def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, torchrun):
     fw = ["--fairness-weight", str(fairness_weight)]
-    _run([*torchrun_command(2), str(WORKER), "--out", str(tmp_path / "ddp"), *fw], tmp_path)
-    _run([sys.executable, str(WORKER), "--out", str(tmp_path / "single"), *fw], tmp_path)
+    torchrun(WORKER, ["--out", tmp_path / "ddp", *fw], cwd=tmp_path)
+    _run_single([str(WORKER), "--out", str(tmp_path / "single"), *fw], tmp_path)
     rank0 = torch.load(tmp_path / "ddp.rank0.pt")
     rank1 = torch.load(tmp_path / "ddp.rank1.pt")
     single = torch.load(tmp_path / "single.rank0.pt")

@@ -10,6 +10,7 @@ uneven shards. Saves the final network and modulator states and the metrics per 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 
 import torch
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
     rank = dist.get_rank()
     records = make_records(n=48)
     sampler = DistributedSampler(records, num_replicas=dist.get_world_size(), rank=rank, shuffle=True, seed=3)

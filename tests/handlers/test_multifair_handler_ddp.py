@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,21 +15,8 @@ WORKER = Path(__file__).with_name("ddp_trainer_worker.py")
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_two_process_trainer_replicas_identical(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(WORKER),
-    ]
-    result = subprocess.run(
-        [*cmd, "--out", str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"torchrun failed:\n{result.stdout}\n{result.stderr}"
+def test_two_process_trainer_replicas_identical(tmp_path, torchrun):
+    torchrun(WORKER, ["--out", tmp_path], cwd=tmp_path)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert rank0["steps"] == rank1["steps"] == 8
     for part in ("network", "modulator"):
