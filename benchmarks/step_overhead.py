@@ -2,7 +2,8 @@
 
 All arms train the same network from the same weights on the same batches in one process; arms are
 interleaved round by round so machine noise hits them alike, and the report gives medians and ratios
-to the plain arm. On CUDA it also records peak allocated memory per arm.
+to the plain arm, and the host synchronisations of one step of each arm (counted by
+``monai_multifair.core.sync.HostSyncCounter``; ``torch.optim`` internals exempt). On CUDA it also records peak allocated memory per arm.
 
     python benchmarks/step_overhead.py                      # CPU: small CNN + bag-of-words encoders
     python benchmarks/step_overhead.py --size base --amp    # GPU: ViT-B/16 + BERT-base, batch 32, bf16
@@ -12,6 +13,7 @@ Arms:
 - ``plain``: cross-entropy only;
 - ``default``: DualLevelGradientModulator, default preset, ``validate_args=False`` (no host sync);
 - ``default+validate``: the same with value checks on (they synchronise the device);
+- ``paper``: the ``paper`` preset (``validate_args=False``);
 - ``reference``: ReferenceModulator (sklearn AUCs on the host every step);
 - ``reference-loop``: ``reference`` plus the research script's extra no-grad forward for the guide
   features and its discarded extra backward (its real per-step cost).
@@ -30,10 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from monai_multifair.core import MultiFairConfig, build_modulator
+from monai_multifair.core.sync import HostSyncCounter
 from monai_multifair.networks import MultimodalFusionClassifier
 from monai_multifair.plugins import create_encoder
 
-ARMS = ("plain", "default", "default+validate", "reference", "reference-loop")
+ARMS = ("plain", "default", "default+validate", "paper", "reference", "reference-loop")
 
 
 def build(size: str, device: torch.device):
@@ -59,8 +62,8 @@ def build(size: str, device: torch.device):
 def make_arm(arm: str, net, device):
     if arm == "plain":
         return None
-    preset = "reference" if arm.startswith("reference") else "default"
-    config = MultiFairConfig(preset=preset, validate_args=(arm == "default+validate"))
+    preset = "reference" if arm.startswith("reference") else arm.split("+")[0]
+    config = MultiFairConfig(preset=preset, validate_args=arm.endswith("+validate"))
     return build_modulator(net.encoders, 2, 2, fused_head=net.fused_head, config=config).to(device)
 
 
@@ -112,6 +115,11 @@ def main() -> None:
         for _ in range(args.warmup):
             step(arm, net, mod, opt, batch, labels, groups, args.amp, device)
         arms[arm] = (net, mod, opt)
+    syncs = {}
+    for arm, (net, mod, opt) in arms.items():  # host synchronisations in one step, counted
+        with HostSyncCounter() as counter:
+            step(arm, net, mod, opt, batch, labels, groups, args.amp, device)
+        syncs[arm] = {"count": counter.count, "ops": dict(counter.ops), "optimizer_internal": counter.exempt}
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     peak: dict[str, int] = {}
     for _ in range(args.rounds):
@@ -142,6 +150,8 @@ def main() -> None:
             arm: {
                 "seconds_per_step": statistics.median(t),
                 "ratio_to_plain": statistics.median(t) / base,
+                "host_syncs_per_step": syncs[arm]["count"],
+                "host_sync_ops": syncs[arm]["ops"],
                 **(
                     {"peak_mem_ratio": peak[arm] / peak["plain"], "peak_mem_bytes": peak[arm]} if peak else {}
                 ),
@@ -149,10 +159,12 @@ def main() -> None:
             for arm, t in times.items()
         },
     }
-    print(f"{'arm':18s} {'s/step':>9s} {'x plain':>8s}" + (f" {'mem x':>7s}" if peak else ""))
+    print(f"{'arm':18s} {'s/step':>9s} {'x plain':>8s} {'syncs':>6s}" + (f" {'mem x':>7s}" if peak else ""))
     for arm, r in result["arms"].items():
         mem = f" {r['peak_mem_ratio']:7.3f}" if peak else ""
-        print(f"{arm:18s} {r['seconds_per_step']:9.4f} {r['ratio_to_plain']:8.3f}{mem}")
+        print(
+            f"{arm:18s} {r['seconds_per_step']:9.4f} {r['ratio_to_plain']:8.3f} {r['host_syncs_per_step']:6d}{mem}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -2,70 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from monai_multifair import DualLevelGradientModulator, MultiFairConfig
-
-aten = torch.ops.aten
-SYNC_OPS = {
-    aten._local_scalar_dense.default,
-    aten.is_nonzero.default,
-    aten.equal.default,
-    aten.nonzero.default,
-    aten.masked_select.default,
-    aten._unique.default,
-    aten._unique2.default,
-    aten.unique_dim.default,
-    aten.unique_consecutive.default,
-}
+from monai_multifair.core.sync import HostSyncCounter, HostSyncError
 
 
-def _in_torch_optim() -> bool:
-    frame = sys._getframe(2)
-    while frame is not None:
-        if "torch/optim/" in frame.f_code.co_filename.replace("\\", "/"):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _bool_index(func, args) -> bool:
-    """Boolean-mask indexing needs the number of selected elements on the host (nonzero)."""
-    if func not in (aten.index.Tensor, aten.index_put.default, aten.index_put_.default):
-        return False
-    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1])
-
-
-class NoHostSync(TorchDispatchMode):
+def NoHostSync() -> HostSyncCounter:
     """Fails on any op that reads a device value back to the host (torch.optim internals exempt)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exempt_calls = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        is_sync = (
-            func in SYNC_OPS
-            or _bool_index(func, args)
-            or (
-                func in (aten._to_copy.default, aten.copy_.default)
-                and str(kwargs.get("device", "")) == "cpu"
-                and any(isinstance(a, torch.Tensor) and a.device.type != "cpu" for a in args)
-            )
-        )
-        if is_sync:
-            if _in_torch_optim():
-                self.exempt_calls += 1
-            else:
-                raise AssertionError(f"host synchronisation inside the step: {func}")
-        return func(*args, **kwargs)
+    return HostSyncCounter(raise_on_sync=True)
 
 
 class TwoTower(nn.Module):
@@ -128,11 +76,11 @@ def test_modulated_step_has_no_host_sync(overrides, with_presence):
 def test_the_detector_catches_a_sync():
     """The mode above must be able to fail: ``.item()`` and ``bool(tensor)`` are caught."""
     x = torch.randn(4)
-    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+    with pytest.raises(HostSyncError, match="host synchronisation"), NoHostSync():
         x.sum().item()
-    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+    with pytest.raises(HostSyncError, match="host synchronisation"), NoHostSync():
         bool((x > 0).any())
-    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+    with pytest.raises(HostSyncError, match="host synchronisation"), NoHostSync():
         x[x > 0]
 
 
@@ -149,7 +97,7 @@ def test_validate_args_on_does_sync():
     )
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     batch = (torch.randn(16, 6), torch.randn(16, 4), torch.randint(0, 2, (16,)), torch.randint(0, 3, (16,)))
-    with pytest.raises(AssertionError, match="host synchronisation"), NoHostSync():
+    with pytest.raises(HostSyncError, match="host synchronisation"), NoHostSync():
         _step(net, mod, opt, batch)
 
 
@@ -204,3 +152,15 @@ def test_modulated_step_has_no_cuda_sync(preset):
     assert _cuda_syncs(lambda: torch.ones(3, device=device).sum().item()) != []  # the detector works
     opt.step()
     assert mod.stats()["gate"].item() == 1.0
+
+
+def test_counter_counts_instead_of_raising():
+    x = torch.randn(8)
+    with HostSyncCounter() as counter:
+        x.sum().item()
+        x[x > 0]
+        torch.nonzero(x)
+        x.numpy()
+        x.tolist()
+    assert counter.count == 5, counter.ops
+    assert x.numpy.__name__ == "numpy"  # the patch is undone
