@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -301,8 +302,22 @@ def main() -> None:
         default=None,
         help='extra arms as JSON: {"name": {"modulation": {...}, "optimizer": "sgd"}}',
     )
-    parser.add_argument("--out", type=Path, help="folder for results.json and results.md")
+    parser.add_argument("--out", type=Path, help="folder for results.json, results.md and effectiveness.png")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="combine the runs of earlier results.json files (later files win per arm)",
+    )
     args = parser.parse_args()
+    if args.merge:
+        merged_runs, merged_meta = {}, []
+        for path in args.merge:
+            loaded = json.loads(path.read_text())
+            merged_runs.update(loaded["runs"])
+            merged_meta.append({"file": str(path), **loaded["meta"]})
+        write_outputs(args.out, merged_runs, list(merged_runs), {"merged_from": merged_meta})
+        return
     if args.extra:
         for name, spec in json.loads(args.extra).items():
             ARMS[name] = Arm(spec.pop("description", name), tags=("extra",), **spec)
@@ -324,6 +339,7 @@ def main() -> None:
     started = time.time()
     with ProcessPoolExecutor(
         max_workers=args.jobs,
+        mp_context=multiprocessing.get_context("spawn"),  # no fork after torch's thread pools exist
         initializer=_init_worker,
         initargs=(budget, args.data_seed, args.threads, extra),
     ) as pool:
@@ -337,26 +353,65 @@ def main() -> None:
                 f"img {r['image_only_auc']:.3f} txt {r['notes_only_auc']:.3f} ({seconds:.0f}s)",
                 flush=True,
             )
+    meta = {
+        "command": "python benchmarks/effectiveness.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k not in ("out", "quick", "merge")
+        ),
+        "machine": f"{platform.machine()} {platform.processor()}, torch {torch.__version__}, "
+        f"{args.jobs} worker processes x {args.threads} thread(s)",
+        "budget": budget.__dict__,
+        "seconds": round(time.time() - started),
+        "arms": {a: ARMS[a].description for a in names},
+        "modulation": {a: ARMS[a].modulation for a in names},
+    }
+    write_outputs(args.out, runs, names, meta)
+
+
+def write_outputs(
+    out: Path | None, runs: dict[str, list[dict[str, float]]], names: list[str], meta: dict
+) -> None:
     table = summarise(runs)
     text = markdown(table, names)
     print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "command": "python benchmarks/effectiveness.py "
-            + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "quick")
-            ),
-            "machine": f"{platform.machine()} {platform.processor()}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads",
-            "budget": budget.__dict__,
-            "seconds": round(time.time() - started),
-            "arms": {a: ARMS[a].description for a in names},
-        }
-        (args.out / "results.json").write_text(
-            json.dumps({"meta": meta, "summary": table, "runs": runs}, indent=1)
-        )
-        (args.out / "results.md").write_text(text + "\n")
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"meta": meta, "summary": table, "runs": runs}, indent=1))
+    (out / "results.md").write_text(text + "\n")
+    plot(table, names, out / "effectiveness.png")
+
+
+def plot(table: dict[str, Any], names: list[str], path: Path) -> None:
+    """ES-AUC, worst-group AUC and the single-modality AUCs per arm, mean with 95% interval over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("es_auc", "ES-AUC"), ("worst_group_auc", "worst-group AUC"), ("auc", "AUC"),
+              ("image_only_auc", "image-only AUC (balance)"))  # fmt: skip
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 0.34 * len(names) + 1.5), sharey=True
+    )
+    y = np.arange(len(names))
+    for ax, (key, title) in zip(axes, panels):
+        means = np.array([table[a][key]["mean"] for a in names])
+        lo = np.array([table[a][key]["ci95"][0] for a in names])
+        hi = np.array([table[a][key]["ci95"][1] for a in names])
+        err = np.vstack([means - lo, hi - means])
+        ax.errorbar(means, y, xerr=np.nan_to_num(err), fmt="o", color="tab:blue", capsize=3)
+        if "baseline" in table:
+            ax.axvline(table["baseline"][key]["mean"], color="grey", ls="--", lw=1)
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
