@@ -72,6 +72,19 @@ ARMS: dict[str, Arm] = {
         tags=("main",),
     ),
     "default": Arm("MultiFair `default` preset", {"preset": "default"}, tags=("main",)),
+    "paper+smooth+route+short": Arm(
+        "paper + smoothed B_m (0.98) + routing group factor + shortfall loss (the default preset's settings)",
+        {
+            "preset": "paper",
+            "coefficient_ema_decay": 0.98,
+            "group_factor_rule": "routing",
+            "fairness_loss": "shortfall",
+        },
+        tags=("alt",),
+    ),
+    "token+paper": Arm(
+        "demographic token + MultiFair `paper`", {"preset": "paper"}, demographic_token=True, tags=("main",)
+    ),
     "token": Arm("plain fusion + demographic token", demographic_token=True, tags=("main",)),
     "token+default": Arm(
         "demographic token + MultiFair `default`",

@@ -64,6 +64,7 @@ def test_multiclass_fairness_loss_by_hand(make_net, make_batch, make_modulator):
         direction_weight=0.0,
         fairness_weight=1.0,
         surrogate_temperature=0.5,
+        fairness_loss="dispersion",  # the form the hand computation below encodes
     )
     batch = make_batch(4, size=30, num_groups=2, num_classes=C)
     logits = net(batch.inputs)
