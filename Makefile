@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install
+test: lint
 	$(BIN)/python -m pytest
 
 docs: install
