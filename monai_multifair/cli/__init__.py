@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from monai_multifair.errors import MultiFairError
 
 # Module names (in this package) that provide sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("plugins_command", "report_command")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo_command",
+    "train_command",
+    "evaluate_command",
+    "report_command",
+    "plugins_command",
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

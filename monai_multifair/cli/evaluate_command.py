@@ -1,0 +1,63 @@
+"""``multifair evaluate``: metrics, predictions and audit report of a checkpoint on the test split.
+
+Example::
+
+    multifair evaluate --checkpoint runs/mine/checkpoints/best.pt          # config: runs/mine/config.yaml
+    multifair evaluate --config demo --checkpoint best.pt --output audit/ --split val
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from monai_multifair.cli.train_command import add_override_argument, load_run_config, result_lines
+from monai_multifair.errors import MultiFairError
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the checkpoint and print its metrics and the files written."""
+    from monai_multifair.engine import evaluate
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise MultiFairError(f"--checkpoint {args.checkpoint!r} does not exist or is not a file")
+    source = args.config
+    if source is None:
+        base = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+        source = base / "config.yaml"
+        if not source.is_file():
+            raise MultiFairError(
+                "--config is required: the checkpoint is not in a run folder with a config.yaml "
+                f"(looked for {str(source)!r})"
+            )
+    config = load_run_config(source, args.overrides)
+    result = evaluate(config, checkpoint, args.output, split=args.split)
+    print("\n".join(result_lines(result)))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` sub-command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on the test split: metrics, predictions, audit report",
+        description=(
+            "Build the network of a config, load a checkpoint (best.pt or checkpoint_epoch=N.pt of a run, or a "
+            "model state dict) and write metrics.json, predictions.csv and the audit report for a split."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="the config the checkpoint was trained with (preset or YAML); default: the run folder's config.yaml",
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file")
+    parser.add_argument(
+        "--output", default=None, help="output folder (default: evaluation/ in the checkpoint's run folder)"
+    )
+    parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="split to evaluate")
+    add_override_argument(parser)
+    parser.set_defaults(func=run)

@@ -1,0 +1,198 @@
+"""Batch iterables for the run engine: in-memory tensor batches and a per-epoch seeded sampler.
+
+Both shuffle with a permutation that depends only on ``(seed, epoch)``, so a run resumed at epoch
+``e`` sees exactly the batches an uninterrupted run sees, whatever happened before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from monai_multifair.data import InMemoryDataset, MultimodalCollate, MultimodalDataset
+from monai_multifair.errors import MultiFairError
+
+__all__ = [
+    "MATERIALIZE_LIMIT_BYTES",
+    "EpochSampler",
+    "TensorBatchLoader",
+    "epoch_permutation",
+    "make_loader",
+    "materialize",
+    "set_loader_epoch",
+]
+
+#: In-memory datasets whose collated tensors would exceed this size are read through a ``DataLoader``.
+MATERIALIZE_LIMIT_BYTES = 1 << 30
+_CHUNK = 512
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of ``n`` samples in ``epoch`` (a pure function of ``seed`` and ``epoch``).
+
+    Example:
+        >>> bool((epoch_permutation(5, 0, 3) == epoch_permutation(5, 0, 3)).all())
+        True
+    """
+    generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1))
+    return torch.randperm(n, generator=generator)
+
+
+def materialize(dataset: Dataset, collate: MultimodalCollate) -> dict[str, Any]:
+    """Collate a whole dataset once: ``{key: tensor [N, ...] or list of N values}``.
+
+    Notes are tokenized here, once, instead of in every batch of every epoch.
+    """
+    parts: list[dict[str, Any]] = []
+    for start in range(0, len(dataset), _CHUNK):
+        stop = min(start + _CHUNK, len(dataset))
+        parts.append(collate([dataset[i] for i in range(start, stop)]))
+    if not parts:
+        raise MultiFairError("cannot batch an empty dataset")
+    out: dict[str, Any] = {}
+    for key, first in parts[0].items():
+        if isinstance(first, torch.Tensor):
+            out[key] = torch.cat([p[key] for p in parts])
+        else:
+            out[key] = [v for p in parts for v in p[key]]
+    return out
+
+
+class _EpochOrder:
+    """The sample order of each epoch: :func:`epoch_permutation` with ``shuffle``, else ``0..n-1``."""
+
+    def __init__(self, num_samples: int, shuffle: bool, seed: int) -> None:
+        self.num_samples = num_samples
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch`` for the next iteration."""
+        self.epoch = int(epoch)
+
+    def order(self) -> torch.Tensor:
+        """Sample indices ``[N]`` of the current epoch."""
+        if self.shuffle:
+            return epoch_permutation(self.num_samples, self.seed, self.epoch)
+        return torch.arange(self.num_samples)
+
+
+class TensorBatchLoader(_EpochOrder):
+    """Batches sliced from tensors that hold a whole split (see :func:`materialize`).
+
+    Iterating yields ``{key: tensor [B, ...] or list}`` dicts, shuffled per epoch with
+    :func:`epoch_permutation` when ``shuffle``; call :meth:`set_epoch` before each epoch. The
+    permutation is drawn when the first batch is requested.
+
+    Args:
+        tensors: the collated split.
+        batch_size: samples per batch (the last batch may be smaller).
+        shuffle: shuffle each epoch.
+        seed: seed of the shuffling.
+
+    Example:
+        >>> loader = TensorBatchLoader({"x": torch.arange(5), "id": list("abcde")}, batch_size=2)
+        >>> [b["id"] for b in loader]
+        [['a', 'b'], ['c', 'd'], ['e']]
+    """
+
+    def __init__(
+        self, tensors: Mapping[str, Any], batch_size: int, shuffle: bool = False, seed: int = 0
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise MultiFairError(f"expected `batch_size` to be an integer >= 1, got {batch_size!r}")
+        sizes = {key: len(value) for key, value in tensors.items()}
+        if len(set(sizes.values())) != 1:
+            raise MultiFairError(
+                f"expected every key of `tensors` to hold the same number of samples, got {sizes}"
+            )
+        super().__init__(next(iter(sizes.values())), shuffle, seed)
+        self.tensors = dict(tensors)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = self.order()
+        for start in range(0, self.num_samples, self.batch_size):
+            index = order[start : start + self.batch_size]
+            rows = index.tolist()
+            yield {
+                key: value[index] if isinstance(value, torch.Tensor) else [value[i] for i in rows]
+                for key, value in self.tensors.items()
+            }
+
+
+class EpochSampler(_EpochOrder, Sampler[int]):
+    """A ``DataLoader`` sampler drawing :func:`epoch_permutation` (or ``0..n-1`` without ``shuffle``).
+
+    Args:
+        num_samples: dataset length.
+        shuffle: shuffle each epoch.
+        seed: seed of the shuffling.
+    """
+
+    def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0) -> None:
+        super().__init__(num_samples, shuffle, seed)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order().tolist())
+
+
+def _collated_bytes(dataset: Dataset, collate: MultimodalCollate) -> int:
+    sample = collate([dataset[0]])
+    per_sample = sum(v.element_size() * v.numel() for v in sample.values() if isinstance(v, torch.Tensor))
+    return per_sample * len(dataset)
+
+
+def make_loader(
+    dataset: Dataset,
+    collate: MultimodalCollate,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int = 0,
+) -> TensorBatchLoader | DataLoader:
+    """The fastest batch iterable for ``dataset``.
+
+    A dataset without a transform whose collated tensors fit in :data:`MATERIALIZE_LIMIT_BYTES` is read
+    and collated once into a :class:`TensorBatchLoader` (always for an
+    :class:`~monai_multifair.data.InMemoryDataset` such as the synthetic cohort; for file-based datasets
+    when ``num_workers`` is 0, since reading them in parallel is what workers are for). Anything else
+    is read by a ``DataLoader`` with ``num_workers`` workers and an :class:`EpochSampler`. Either way :func:`set_loader_epoch` selects an epoch's order.
+    """
+    if len(dataset) == 0:
+        raise MultiFairError(f"cannot train or evaluate on an empty dataset ({dataset!r})")
+    eligible = isinstance(dataset, InMemoryDataset) or (
+        isinstance(dataset, MultimodalDataset) and num_workers == 0
+    )
+    if (
+        eligible
+        and getattr(dataset, "transform", None) is None
+        and _collated_bytes(dataset, collate) <= MATERIALIZE_LIMIT_BYTES
+    ):
+        return TensorBatchLoader(materialize(dataset, collate), batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        collate_fn=collate,
+        num_workers=num_workers,
+    )
+
+
+def set_loader_epoch(loader: TensorBatchLoader | DataLoader, epoch: int) -> None:
+    """Select the shuffling of ``epoch`` in a loader made by :func:`make_loader`."""
+    target = loader.sampler if isinstance(loader, DataLoader) else loader
+    if isinstance(target, _EpochOrder):
+        target.set_epoch(epoch)

@@ -1,0 +1,57 @@
+"""``evaluate``: a checkpoint reproduces the training run's test metrics; bad checkpoints are clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from monai_multifair.data import build_datasets
+from monai_multifair.engine import evaluate, train
+from monai_multifair.errors import MultiFairError
+
+
+@pytest.fixture(scope="module")
+def run(tiny_config, tmp_path_factory):
+    return train(tiny_config("evaluation.n_boot=0"), tmp_path_factory.mktemp("run"), progress=False)
+
+
+def test_best_checkpoint_reproduces_the_runs_test_metrics(run):
+    result = evaluate(run.config, run.files["best_checkpoint"])
+    assert result.run_dir == run.run_dir / "evaluation"
+    assert result.predictions.equals(run.predictions)
+    assert result.headline() == run.headline() and result.metrics["group_auc"] == run.metrics["group_auc"]
+    assert result.best_epoch == run.best_epoch and result.metrics["validation"] == run.metrics["validation"]
+    written = json.loads((result.run_dir / "metrics.json").read_text())
+    assert written["checkpoint"] == str(run.files["best_checkpoint"]) and written["split"] == "test"
+    assert (result.run_dir / "report.html").is_file() and (result.run_dir / "config.yaml").is_file()
+
+
+def test_other_split_and_bare_state_dict(run, tmp_path):
+    bare = tmp_path / "weights.pt"
+    torch.save(torch.load(run.files["last_checkpoint"], weights_only=True)["model"], bare)
+    result = evaluate(run.config, bare, tmp_path / "out", split="val")
+    assert result.best_epoch is None and result.metrics["split"] == "val"
+    val = build_datasets(run.config)["val"]
+    assert result.predictions["id"].tolist() == val.ids
+    frame = result.predictions
+    assert result.metrics["auc"] == pytest.approx(roc_auc_score(frame["label"], frame["score"]))
+
+
+def test_bad_checkpoints(run, tiny_config, tmp_path):
+    with pytest.raises(MultiFairError, match="does not exist"):
+        evaluate(run.config, tmp_path / "missing.pt", tmp_path / "o")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(MultiFairError, match=r"cannot read checkpoint .*junk.pt"):
+        evaluate(run.config, tmp_path / "junk.pt", tmp_path / "o")
+    torch.save({"optimizer": {}}, tmp_path / "nomodel.pt")
+    with pytest.raises(MultiFairError, match="has no `model` entry"):
+        evaluate(run.config, tmp_path / "nomodel.pt", tmp_path / "o")
+    with pytest.raises(MultiFairError, match="does not fit the network this config builds"):
+        evaluate(tiny_config("fusion.fusion_dim=32"), run.files["best_checkpoint"], tmp_path / "o")
+    with pytest.raises(
+        MultiFairError, match=r"`split` to be one of train, val, test, got 'tset' \(did you mean 'test'\?\)"
+    ):
+        evaluate(run.config, run.files["best_checkpoint"], tmp_path / "o", split="tset")
