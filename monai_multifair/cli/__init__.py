@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo_command",
     "train_command",
     "evaluate_command",
+    "bundle_command",
     "report_command",
     "plugins_command",
 )
