@@ -34,6 +34,7 @@ __all__ = [
     "ProgressReporter",
     "RNGState",
     "SaverState",
+    "ScalerState",
     "SelectionRecord",
     "SelectionScore",
     "TrainingMonitor",
@@ -188,10 +189,31 @@ class RNGState:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["cpu"])
+        # a checkpoint loaded with map_location=cuda holds the states on the GPU; torch wants CPU bytes
+        torch.set_rng_state(state["cpu"].cpu())
         cuda = state.get("cuda")
         if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+class ScalerState:
+    """The CUDA AMP grad scaler of a MONAI trainer as a checkpointable object.
+
+    ``SupervisedTrainer.run`` creates its ``GradScaler`` anew right before ``Events.STARTED``, so the
+    scaler is looked up on the trainer when the checkpoint is written (epoch end) and read (start).
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        scaler = getattr(self.trainer, "scaler", None)
+        return dict(scaler.state_dict()) if scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        scaler = getattr(self.trainer, "scaler", None)
+        if scaler is not None and state:
+            scaler.load_state_dict(state)
 
 
 class GradientClipper:

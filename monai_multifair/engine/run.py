@@ -50,6 +50,7 @@ from monai_multifair.engine.handlers import (
     ProgressReporter,
     RNGState,
     SaverState,
+    ScalerState,
     SelectionRecord,
     SelectionScore,
     TrainingMonitor,
@@ -564,8 +565,8 @@ def train(
     }
     if multifair is not None:
         save_dict["multifair"] = multifair
-    if parts.amp and getattr(trainer, "scaler", None) is not None:
-        save_dict["scaler"] = trainer.scaler
+    if parts.amp:
+        save_dict["scaler"] = ScalerState(trainer)
     reporter = ProgressReporter(monitor, validation, evaluation.selection_metric, progress, log)
     ordered: list[Any] = []
     if resume:

@@ -12,7 +12,7 @@ from torch import nn
 from monai_multifair.data import build_datasets
 from monai_multifair.engine import RunResult, compare_runs, comparison_markdown, comparison_table
 from monai_multifair.engine.builders import AutocastInferer, amp_settings, encoder_specs, resolve_device
-from monai_multifair.engine.handlers import GradientClipper, SelectionScore
+from monai_multifair.engine.handlers import GradientClipper, RNGState, ScalerState, SelectionScore
 from monai_multifair.errors import MultiFairError
 
 
@@ -61,6 +61,20 @@ def test_autocast_inferer_runs_bfloat16_and_returns_float32(tiny_config):
     assert amp is False and isinstance(inferer, AutocastInferer)
     amp, inferer = amp_settings(tiny_config(), torch.device("cpu"))
     assert amp is False and not isinstance(inferer, AutocastInferer)
+
+
+def test_scaler_and_random_state_round_trip():
+    saved = SimpleNamespace(scaler=torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7))
+    fresh = SimpleNamespace(scaler=torch.amp.GradScaler("cpu"))  # as SupervisedTrainer.run makes it
+    ScalerState(fresh).load_state_dict(ScalerState(saved).state_dict())
+    assert fresh.scaler.get_scale() == 1024.0 and fresh.scaler.get_growth_interval() == 7
+    assert ScalerState(SimpleNamespace(scaler=None)).state_dict() == {}
+    torch.manual_seed(3)
+    state = RNGState().state_dict()
+    expected = torch.rand(4)
+    torch.manual_seed(9)
+    RNGState().load_state_dict(state)
+    assert torch.equal(torch.rand(4), expected)
 
 
 def test_selection_score_ranks_undefined_below_everything():
