@@ -70,9 +70,12 @@ def one_hot_groups(groups: Tensor, num_groups: int, dtype: torch.dtype) -> Tenso
 class ModulatorBase(nn.Module):
     """Shared machinery: argument checks, feature capture, per-sample gradient hooks, guide heads.
 
-    Subclasses implement :meth:`forward`, fill the scale of each captured feature with
-    :meth:`_set_scales` and record their statistics in ``self._stats``.
+    Subclasses implement :meth:`forward` and :meth:`_init_state` (their buffers), fill the scale of each
+    captured feature with :meth:`_set_scales` and record their statistics in ``self._stats``.
     """
+
+    #: Preset used when no ``config`` is given.
+    default_preset = "default"
 
     def __init__(
         self,
@@ -86,7 +89,7 @@ class ModulatorBase(nn.Module):
     ) -> None:
         super().__init__()
         if config is None:
-            config = MultiFairConfig()
+            config = MultiFairConfig(preset=self.default_preset)
         elif isinstance(config, str):
             config = MultiFairConfig(preset=config)
         elif isinstance(config, Mapping):
@@ -187,6 +190,10 @@ class ModulatorBase(nn.Module):
         self._hook_handles = [
             module.register_forward_hook(self._make_capture(name)) for name, module in encoders.items()
         ]
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """Validate subclass-specific settings and register the subclass's state buffers."""
 
     # ------------------------------------------------------------------ hooks
     def _make_capture(self, name: str):
@@ -394,23 +401,13 @@ class DualLevelGradientModulator(ModulatorBase):
         >>> (F.cross_entropy(logits, labels) + aux).backward()
     """
 
-    def __init__(
-        self,
-        encoders: Mapping[str, nn.Module],
-        num_classes: int,
-        num_groups: int,
-        fused_head: nn.Module | None = None,
-        config: MultiFairConfig | Mapping[str, Any] | str | None = None,
-        feature_dims: Mapping[str, int] | None = None,
-        process_group: Any | None = None,
-    ) -> None:
-        super().__init__(encoders, num_classes, num_groups, fused_head, config, feature_dims, process_group)
+    def _init_state(self) -> None:
         if self.config.preset == "reference":
             raise MultiFairError(
                 "the 'reference' preset reproduces the research code and is built by `ReferenceModulator` "
                 "(or `build_modulator`), not DualLevelGradientModulator"
             )
-        m, k = len(self.modality_names), num_groups
+        m, k = len(self.modality_names), self.num_groups
         self.register_buffer("previous_auc", torch.zeros(m))
         self.register_buffer("has_previous_auc", torch.zeros(m, dtype=torch.bool))
         self.register_buffer("balance_ema", torch.ones(m))

@@ -65,28 +65,12 @@ class ReferenceModulator(ModulatorBase):
     with ``preset="reference"`` when not given.
     """
 
-    def __init__(
-        self,
-        encoders: Mapping[str, nn.Module],
-        num_classes: int,
-        num_groups: int,
-        fused_head: nn.Module | None = None,
-        config: MultiFairConfig | Mapping[str, Any] | str | None = None,
-        feature_dims: Mapping[str, int] | None = None,
-        process_group: Any | None = None,
-    ) -> None:
-        super().__init__(
-            encoders,
-            num_classes,
-            num_groups,
-            fused_head,
-            config or MultiFairConfig(preset="reference"),
-            feature_dims,
-            process_group,
-        )
-        if num_classes != 2:
+    default_preset = "reference"
+
+    def _init_state(self) -> None:
+        if self.num_classes != 2:
             raise MultiFairError(
-                f"the reference preset (research code) supports num_classes=2 only, got {num_classes}"
+                f"the reference preset (research code) supports num_classes=2 only, got {self.num_classes}"
             )
         m = len(self.modality_names)
         self.register_buffer("previous_auc", torch.full((m,), float("nan")))
