@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev,docs,minilm
 DEMO_ARGS ?= --output runs/demo
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo test lint docs clean test-distributed-loop
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Every distributed test RUNS times in a row; stops at the first failure (a flaky test is a bug).
+RUNS ?= 20
+test-distributed-loop: install
+	@for i in $$(seq $(RUNS)); do \
+		echo "== distributed tests, run $$i of $(RUNS)"; \
+		$(BIN)/python -m pytest -m distributed -q -p no:cacheprovider || exit 1; \
+	done; echo "== $(RUNS) of $(RUNS) runs green"
 
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

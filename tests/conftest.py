@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -25,30 +29,114 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux ``/proc``), parents first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        children.setdefault(ppid, []).append(int(entry))
+    tree, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, []))
+    return tree
+
+
+def kill_process_tree(root: int) -> None:
+    """SIGKILL ``root`` and every process below it, also those in sessions of their own.
+
+    torchrun starts each worker in a new session, so killing the launcher's process group leaves the
+    workers running (and holding the output pipes). Every process is stopped first, so that none forks
+    or is re-parented while the tree is collected.
+    """
+    if not os.path.isdir("/proc"):  # not Linux: the launcher's own group is the best we can do
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(root, signal.SIGKILL)
+        return
+    stopped: set[int] = set()
+    while True:
+        fresh = [pid for pid in _process_tree(root) if pid not in stopped]
+        if not fresh:
+            break
+        for pid in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+            stopped.add(pid)
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_isolated(cmd: list[str], *, cwd, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own session; on timeout kill it and all its descendants, so no worker outlives
+    the test. Fails the calling test with the command's output when it times out or exits non-zero."""
+    with subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process_tree(proc.pid)
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"timed out after {timeout} s: {cmd}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+        except BaseException:  # KeyboardInterrupt, pytest-timeout: leave nothing behind
+            kill_process_tree(proc.pid)
+            raise
+    if proc.returncode != 0:
+        pytest.fail(f"exit code {proc.returncode}: {cmd}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _worker_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+        "GLOO_SOCKET_IFNAME": "lo",
+    }
+
+
+@pytest.fixture
+def run_worker():
+    """Run ``python worker.py ARGS`` as one plain process (isolated like :func:`torchrun`)."""
+
+    def run(worker, args=(), *, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+        return run_isolated(
+            [sys.executable, str(worker), *map(str, args)], cwd=cwd, env=_worker_env(), timeout=timeout
+        )
+
+    return run
+
+
 @pytest.fixture
 def torchrun():
     """Run ``torchrun --nproc_per_node N worker.py ARGS`` on loopback; fails with the workers' output.
 
     A static rendezvous on a free 127.0.0.1 port and ``GLOO_SOCKET_IFNAME=lo`` keep it independent of how
-    the host name resolves; workers should pass a ``timeout`` to ``init_process_group`` so that a stuck
-    rendezvous fails instead of hanging.
+    the host name resolves. Workers end through
+    :func:`monai_multifair.core.distributed.distributed_process_group`, which gives the rendezvous and the
+    collectives a timeout and destroys the group in an order that cannot deadlock at exit. The launcher
+    runs in its own process group, killed whole on timeout.
     """
-    import subprocess
-    import sys
 
     def run(worker, args=(), *, cwd, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
-            "PYTHONWARNINGS": "ignore::DeprecationWarning",
-            "GLOO_SOCKET_IFNAME": "lo",
-        }
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
             "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(worker), *map(str, args),
         ]  # fmt: skip
-        result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"torchrun failed:\n{result.stdout}\n{result.stderr}"
-        return result
+        return run_isolated(cmd, cwd=cwd, env=_worker_env(), timeout=timeout)
 
     return run

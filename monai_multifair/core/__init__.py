@@ -4,6 +4,7 @@ A hand-written training loop uses it directly; :mod:`monai_multifair.handlers` a
 """
 
 from monai_multifair.core.config import PRESETS, MultiFairConfig
+from monai_multifair.core.distributed import distributed_process_group, shutdown_process_group
 from monai_multifair.core.functional import (
     binary_auc,
     grouped_auc,
@@ -25,7 +26,9 @@ __all__ = [
     "ReferenceModulator",
     "binary_auc",
     "build_modulator",
+    "distributed_process_group",
     "grouped_auc",
     "logistic_group_statistic",
+    "shutdown_process_group",
     "surrogate_group_auc",
 ]

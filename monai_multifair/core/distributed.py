@@ -1,12 +1,24 @@
-"""All-gather of detached statistics inputs, so every rank computes identical coefficients."""
+"""Distributed helpers: all-gather of detached statistics inputs, and a process group that ends cleanly.
+
+Every rank computes identical coefficients from the gathered batch (:func:`gather_batch`).
+:func:`distributed_process_group` starts ``torch.distributed`` and ends it in the one order that cannot
+deadlock at exit (see :func:`shutdown_process_group`); use it for every ``torchrun`` worker.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+import os
+import traceback
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["gather_batch", "world_size"]
+__all__ = ["distributed_process_group", "gather_batch", "shutdown_process_group", "world_size"]
 
 
 def world_size(process_group: object | None = None) -> int:
@@ -34,3 +46,79 @@ def gather_batch(tensors: list[Tensor], process_group: object | None = None) -> 
         joined = torch.cat(parts, dim=0)
         out.append(joined.to(torch.bool) if is_bool else joined)
     return out
+
+
+def shutdown_process_group(*, synchronize: bool = True) -> None:
+    """Destroy the default process group in an order that cannot deadlock at exit.
+
+    The hazard (pytorch/pytorch#75097, #190489): when the last reference to a gloo process group is
+    dropped by a DDP ``Reducer`` being deallocated (a DDP module freed at interpreter exit, after
+    ``destroy_process_group``), ``~ProcessGroupGloo`` joins its work threads while holding the GIL, and a
+    work thread that needs the GIL to free a finished ``AsyncWork`` never gets it. So the order is:
+
+    1. the caller has released every DDP-wrapped module, engine, optimizer and tensor tied to the group
+       (let them go out of scope: run the work in a function that returns first);
+    2. ``gc.collect()`` frees what reference cycles still hold (ignite engines and their handlers);
+    3. ``barrier()`` (when ``synchronize``): every rank has finished its collectives;
+    4. ``destroy_process_group()`` drops the last reference through the binding that releases the GIL.
+
+    Does nothing when ``torch.distributed`` is not initialised.
+
+    Args:
+        synchronize: wait for every rank before destroying (the success path). Pass ``False`` on an
+            error path, where a peer may never reach the barrier.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    if synchronize:
+        dist.barrier()
+    dist.destroy_process_group()
+    gc.collect()
+
+
+@contextlib.contextmanager
+def distributed_process_group(backend: str | None = None, *, timeout_s: float = 600.0) -> Iterator[bool]:
+    """Run a block inside ``torch.distributed`` when launched by ``torchrun``, and end it cleanly.
+
+    Initialises the default process group from the ``torchrun`` environment (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``...) when it is set and no group exists yet, and destroys it with
+    :func:`shutdown_process_group` on the way out, on success and on error. On an error the
+    traceback's frames are cleared first, so that the locals they hold (a DDP module, a trainer) are
+    freed before the group, not at interpreter exit; the exception then propagates (torchrun reports
+    the failing rank and stops the others).
+
+    Keep every object that holds the group (DDP modules, engines, optimizers) inside a function called
+    in the block, so that they are released when it returns::
+
+        def run(args):                      # everything that holds the process group lives here
+            model = DistributedDataParallel(net)
+            ...
+
+        def main():
+            with distributed_process_group("gloo", timeout_s=60) as distributed:
+                run(args)
+
+    Args:
+        backend: ``"gloo"``, ``"nccl"``... (default: ``nccl`` when CUDA is available, else ``gloo``).
+        timeout_s: collective and rendezvous timeout, in seconds (a stuck peer fails instead of hanging).
+
+    Yields:
+        ``True`` when running distributed (a group exists), ``False`` for a plain single process.
+    """
+    owned = False
+    if "RANK" in os.environ and dist.is_available() and not dist.is_initialized():
+        if backend is None:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        owned = True
+    distributed = dist.is_available() and dist.is_initialized()
+    try:
+        yield distributed
+    except BaseException as error:
+        if owned:
+            traceback.clear_frames(error.__traceback__)
+            shutdown_process_group(synchronize=False)
+        raise
+    if owned:
+        shutdown_process_group()

@@ -7,8 +7,6 @@ plain process (the whole global batch). Saves per-step statistics and final para
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 
 import torch
 import torch.distributed as dist
@@ -16,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_multifair import DualLevelGradientModulator, MultiFairConfig
+from monai_multifair.core.distributed import distributed_process_group
 
 GLOBAL_BATCH, STEPS = 48, 5
 
@@ -31,18 +30,9 @@ class TwoTower(nn.Module):
         return self.head(torch.cat([self.image(image), self.text(text)], dim=1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--fairness-weight", type=float, default=0.0)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    distributed = "RANK" in os.environ
-    rank, world = 0, 1
-    if distributed:
-        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
-        rank, world = dist.get_rank(), dist.get_world_size()
+def run(args: argparse.Namespace, distributed: bool) -> None:
+    """The training; every object that holds the process group (the DDP module) is released on return."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     torch.manual_seed(0)
     net = TwoTower().double()
     config = MultiFairConfig(
@@ -81,8 +71,17 @@ def main() -> None:
         },
         f"{args.out}.rank{rank}.pt",
     )
-    if distributed:
-        dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--fairness-weight", type=float, default=0.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    with distributed_process_group("gloo", timeout_s=60) as distributed:
+        run(args, distributed)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,21 +10,13 @@ import torch
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def _run_single(args: list[str], cwd: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    result = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
-
-
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.parametrize("fairness_weight", [0.0, 0.5])
-def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, torchrun):
+def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, torchrun, run_worker):
     fw = ["--fairness-weight", str(fairness_weight)]
     torchrun(WORKER, ["--out", tmp_path / "ddp", *fw], cwd=tmp_path)
-    _run_single([str(WORKER), "--out", str(tmp_path / "single"), *fw], tmp_path)
+    run_worker(WORKER, ["--out", tmp_path / "single", *fw], cwd=tmp_path)
     rank0 = torch.load(tmp_path / "ddp.rank0.pt")
     rank1 = torch.load(tmp_path / "ddp.rank1.pt")
     single = torch.load(tmp_path / "single.rank0.pt")

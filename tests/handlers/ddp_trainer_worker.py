@@ -10,7 +10,6 @@ uneven shards. Saves the final network and modulator states and the metrics per 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 
 import torch
@@ -21,15 +20,12 @@ from monai.engines import SupervisedEvaluator
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from monai_multifair.core.distributed import distributed_process_group
 from monai_multifair.handlers import FairnessEvaluationHandler, MultiFairHandler, MultimodalPrepareBatch
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+def run(args: argparse.Namespace) -> None:
+    """Train and evaluate; the DDP module, trainer and evaluator are released on return."""
     rank = dist.get_rank()
     records = make_records(n=48)
     sampler = DistributedSampler(records, num_replicas=dist.get_world_size(), rank=rank, shuffle=True, seed=3)
@@ -71,7 +67,15 @@ def main() -> None:
         },
         os.path.join(args.out, f"rank{rank}.pt"),
     )
-    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with distributed_process_group("gloo", timeout_s=60):
+        run(args)
 
 
 if __name__ == "__main__":
