@@ -8,8 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monai_multifair.config._schema import load_yaml_text
 from monai_multifair.config.schema import RunConfig
+from monai_multifair.config.validation import load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
 
 __all__ = ["apply_overrides", "list_presets", "load_config", "load_raw", "parse_override", "preset_path"]

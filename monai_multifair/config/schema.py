@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from monai_multifair.config._schema import build, check, convert, dump_yaml, key_error, plain, to_plain
-from monai_multifair.core.config import MultiFairConfig
-from monai_multifair.data.attributes import FAIRVISION_CODES, FAIRVLMED_CODES
-from monai_multifair.data.cohort import COHORT_ATTRIBUTES, COHORT_MODALITIES, CohortSpec
+from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, plain, to_plain
+from monai_multifair.core.multifair_config import MultiFairConfig
+from monai_multifair.data.manifest import ManifestConfig
+from monai_multifair.data.sources import DATA_SOURCES, DataSource
 from monai_multifair.errors import MultiFairError, close_match_hint
 
 __all__ = [
@@ -36,9 +36,8 @@ __all__ = [
     "TrainerConfig",
 ]
 
-Source = Literal["synthetic", "fairvision", "fairvlmed", "manifest"]
-#: The data sources a config can name.
-SOURCES: tuple[str, ...] = ("synthetic", "fairvision", "fairvlmed", "manifest")
+#: The data sources a config can name (the keys of :data:`~monai_multifair.data.DATA_SOURCES`).
+SOURCES: tuple[str, ...] = tuple(DATA_SOURCES)
 #: Which encoder modalities (of the plugin registry) fit which kind of data modality.
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "image": ("image2d",),
@@ -46,31 +45,17 @@ ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
     "tabular": ("tabular",),
 }
+# flat ``data.*`` keys that belong to some source (the others apply to every source)
+_SOURCE_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for s in DATA_SOURCES.values() for k in s.keys))
 
-# modality name -> kind, default modalities, attributes, for the sources with a fixed layout
-_LAYOUTS: dict[str, tuple[dict[str, str], list[str], tuple[str, ...]]] = {
-    "synthetic": (dict(COHORT_MODALITIES), ["fundus", "notes"], COHORT_ATTRIBUTES),
-    "fairvision": ({"fundus": "image", "oct": "volume"}, ["fundus", "oct"], tuple(FAIRVISION_CODES)),
-    "fairvlmed": (
-        {"fundus": "image", "notes": "text", "tabular": "tabular"},
-        ["fundus", "notes"],
-        tuple(FAIRVLMED_CODES),
-    ),
-}
-# source-specific data keys: key -> (sources it applies to, resolved default)
-_SOURCE_KEYS: dict[str, tuple[tuple[str, ...], Any]] = {
-    "root": (("fairvision", "fairvlmed"), None),
-    "label_key": (("fairvision", "fairvlmed"), "glaucoma"),
-    "image_size": (("fairvision", "fairvlmed", "manifest"), None),
-    "oct_slices": (("fairvision",), None),
-    "notes_file": (("fairvlmed",), "data_summary.csv"),
-    "filename_column": (("fairvlmed",), "filename"),
-    "note_column": (("fairvlmed",), "note"),
-    "note_source": (("fairvlmed",), "csv"),
-    "tabular_keys": (("fairvlmed",), []),
-    "synthetic": (("synthetic",), None),
-    "manifest": (("manifest",), None),
-}
+
+def _data_source(name: Any, path: str) -> DataSource:
+    if not isinstance(name, str) or name not in DATA_SOURCES:
+        raise MultiFairError(
+            f"config key `{path}`: unknown data source {name!r}"
+            f"{close_match_hint(str(name), DATA_SOURCES)}; known: {', '.join(DATA_SOURCES)}"
+        )
+    return DATA_SOURCES[name]
 
 
 def _positive(v: Any) -> bool:
@@ -82,72 +67,19 @@ def _non_negative(v: Any) -> bool:
 
 
 @dataclass
-class ManifestConfig:
-    """``data.manifest``: the columns of a manifest CSV (see :class:`~monai_multifair.data.ManifestDataset`).
-
-    Attributes:
-        path: the CSV file (relative to the working directory). Required.
-        images: ``{modality: column}`` of 2D image paths (``.png``, ``.npy``, ``.npz``).
-        volumes: ``{modality: column}`` of slice-stack paths (``.npy``, ``.npz``).
-        texts: ``{modality: column}`` of notes.
-        tabular: ``{modality: [columns]}`` of numeric values.
-        npz_keys: ``{modality: key}`` inside ``.npz`` files.
-        label_column: the class label column.
-        split_column: the column whose values ``train``, ``val``, ``test`` assign the splits.
-        id_column: column naming each row (default ``row <i>``).
-        base_dir: folder that relative file paths start from (default: the CSV's folder).
-    """
-
-    path: str
-    images: dict[str, str] = field(default_factory=dict)
-    volumes: dict[str, str] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)
-    tabular: dict[str, list[str]] = field(default_factory=dict)
-    npz_keys: dict[str, str] = field(default_factory=dict)
-    label_column: str = "label"
-    split_column: str = "split"
-    id_column: str | None = None
-    base_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        seen: dict[str, str] = {}
-        for kind, mapping in (
-            ("images", self.images),
-            ("volumes", self.volumes),
-            ("texts", self.texts),
-            ("tabular", self.tabular),
-        ):
-            for modality in mapping:
-                if modality in seen:
-                    raise MultiFairError(
-                        f"config key `data.manifest.{kind}.{modality}`: modality {modality!r} is also given in "
-                        f"`data.manifest.{seen[modality]}`"
-                    )
-                seen[modality] = kind
-        if not seen:
-            raise MultiFairError(
-                "config section `data.manifest`: expected at least one modality in `images`, `volumes`, "
-                "`texts` or `tabular`, got none"
-            )
-
-    def modality_kinds(self) -> dict[str, str]:
-        """``{modality: kind}`` in the order images, volumes, texts, tabular."""
-        kinds = {m: "image" for m in self.images}
-        kinds.update({m: "volume" for m in self.volumes})
-        kinds.update({m: "text" for m in self.texts})
-        kinds.update({m: "tabular" for m in self.tabular})
-        return kinds
-
-
-@dataclass
 class DataConfig:
     """``data``: where the samples come from and how they are grouped.
 
+    The source's entry in :data:`~monai_multifair.data.DATA_SOURCES` decides which keys apply, their
+    defaults, the modalities and attributes it offers, and its options section (``data.<source>``).
+
     Attributes:
-        source: ``"synthetic"`` (the embedded cohort), ``"fairvision"``, ``"fairvlmed"`` or ``"manifest"``.
+        source: a name of :data:`~monai_multifair.data.DATA_SOURCES`: ``"synthetic"`` (the embedded
+            cohort), ``"fairvision"``, ``"fairvlmed"``, ``"manifest"``, ...
         root: folder of a FairVision/FairVLMed copy (required for those sources).
-        modalities: modalities to use (default: ``fundus`` + ``notes`` for synthetic and FairVLMed,
-            ``fundus`` + ``oct`` for FairVision, every manifest modality).
+        modalities: modalities to use (default: the source's default modalities, e.g. ``fundus`` +
+            ``notes`` for synthetic and FairVLMed, ``fundus`` + ``oct`` for FairVision, every manifest
+            modality).
         attributes: sensitive attributes whose intersection defines the groups.
         unknown: policy for unknown (``-1`` / empty) attribute values: ``"error"``, ``"drop"`` (counted and
             reported) or ``"keep"`` (a group of its own).
@@ -159,14 +91,15 @@ class DataConfig:
         note_column: its note column (default ``note``).
         note_source: ``"csv"`` (the notes table) or ``"npz"`` (each file's ``note`` key) (FairVLMed).
         tabular_keys: npz keys making the ``tabular`` modality (FairVLMed, e.g. ``[age, md]``).
-        synthetic: settings of the embedded cohort (:class:`~monai_multifair.data.CohortSpec` fields).
-        manifest: the manifest's columns (:class:`ManifestConfig`; required for source ``manifest``).
+        options: the source's options section, written ``data.<source>`` in YAML (``data.synthetic``:
+            :class:`~monai_multifair.data.CohortSpec`; ``data.manifest``:
+            :class:`~monai_multifair.data.ManifestConfig`); ``None`` for sources without one.
 
     Keys of another source than the chosen one are errors (they would be ignored). After validation
     the source's defaults are filled in, so a dumped config shows the values in effect.
     """
 
-    source: Source = "synthetic"
+    source: str = "synthetic"
     root: str | None = None
     modalities: list[str] | None = None
     attributes: list[str] = field(default_factory=lambda: ["race"])
@@ -181,47 +114,78 @@ class DataConfig:
     note_column: str | None = None
     note_source: Literal["csv", "npz"] | None = None
     tabular_keys: list[str] | None = None
-    synthetic: CohortSpec | None = None
-    manifest: ManifestConfig | None = None
+    options: Any = None
+
+    @classmethod
+    def from_section(cls, data: Any, path: str) -> DataConfig:
+        """Build from the YAML section: the common keys, the source's keys and its options section."""
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise key_error(path, "a mapping", data)
+        data = dict(data)
+        name = data.get("source", "synthetic")
+        source = _data_source(name, f"{path}.source")
+        for other in DATA_SOURCES.values():
+            if other.name != name and other.options is not None and other.name in data:
+                raise MultiFairError(
+                    f"config key `{path}.{other.name}`: applies to data.source {other.name!r} only, but "
+                    f"data.source is {name!r}"
+                )
+        if "options" in data:
+            raise MultiFairError(
+                f"unknown config key `{path}.options`; the source's options go in `{path}.{name}`"
+            )
+        section = data.pop(name, None) if source.options is not None else None
+        if source.options is not None and section is None and source.options_required:
+            raise MultiFairError(
+                f"config key `{path}.{name}`: required when data.source is {name!r}"
+                + (" (at least `path` and one modality column)" if name == "manifest" else "")
+            )
+        options = build(source.options, section, f"{path}.{name}") if source.options is not None else None
+        return build(cls, data, path, custom=False, prebuilt={"options": options})
 
     def __post_init__(self) -> None:
-        for key, (sources, default) in _SOURCE_KEYS.items():
+        source = _data_source(self.source, "data.source")
+        if source.options is not None and self.options is None:
+            if source.options_required:
+                raise MultiFairError(
+                    f"config key `data.{self.source}`: required when data.source is {self.source!r}"
+                )
+            self.options = source.options()
+        for key in _SOURCE_KEYS:
             value = getattr(self, key)
-            if self.source in sources:
+            if key in source.keys:
+                default = source.keys[key]
                 if value is None and default is not None:
                     setattr(self, key, list(default) if isinstance(default, list) else default)
             elif value is not None:
+                owners = [s.name for s in DATA_SOURCES.values() if key in s.keys]
                 raise MultiFairError(
-                    f"config key `data.{key}`: applies to data.source {' / '.join(map(repr, sources))} only, "
+                    f"config key `data.{key}`: applies to data.source {' / '.join(map(repr, owners))} only, "
                     f"but data.source is {self.source!r}"
                 )
-        if self.source == "synthetic" and self.synthetic is None:
-            self.synthetic = CohortSpec()
-        if self.source in ("fairvision", "fairvlmed") and not self.root:
-            raise MultiFairError(
-                f"config key `data.root`: required when data.source is {self.source!r} "
-                "(the folder holding Training/Validation/Test); set it with --set data.root=PATH"
-            )
-        if self.source == "manifest" and self.manifest is None:
-            raise MultiFairError(
-                "config key `data.manifest`: required when data.source is 'manifest' (at least `path` and one "
-                "modality column)"
-            )
+        for key in source.required:
+            if not getattr(self, key):
+                raise MultiFairError(
+                    f"config key `data.{key}`: required when data.source is {self.source!r}"
+                    + (" (the folder holding Training/Validation/Test)" if key == "root" else "")
+                    + f"; set it with --set data.{key}={'PATH' if key == 'root' else 'VALUE'}"
+                )
         if not self.attributes:
             raise key_error("data.attributes", "at least one sensitive attribute", self.attributes)
         if len(set(self.attributes)) != len(self.attributes):
             raise key_error("data.attributes", "no repeated attribute", self.attributes)
-        if self.source in _LAYOUTS:
-            known = _LAYOUTS[self.source][2]
+        if source.attributes is not None:
             for i, attr in enumerate(self.attributes):
-                if attr not in known:
+                if attr not in source.attributes:
                     raise MultiFairError(
                         f"config key `data.attributes[{i}]`: unknown attribute {attr!r} for data.source "
-                        f"{self.source!r}{close_match_hint(attr, known)}; known: {', '.join(known)}"
+                        f"{self.source!r}{close_match_hint(attr, source.attributes)}; known: "
+                        f"{', '.join(source.attributes)}"
                     )
         available = self.available_modalities()
         if self.modalities is None:
-            self.modalities = list(_LAYOUTS[self.source][1]) if self.source in _LAYOUTS else list(available)
+            self.modalities = list(source.default_modalities or available)
         if not self.modalities:
             raise key_error("data.modalities", "at least one modality", self.modalities)
         if len(set(self.modalities)) != len(self.modalities):
@@ -237,19 +201,31 @@ class DataConfig:
                 "config key `data.tabular_keys`: modality 'tabular' needs npz keys (e.g. [age, md]), got none"
             )
 
+    @property
+    def synthetic(self) -> Any:
+        """The ``data.synthetic`` section (:class:`~monai_multifair.data.CohortSpec`), or ``None``."""
+        return self.options if self.source == "synthetic" else None
+
+    @property
+    def manifest(self) -> Any:
+        """The ``data.manifest`` section (:class:`~monai_multifair.data.ManifestConfig`), or ``None``."""
+        return self.options if self.source == "manifest" else None
+
     def to_section(self) -> dict[str, Any]:
-        """Plain values, leaving out the keys of other sources than ``source`` (they are unset)."""
-        return {
+        """Plain values: the common keys, the source's keys, then its options section ``data.<source>``."""
+        keys = DATA_SOURCES[self.source].keys
+        out = {
             f.name: to_plain(getattr(self, f.name))
             for f in dataclasses.fields(self)
-            if f.name not in _SOURCE_KEYS or self.source in _SOURCE_KEYS[f.name][0]
+            if f.name != "options" and (f.name not in _SOURCE_KEYS or f.name in keys)
         }
+        if self.options is not None:
+            out[self.source] = to_plain(self.options)
+        return out
 
     def available_modalities(self) -> dict[str, str]:
         """``{modality: kind}`` that the source offers."""
-        if self.source in _LAYOUTS:
-            return dict(_LAYOUTS[self.source][0])
-        return self.manifest.modality_kinds() if self.manifest is not None else {}
+        return DATA_SOURCES[self.source].available_modalities(self.options)
 
     def modality_kinds(self) -> dict[str, str]:
         """``{modality: kind}`` of the selected modalities (kinds: image, volume, text, tabular)."""

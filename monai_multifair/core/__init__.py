@@ -3,7 +3,6 @@
 A hand-written training loop uses it directly; :mod:`monai_multifair.handlers` adapts it to MONAI.
 """
 
-from monai_multifair.core.config import PRESETS, MultiFairConfig
 from monai_multifair.core.distributed import distributed_process_group, shutdown_process_group
 from monai_multifair.core.functional import (
     binary_auc,
@@ -13,8 +12,9 @@ from monai_multifair.core.functional import (
 )
 from monai_multifair.core.groups import GroupEncoder
 from monai_multifair.core.guide import GuideHead
-from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase
-from monai_multifair.core.reference import ReferenceModulator, build_modulator
+from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase, build_modulator
+from monai_multifair.core.multifair_config import PRESETS, MultiFairConfig
+from monai_multifair.core.reference import ReferenceModulator
 
 __all__ = [
     "PRESETS",

@@ -133,7 +133,7 @@ def surrogate_group_auc(
     weights: Tensor | None = None,
     chunk_size: int = 1024,
 ) -> tuple[Tensor, Tensor]:
-    """Differentiable per-group surrogate AUC (MultiFair section 3, step 10).
+    """Differentiable per-group surrogate AUC (``docs/concepts/method.md``, one training step, step 10).
 
     ``Ã_g = sum_{i in pos_g, j in neg_g} w_i w_j sigmoid((z_i - z_j) / T) / (sum w_i * sum w_j)``
 

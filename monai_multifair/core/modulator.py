@@ -1,6 +1,6 @@
 """``DualLevelGradientModulator``: MultiFair's modality- and group-level gradient modulation.
 
-One call per training step (method doc, section 3)::
+One call per training step (``docs/concepts/method.md``, "One training step")::
 
     mod = DualLevelGradientModulator({"fundus": net.fundus_encoder, "notes": net.text_encoder},
                                      num_classes=2, num_groups=3, fused_head=net.head[-1])
@@ -22,13 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from monai_multifair.core.config import MultiFairConfig
 from monai_multifair.core.distributed import gather_batch
 from monai_multifair.core.functional import grouped_auc, logistic_group_statistic, surrogate_group_auc
 from monai_multifair.core.guide import GuideHead
+from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["DualLevelGradientModulator", "ModulatorBase"]
+__all__ = ["MODULATOR_CLASSES", "DualLevelGradientModulator", "ModulatorBase", "build_modulator"]
+
+#: Presets that build a modulator class of their own (a subclass registers itself with
+#: ``class X(ModulatorBase, preset="name")``); every other preset builds a DualLevelGradientModulator.
+MODULATOR_CLASSES: dict[str, type[ModulatorBase]] = {}
 
 
 _GUIDE_SEED = 20_26_0731
@@ -62,11 +66,6 @@ def _masked_mean(values: Tensor, mask: Tensor, dim: int) -> Tensor:
     return torch.where(mask, values, torch.zeros_like(values)).sum(dim) / mask.sum(dim).clamp_min(1)
 
 
-def one_hot_groups(groups: Tensor, num_groups: int, dtype: torch.dtype) -> Tensor:
-    """``[N, K]`` indicator of each sample's group, built without a host sync."""
-    return (groups.unsqueeze(1) == torch.arange(num_groups, device=groups.device)).to(dtype)
-
-
 class ModulatorBase(nn.Module):
     """Shared machinery: argument checks, feature capture, per-sample gradient hooks, guide heads.
 
@@ -76,6 +75,12 @@ class ModulatorBase(nn.Module):
 
     #: Preset used when no ``config`` is given.
     default_preset = "default"
+
+    def __init_subclass__(cls, preset: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if preset is not None:
+            MODULATOR_CLASSES[preset] = cls
+            cls.default_preset = preset
 
     def __init__(
         self,
@@ -88,16 +93,7 @@ class ModulatorBase(nn.Module):
         process_group: Any | None = None,
     ) -> None:
         super().__init__()
-        if config is None:
-            config = MultiFairConfig(preset=self.default_preset)
-        elif isinstance(config, str):
-            config = MultiFairConfig(preset=config)
-        elif isinstance(config, Mapping):
-            config = MultiFairConfig.from_dict(config)
-        elif not isinstance(config, MultiFairConfig):
-            raise TypeError(
-                f"expected `config` to be a MultiFairConfig, mapping or preset name, got {type(config).__name__}"
-            )
+        config = MultiFairConfig.coerce(config, default_preset=self.default_preset)
         self.config = config
         if isinstance(encoders, nn.ModuleDict):  # not a collections.abc.Mapping
             encoders = dict(encoders.items())
@@ -365,7 +361,7 @@ class ModulatorBase(nn.Module):
 
 
 class DualLevelGradientModulator(ModulatorBase):
-    """Dual-level (modality x group) gradient modulation, MultiFair section 3.
+    """Dual-level (modality x group) gradient modulation (``docs/concepts/method.md``, "One training step").
 
     Each call (after the network's forward, before the backward):
 
@@ -644,3 +640,19 @@ class DualLevelGradientModulator(ModulatorBase):
         else:
             spread = (surrogate - mean).abs()
         return _masked_mean(spread, valid, dim=0)
+
+
+def build_modulator(
+    encoders: Mapping[str, nn.Module],
+    num_classes: int,
+    num_groups: int,
+    fused_head: nn.Module | None = None,
+    config: MultiFairConfig | Mapping[str, Any] | str | None = None,
+    **kwargs: Any,
+) -> ModulatorBase:
+    """Build the modulator a config asks for: the class its preset registered in
+    :data:`MODULATOR_CLASSES` (``reference`` -> :class:`~monai_multifair.core.ReferenceModulator`), else
+    :class:`DualLevelGradientModulator`. Arguments as for :class:`ModulatorBase`."""
+    config = MultiFairConfig.coerce(config)
+    cls = MODULATOR_CLASSES.get(config.preset, DualLevelGradientModulator)
+    return cls(encoders, num_classes, num_groups, fused_head=fused_head, config=config, **kwargs)

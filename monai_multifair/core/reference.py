@@ -1,4 +1,4 @@
-"""The ``reference`` preset: the published research code's *effective* behaviour (method doc, section 4).
+"""The ``reference`` preset: the published research code's *effective* behaviour (``docs/concepts/method.md``, "What the research code does differently").
 
 For side-by-side comparison only. It is a separate class so that none of its cost (CPU
 ``roc_auc_score`` per guide and group every step, host synchronisation) or branches reach
@@ -24,20 +24,17 @@ them).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from torch import Tensor, nn
+from torch import Tensor
 
-from monai_multifair.core.config import MultiFairConfig
 from monai_multifair.core.distributed import gather_batch
-from monai_multifair.core.modulator import DualLevelGradientModulator, ModulatorBase
+from monai_multifair.core.modulator import ModulatorBase
 from monai_multifair.errors import MultiFairError
 
-__all__ = ["ReferenceModulator", "build_modulator"]
+__all__ = ["ReferenceModulator"]
 
 _REFERENCE_GROUPS = (0, 1)
 
@@ -58,14 +55,12 @@ def _logistic_surrogate(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(1.0 - np.mean(np.log1p(np.exp(-diff))))
 
 
-class ReferenceModulator(ModulatorBase):
+class ReferenceModulator(ModulatorBase, preset="reference"):
     """MultiFair as the released research code effectively runs it (binary tasks, groups 0 and 1).
 
     Same constructor and call signature as :class:`DualLevelGradientModulator`; ``config`` is taken
     with ``preset="reference"`` when not given.
     """
-
-    default_preset = "reference"
 
     def _init_state(self) -> None:
         if self.num_classes != 2:
@@ -174,22 +169,3 @@ class ReferenceModulator(ModulatorBase):
         """Forget previous AUCs and restart the surrogate EMAs at 0.5."""
         self.previous_auc.fill_(float("nan"))
         self.group_surrogate_ema.fill_(0.5)
-
-
-def build_modulator(
-    encoders: Mapping[str, nn.Module],
-    num_classes: int,
-    num_groups: int,
-    fused_head: nn.Module | None = None,
-    config: MultiFairConfig | Mapping[str, Any] | str | None = None,
-    **kwargs: Any,
-) -> ModulatorBase:
-    """Build the modulator a config asks for: :class:`ReferenceModulator` for the ``reference`` preset,
-    :class:`DualLevelGradientModulator` otherwise."""
-    if isinstance(config, str):
-        config = MultiFairConfig(preset=config)
-    elif isinstance(config, Mapping):
-        config = MultiFairConfig.from_dict(config)
-    config = config or MultiFairConfig()
-    cls = ReferenceModulator if config.preset == "reference" else DualLevelGradientModulator
-    return cls(encoders, num_classes, num_groups, fused_head=fused_head, config=config, **kwargs)

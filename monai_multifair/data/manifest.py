@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["ManifestDataset"]
+__all__ = ["ManifestConfig", "ManifestDataset"]
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, role: str) -> None:
@@ -25,6 +26,64 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, r
                 f"manifest {source!r} lacks {role} column {column!r}; columns present: {list(frame.columns)}"
                 + close_match_hint(column, frame.columns)
             )
+
+
+@dataclass
+class ManifestConfig:
+    """``data.manifest``: the columns of a manifest CSV (see :class:`~monai_multifair.data.ManifestDataset`).
+
+    Attributes:
+        path: the CSV file (relative to the working directory). Required.
+        images: ``{modality: column}`` of 2D image paths (``.png``, ``.npy``, ``.npz``).
+        volumes: ``{modality: column}`` of slice-stack paths (``.npy``, ``.npz``).
+        texts: ``{modality: column}`` of notes.
+        tabular: ``{modality: [columns]}`` of numeric values.
+        npz_keys: ``{modality: key}`` inside ``.npz`` files.
+        label_column: the class label column.
+        split_column: the column whose values ``train``, ``val``, ``test`` assign the splits.
+        id_column: column naming each row (default ``row <i>``).
+        base_dir: folder that relative file paths start from (default: the CSV's folder).
+    """
+
+    path: str
+    images: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    tabular: dict[str, list[str]] = field(default_factory=dict)
+    npz_keys: dict[str, str] = field(default_factory=dict)
+    label_column: str = "label"
+    split_column: str = "split"
+    id_column: str | None = None
+    base_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for kind, mapping in (
+            ("images", self.images),
+            ("volumes", self.volumes),
+            ("texts", self.texts),
+            ("tabular", self.tabular),
+        ):
+            for modality in mapping:
+                if modality in seen:
+                    raise MultiFairError(
+                        f"config key `data.manifest.{kind}.{modality}`: modality {modality!r} is also given in "
+                        f"`data.manifest.{seen[modality]}`"
+                    )
+                seen[modality] = kind
+        if not seen:
+            raise MultiFairError(
+                "config section `data.manifest`: expected at least one modality in `images`, `volumes`, "
+                "`texts` or `tabular`, got none"
+            )
+
+    def modality_kinds(self) -> dict[str, str]:
+        """``{modality: kind}`` in the order images, volumes, texts, tabular."""
+        kinds = {m: "image" for m in self.images}
+        kinds.update({m: "volume" for m in self.volumes})
+        kinds.update({m: "text" for m in self.texts})
+        kinds.update({m: "tabular" for m in self.tabular})
+        return kinds
 
 
 class ManifestDataset(MultimodalDataset):

@@ -45,7 +45,7 @@ _ACTIVATIONS = ("softmax", "sigmoid", "none")
 class FairnessEvaluationHandler:
     """Buffers an epoch's predictions and computes AUC, ES-AUC, worst-group AUC, DPD, DEOdds, group AUCs.
 
-    With ``p`` the positive-class probability and ``a`` the group (method notes, section 5;
+    With ``p`` the positive-class probability and ``a`` the group (``docs/howto/audit.md``;
     :mod:`monai_multifair.metrics` computes them):
     ``ES-AUC = AUC / (1 + alpha * sum_g |AUC - AUC_g|)``, worst-group AUC ``= min_g AUC_g``,
     ``DPD = max_g - min_g P(p >= t | a = g)``, ``DEOdds = max(gap of TPR_g, gap of FPR_g)``.

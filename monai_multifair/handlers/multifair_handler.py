@@ -72,7 +72,7 @@ class MultiFairHandler:
 
     ``aux = lambda_gm L_gm + gamma gate F_G``; the same call takes the guide step and sets the per-sample
     scales ``rho B_m (gate f_{m,a_i} + 1 - gate)`` that tensor hooks apply to ``dL/dh_m`` during the
-    backward (method notes, section 3).
+    backward (``docs/concepts/method.md``, "One training step").
 
     Events and ``engine.state`` keys:
 
@@ -165,14 +165,10 @@ class MultiFairHandler:
         ):
             if not isinstance(value, str):
                 raise MultiFairError(f"expected `{arg}` to be a string, got {value!r}")
-        if isinstance(config, Mapping):
-            config = MultiFairConfig.from_dict(config)
-        elif isinstance(config, str):
-            config = MultiFairConfig(preset=config)
-        elif config is not None and not isinstance(config, MultiFairConfig):
-            raise MultiFairError(
-                f"expected `config` to be a MultiFairConfig, a dict or a preset name, got {type(config).__name__}"
-            )
+        try:
+            config = MultiFairConfig.coerce(config)
+        except TypeError as error:
+            raise MultiFairError(str(error)) from None
         self.num_classes = num_classes
         self.num_groups = num_groups
         self.encoders = encoders
@@ -180,7 +176,7 @@ class MultiFairHandler:
         self.label_key = label_key
         self.presence_key = presence_key
         self.fused_head = fused_head
-        self.config = config if config is not None else MultiFairConfig()
+        self.config = config
         self.feature_dims = dict(feature_dims) if feature_dims is not None else None
         self.stats_interval = stats_interval
         self.metric_prefix = metric_prefix

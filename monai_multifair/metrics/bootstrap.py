@@ -13,7 +13,7 @@ NaN).
 :func:`bootstrap_fairness` reproduces exactly those replicates (same seeds, same resampled rows) but
 evaluates them all at once in torch: the resample counts of a chunk of replicates form a weight matrix
 ``R [b, N]``, every ratio metric is a matrix product per group and the AUCs come from one shared sort
-(:class:`~monai_multifair.metrics._engine.SortedAuc`). With the same ``random_state`` its intervals
+(:class:`~monai_multifair.metrics.group_tensors.SortedAuc`). With the same ``random_state`` its intervals
 equal fairlearn's to floating-point precision, on CPU or GPU.
 
 Patient-level resampling (``patient_ids``): the ``P`` patients are resampled instead of rows, with
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from monai_multifair.errors import MultiFairError
-from monai_multifair.metrics import _engine
+from monai_multifair.metrics import group_tensors
 from monai_multifair.metrics._inputs import (
     METRIC_NAMES,
     SUMMARY_NAMES,
@@ -96,8 +96,8 @@ def _draws(seeds: np.ndarray, size: int) -> np.ndarray:
 
 def _counts(draws: torch.Tensor, size: int) -> torch.Tensor:
     """How often each of ``size`` items was drawn, per row of ``draws [b, n]``: ``[b, size]`` float64."""
-    ones = torch.ones((1, 1), dtype=_engine.DTYPE, device=draws.device).expand(*draws.shape)
-    return torch.zeros((draws.shape[0], size), dtype=_engine.DTYPE, device=draws.device).scatter_add_(
+    ones = torch.ones((1, 1), dtype=group_tensors.DTYPE, device=draws.device).expand(*draws.shape)
+    return torch.zeros((draws.shape[0], size), dtype=group_tensors.DTYPE, device=draws.device).scatter_add_(
         1, draws, ones
     )
 
@@ -260,7 +260,7 @@ def _check_bootstrap_args(n_boot: Any, ci_quantiles: Any) -> tuple[int, tuple[fl
 
 def _count_chunks(
     seeds: np.ndarray,
-    cohort: _engine.Cohort,
+    cohort: group_tensors.Cohort,
     patients: tuple[np.ndarray, int] | None,
     chunk_size: int,
 ) -> Iterator[torch.Tensor]:
@@ -360,8 +360,8 @@ def bootstrap_fairness(
     summary = np.empty((n_boot, len(SUMMARY_NAMES)))
     start = 0
     for rows in _count_chunks(seeds, cohort, patients, chunk_size):
-        values = _engine.evaluate(cohort, rows, min_group_size)
-        summaries = _engine.summarize(values, alpha)
+        values = group_tensors.evaluate(cohort, rows, min_group_size)
+        summaries = group_tensors.summarize(values, alpha)
         stacked = torch.stack([values[name] for name in METRIC_NAMES], dim=2).cpu().numpy()  # [b, K+1, M]
         stop = start + rows.shape[0]
         by_group[start:stop] = stacked[:, :k]

@@ -1,4 +1,4 @@
-"""Group fairness metrics of the field (MULTIFAIR.md section 5), in fairlearn's call shape.
+"""Group fairness metrics of the field (``docs/howto/audit.md``), in fairlearn's call shape.
 
 With ``p`` the positive-class probability, ``y`` the binary label, ``a`` the group and the operating
 threshold ``t`` (predicted positive when ``p >= t``):
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from monai_multifair.metrics import _engine
+from monai_multifair.metrics import group_tensors
 from monai_multifair.metrics._inputs import (
     METRIC_NAMES,
     SUMMARY_NAMES,
@@ -59,16 +59,6 @@ __all__ = [
     "worst_group_auc",
 ]
 
-# Which metrics each summary relies on, for the warning.
-_SUMMARY_INPUTS = {
-    "auc": ("auc",),
-    "es_auc": ("auc",),
-    "worst_group_auc": ("auc",),
-    "auc_gap": ("auc",),
-    "dpd": ("selection_rate",),
-    "deodds": ("tpr", "fpr"),
-}
-
 
 @dataclass(frozen=True)
 class PointEstimate:
@@ -88,7 +78,7 @@ class PointEstimate:
     positives: np.ndarray
     negatives: np.ndarray
     groups: Groups
-    cohort: _engine.Cohort
+    cohort: group_tensors.Cohort
 
 
 def point_estimate(
@@ -103,7 +93,7 @@ def point_estimate(
     device: Any = None,
 ) -> PointEstimate:
     """Evaluate every metric once on the observed data (the engine with a single row of ones)."""
-    cohort = _engine.build_cohort(
+    cohort = group_tensors.build_cohort(
         pred,
         groups.ids,
         groups.num_groups,
@@ -112,9 +102,9 @@ def point_estimate(
         sample_weight=sample_weight,
         device=device,
     )
-    ones = torch.ones((1, cohort.n), dtype=_engine.DTYPE, device=cohort.device)
-    metrics = _engine.evaluate(cohort, ones, min_group_size)
-    summary = _engine.summarize(metrics, alpha)
+    ones = torch.ones((1, cohort.n), dtype=group_tensors.DTYPE, device=cohort.device)
+    metrics = group_tensors.evaluate(cohort, ones, min_group_size)
+    summary = group_tensors.summarize(metrics, alpha)
     values = {name: metrics[name][0].cpu().numpy() for name in metrics}
     return PointEstimate(
         by_group={name: values[name][:-1] for name in METRIC_NAMES},

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from monai_multifair.config import RunConfig, load_config
-from monai_multifair.core.config import MultiFairConfig
+from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError
 
 
@@ -70,7 +70,7 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
         ("trainer.lr=.inf", r"`trainer.lr`: expected a finite number"),
         (
             "data.source=fairvison",
-            r"`data.source`: expected one of 'synthetic', .* \(did you mean 'fairvision'\?\)",
+            r"`data.source`: unknown data source 'fairvison' \(did you mean 'fairvision'\?\); known: synthetic",
         ),
         ("data.unknown=ignore", r"`data.unknown`: expected one of 'error', 'drop', 'keep', got 'ignore'"),
         ("data.attributes=race", r"`data.attributes`: expected a list of a string, got 'race'"),

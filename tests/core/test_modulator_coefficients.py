@@ -1,7 +1,7 @@
 """Coefficients of ``DualLevelGradientModulator`` against a hand computation on a scripted sequence.
 
 The guide step is replaced by prescribed guide logits and the fused logits are prescribed too, so every
-AUC of the sequence is known from sklearn; steps 3-8 of section 3 are then recomputed in numpy.
+AUC of the sequence is known from sklearn; steps 3-8 of the training step (docs/concepts/method.md) are then recomputed in numpy.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _script(seed: int) -> list[ScriptedStep]:
 
 
 def _hand(script: list[ScriptedStep], cfg) -> list[dict[str, np.ndarray]]:
-    """Steps 3-8 of section 3, in float64 numpy."""
+    """Steps 3-8 of the training step, in float64 numpy."""
     m = len(MODALITIES)
     prev, has_prev = np.zeros(m), np.zeros(m, bool)
     balance_ema = np.ones(m)

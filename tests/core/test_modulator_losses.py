@@ -188,7 +188,7 @@ def _best_group_directional_derivative(form, make_net, make_batch, make_modulato
 
 
 def test_dispersion_levels_down_the_best_group(make_net, make_batch, make_modulator):
-    # The symmetric loss rises when the best group improves (method doc, section 7).
+    # The symmetric loss rises when the best group improves (docs/concepts/method.md, the shortfall loss).
     assert _best_group_directional_derivative("dispersion", make_net, make_batch, make_modulator) > 1e-4
 
 

@@ -1,4 +1,4 @@
-"""The ``reference`` preset (method doc, section 4) against a hand computation."""
+"""The ``reference`` preset (docs/concepts/method.md, "What the research code does differently") against a hand computation."""
 
 from __future__ import annotations
 

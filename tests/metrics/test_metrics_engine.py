@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from monai_multifair.core.functional import grouped_auc
-from monai_multifair.metrics._engine import DTYPE, SortedAuc, build_cohort, evaluate, summarize
 from monai_multifair.metrics._inputs import prepare_predictions
+from monai_multifair.metrics.group_tensors import DTYPE, SortedAuc, build_cohort, evaluate, summarize
 
 
 @settings(max_examples=40, deadline=None)

@@ -3,7 +3,7 @@
 Each record has a 1x16x16 ``fundus`` image, an 8-value ``vitals`` vector, a binary ``label`` and a
 ``group`` id in ``[0, 3)`` (shares 50/30/20 %). The label is visible in both modalities, but the image
 carries no signal for group 1 and the vitals none for group 2: the two modalities favour different
-groups, the situation MultiFair addresses (method notes, section 7).
+groups, the situation MultiFair addresses (see the project's docs/concepts/method.md).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ def _check_positive_int(name: str, value: object) -> int:
 class DemographicToken(nn.Module):
     """A learned embedding of the group id ``a``, used as one more fusion token.
 
-    The paper's method figure feeds the demographic attributes into the fusion; section 7 of the method
-    notes measured it as the largest gain on a synthetic cohort. A model with this token **needs the
+    The paper's method figure feeds the demographic attributes into the fusion; ``docs/benchmarks.md``
+    measured it as the largest gain on the embedded cohort. A model with this token **needs the
     group attribute at inference**, which is a deployment choice to make knowingly.
 
     Args:

@@ -56,7 +56,7 @@ def build_encoder(spec: EncoderSpec, modality: str = "encoder") -> nn.Module:
 class MultimodalFusionClassifier(nn.Module):
     """Per-modality encoders ``E_m``, attention fusion over modality tokens and a classification head.
 
-    ``h_m = E_m(x_m)`` is the modality boundary where MultiFair acts (section 2 of the method notes);
+    ``h_m = E_m(x_m)`` is the modality boundary where MultiFair acts (``docs/concepts/method.md``, "The model");
     the fusion projects each ``h_m`` to width ``d`` (``fusion_dim``), runs multi-head self-attention
     over the ``M`` modality tokens (:class:`~monai_multifair.networks.blocks.AttentionFusion`), pools
     the present tokens and the head ``Linear(d, head_hidden) -> ReLU -> Dropout -> Linear(head_hidden, C)``
@@ -68,8 +68,8 @@ class MultimodalFusionClassifier(nn.Module):
     width ``head_hidden`` is the guide heads' hidden width).
 
     **Demographic token** (``demographic_token=True``): a learned embedding of the group id ``a`` joins
-    the fusion as one more token, as in the paper's method figure. Section 7 of the method notes
-    measured it as the largest gain, but the model then **needs the group attribute at inference**
+    the fusion as one more token, as in the paper's method figure. ``docs/benchmarks.md`` measured it as
+    the largest gain on the embedded cohort, but the model then **needs the group attribute at inference**
     (``forward(..., groups=...)`` is required in evaluation too): use it only where the attribute is
     legitimately available when the model is deployed.
 

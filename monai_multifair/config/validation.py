@@ -225,17 +225,21 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     raise TypeError(f"unsupported schema type {tp!r} at {path}")  # a defect of the schema, not user input
 
 
-def build(cls: type, data: Any, path: str = "") -> Any:
+def build(
+    cls: type, data: Any, path: str = "", *, custom: bool = True, prebuilt: Mapping[str, Any] | None = None
+) -> Any:
     """Build the dataclass ``cls`` from the mapping ``data``, validating every field.
 
-    ``cls`` may define ``from_section(data, path)`` to build itself; otherwise each key must be a field
+    ``cls`` may define ``from_section(data, path)`` to build itself (unless ``custom`` is false, which
+    that method passes to build its plain fields, with ``prebuilt`` field values it validated itself);
+    otherwise each key must be a field
     (unknown keys are errors with a close match), values are converted with their annotations, field
     metadata ``check`` rules applied, and a :class:`MultiFairError` from ``cls.__post_init__`` is
     prefixed with the section's path.
     """
-    custom = getattr(cls, "from_section", None)
-    if custom is not None:
-        return custom(data, path)
+    from_section = getattr(cls, "from_section", None) if custom else None
+    if from_section is not None:
+        return from_section(data, path)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -252,13 +256,16 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     required = [
         n
         for n, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and n not in data
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and n not in data
+        and n not in (prebuilt or {})
     ]
     if required:
         raise MultiFairError(
             f"config key `{_join(path, required[0])}` is required ({_describe(hints[required[0]])})"
         )
-    kwargs = {}
+    kwargs = dict(prebuilt or {})
     for name, value in data.items():
         field_path = _join(path, name)
         converted = convert(hints[name], value, field_path)

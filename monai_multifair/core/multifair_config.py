@@ -2,9 +2,9 @@
 
 Presets:
 
-- ``"paper"``: section 3 of the method as written, with the research code's FairVision
+- ``"paper"``: the method as the paper writes it (``docs/concepts/method.md``, "One training step"), with the research code's FairVision
   hyperparameters (rho 1.2, lambda_gm 0.15, tau 0.04, gamma 0.5, kappa 0.3, beta 0.9). Fixed.
-- ``"reference"``: the research code's *effective* behaviour (section 4); built into a
+- ``"reference"``: the research code's *effective* behaviour (``docs/concepts/method.md``); built into a
   :class:`~monai_multifair.core.reference.ReferenceModulator` for side-by-side comparison only.
 - ``"default"``: the configuration our own benchmarks measured best (``docs/benchmarks.md``): ``paper``
   with ``coefficient_ema_decay=0.98``, ``group_factor_rule="routing"`` and ``fairness_loss="shortfall"``.
@@ -67,7 +67,7 @@ _PAPER: dict[str, Any] = {
 #: (docs/benchmarks.md); ``paper`` and ``reference`` stay fixed.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(_PAPER),
-    # Best measured on the embedded cohort (docs/benchmarks.md, "Effectiveness"): section 3 with the
+    # Best measured on the embedded cohort (docs/benchmarks.md, "Effectiveness"): the paper's step with the
     # coefficient smoothed, the routing group factor and the one-sided shortfall loss.
     "default": {
         **_PAPER,
@@ -98,11 +98,11 @@ class MultiFairConfig:
         coefficient_rule: ``"absolute"``: ``B_m = 1 - |dA_m| / sum_k |dA_k|`` (step 4); ``"signed"``:
             the CGGM rule ``(sum_k dA_k - dA_m) / sum_k dA_k``; ``"none"``: ``B_m = 1`` (group level only).
         coefficient_ema_decay: decay of an EMA smoothing ``B_m`` over steps; 0 applies the batch value
-            (section 3), values near 1 smooth batch noise (section 7), in [0, 1).
+            (the paper), values near 1 smooth batch noise, in [0, 1).
         group_factor_rule: ``"modality"``: ``f_{m,g} = 1 + kappa (mean_m - E_{m,g}) / tau`` (step 6);
             ``"routing"``: boost modality ``m`` on group ``g`` in proportion to how much better its guide
             is on ``g`` than the other modalities', scaled by the fused model's shortfall on ``g``:
-            ``f_{m,g} = 1 + kappa (S_g / tau) tanh((E_{m,g} - mean_m' E_{m',g}) / tau)`` (section 7).
+            ``f_{m,g} = 1 + kappa (S_g / tau) tanh((E_{m,g} - mean_m' E_{m',g}) / tau)`` (our alternative, ``docs/concepts/method.md``).
         fairness_loss: ``"dispersion"``: ``mean_g |Ã_g - mean Ã|`` (step 10); ``"shortfall"``:
             ``mean_g relu(mean Ã - Ã_g)``, which cannot level down the best group.
         group_factor_reduction: ``"sample"``: sample ``i`` gets ``f_{m, a_i}`` (step 8); ``"batch"``: every
@@ -187,6 +187,35 @@ class MultiFairConfig:
                     + close_match_hint(key, known)
                 )
         return cls(**values)
+
+    @classmethod
+    def coerce(
+        cls, value: MultiFairConfig | Mapping[str, Any] | str | None, *, default_preset: str = "default"
+    ) -> MultiFairConfig:
+        """The config that ``value`` names: a config itself, a mapping of fields (may hold ``preset``), a
+        preset name, or ``None`` for ``default_preset``. Every class and function that takes a
+        ``config=`` argument reads it through this.
+
+        Raises:
+            TypeError: ``value`` is none of these.
+            MultiFairError: an unknown preset or field, or an invalid value.
+
+        Example:
+            >>> MultiFairConfig.coerce("paper").modality_scale
+            1.2
+        """
+        if value is None:
+            return cls(preset=default_preset)
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(preset=value)
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise TypeError(
+            f"expected `config` to be a MultiFairConfig, a mapping of its fields or a preset name, got "
+            f"{type(value).__name__}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain values (YAML-serialisable)."""
