@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +141,18 @@ def torchrun():
         return run_isolated(cmd, cwd=cwd, env=_worker_env(), timeout=timeout)
 
     return run
+
+
+#: A tiny run config shared by the engine, method and command-line tests.
+TINY_YAML = Path(__file__).with_name("tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """``tiny_config(*overrides) -> RunConfig`` from ``tests/tiny.yaml`` (well under a second of training)."""
+    from monai_multifair.config import load_config
+
+    def make(*overrides: str):
+        return load_config(TINY_YAML, list(overrides))
+
+    return make

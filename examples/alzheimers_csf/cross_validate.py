@@ -46,7 +46,7 @@ from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
 from monai_multifair.metrics import UndefinedGroupMetricWarning, fairness_summary
 
-ARMS = {"baseline": False, "MultiFair": True}
+ARMS = {"baseline": "erm", "MultiFair": "multifair"}
 #: A non-neural reference on the same folds: L2 logistic regression on both blocks (sklearn).
 REFERENCE = "logistic regression"
 LOWER_IS_BETTER = ("dpd", "deodds")
@@ -105,8 +105,8 @@ def fold_manifest(
     table.iloc[np.sort(rows)].to_csv(path, index=False)
 
 
-def fold_config(ad: Any, manifest: Path, args: argparse.Namespace, modulation: bool) -> RunConfig:
-    """The run config of one fold and arm (both arms differ only in ``modulation.enabled``)."""
+def fold_config(ad: Any, manifest: Path, args: argparse.Namespace, method: str) -> RunConfig:
+    """The run config of one fold and arm (both arms differ only in ``method.name``)."""
     return RunConfig.from_dict(
         {
             "data": {
@@ -134,7 +134,7 @@ def fold_config(ad: Any, manifest: Path, args: argparse.Namespace, modulation: b
                 "seed": args.seed,
                 "device": "cpu",
             },
-            "modulation": {"enabled": modulation, "preset": args.preset},
+            "method": {"name": method, "options": {"preset": args.preset} if method == "multifair" else {}},
             "evaluation": {"selection_metric": args.selection_metric, "n_boot": 0},
             "output": {"report_formats": [], "save_predictions": True},
         }
@@ -281,8 +281,8 @@ def run(args: argparse.Namespace) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = folder / "manifest.csv"
         fold_manifest(ad, inner_train, val_rows, test_rows, manifest)
-        for arm, modulation in ARMS.items():
-            config = fold_config(ad, manifest, args, modulation)
+        for arm, method in ARMS.items():
+            config = fold_config(ad, manifest, args, method)
             result = train(config, folder / arm.lower(), progress=False, overwrite=True)
             record = {"repeat": repeat, "fold": fold, "arm": arm, "best_epoch": result.best_epoch}
             record.update({m: result.metrics[m] for m in HEADLINE_METRICS})

@@ -6,7 +6,7 @@ Example::
     multifair demo --output runs/demo --seed 3   # the full demo (3,000 patients, 8 epochs)
 
 Both runs use the same config (preset ``demo`` or ``demo-quick`` plus ``--set`` overrides), budget and
-seed; only ``modulation.enabled`` differs. The output folder holds ``baseline/`` and ``multifair/``
+seed; only ``method.name`` differs (``erm`` vs ``multifair``). The output folder holds ``baseline/`` and ``multifair/``
 (each a full run folder with its audit report) and ``comparison.md`` / ``comparison.json``.
 """
 
@@ -24,8 +24,11 @@ from monai_multifair.cli.train_command import (
 
 __all__ = ["ARMS", "register", "run"]
 
-#: Display name, sub-folder and ``modulation.enabled`` of the two demo runs.
-ARMS: tuple[tuple[str, str, bool], ...] = (("baseline", "baseline", False), ("MultiFair", "multifair", True))
+#: Display name, sub-folder and ``method.name`` of the two demo runs.
+ARMS: tuple[tuple[str, str, str], ...] = (
+    ("baseline", "baseline", "erm"),
+    ("MultiFair", "multifair", "multifair"),
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"trainer.seed={args.seed}")
     configs = {
-        name: load_run_config(preset, [*overrides, f"modulation.enabled={str(on).lower()}"])
-        for name, _, on in ARMS
+        name: load_run_config(preset, [*overrides, f"method.name={method}"]) for name, _, method in ARMS
     }
     output = Path(args.output) if args.output else Path(configs["baseline"].output.dir)
     show, log = progress_options(args)
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"multifair demo{' --quick' if args.quick else ''}: synthetic glaucoma cohort of {data.n_patients} patients "
         f"(groups: {', '.join(first.data.attributes)}), {first.trainer.epochs} epochs, seed {first.trainer.seed}; "
-        f"MultiFair preset {first.modulation.settings.preset!r}; output {output}",
+        f"MultiFair preset {first.method.options.preset!r}; output {output}",
         flush=True,
     )
     results = {}
@@ -94,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train plain fusion and MultiFair on the embedded synthetic cohort and compare them",
         description=(
             "Build the embedded synthetic glaucoma-screening cohort, train the plain fusion baseline "
-            "(modulation.enabled=false) and MultiFair (default preset) with the same budget and seed, print "
+            "(method erm) and MultiFair (default preset) with the same budget and seed, print "
             "AUC, ES-AUC, worst-group AUC, DPD, DEOdds and per-group AUC side by side, and write both audit "
             "reports and the comparison."
         ),

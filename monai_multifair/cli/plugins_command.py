@@ -1,7 +1,7 @@
-"""``multifair plugins``: the loaded encoder plugins, their encoders, and any plugin that failed.
+"""``multifair plugins``: the loaded plugins, their encoders and fairness methods, and any plugin that failed.
 
 Exit code 0 when every plugin loaded; 1 when a plugin failed to load or two plugins register the same
-encoder name (everything is still listed).
+encoder or method name (everything is still listed).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``plugins`` sub-command."""
     parser = subparsers.add_parser(
         "plugins",
-        help="list encoder plugins, their encoders and plugin load failures",
+        help="list plugins, their encoders and fairness methods (with options), and plugin load failures",
         description=(
-            "List the loaded encoder plugins (name, version, distribution, hooks), the encoders they provide "
-            "(name, modality, description), encoder names claimed by several plugins, and plugins that failed "
-            "to load. Exits with 1 when there is a failure or a conflict. Environment: "
+            "List the loaded plugins (name, version, distribution, hooks), the encoders they provide "
+            "(name, modality, description), the fairness methods they provide (name, kind, options with "
+            "defaults, description), names claimed by several plugins, and plugins that failed to load. "
+            "Exits with 1 when there is a failure or a conflict. Environment: "
             "MULTIFAIR_DISABLE_PLUGIN_AUTOLOAD=1, MULTIFAIR_PLUGINS=mod,..., MULTIFAIR_DISABLE_PLUGINS=name,..., "
             "MULTIFAIR_TRACE_PLUGINS=1."
         ),
@@ -50,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
     plugins = pm.plugin_infos()
     encoders = registry.list(args.modality)
     conflicts = registry.conflicts
+    methods = pm.method_registry().list()
+    method_conflicts = pm.method_registry().conflicts
     failures = pm.failures()
     if args.json:
         document = {
             "plugins": [info.describe() for info in plugins],
             "encoders": [spec.describe() for spec in encoders],
+            "methods": [spec.describe() for spec in methods],
             "conflicts": {name: list(owners) for name, owners in sorted(conflicts.items())},
+            "method_conflicts": {name: list(owners) for name, owners in sorted(method_conflicts.items())},
             "failures": [failure.describe() for failure in failures],
         }
         print(json.dumps(document, indent=2))
@@ -74,16 +79,32 @@ def run(args: argparse.Namespace) -> int:
             ("NAME", "MODALITY", "PLUGIN", "DESCRIPTION"),
             [(s.name, s.modality, s.plugin, s.description or "-") for s in encoders],
         )
+        out += ["", f"Fairness methods ({len(methods)}):"]
+        out += _table(
+            ("NAME", "KIND", "PLUGIN", "DESCRIPTION"),
+            [(s.name, s.kind, s.plugin, s.description or "-") for s in methods],
+        )
+        for spec in methods:
+            options = spec.describe()["options"]
+            shown = ", ".join(f"{k}={v}" for k, v in options.items()) if options else "none"
+            out.append(f"    {spec.name} options: {shown}")
         if conflicts:
             out += ["", f"Encoder names registered by more than one plugin ({len(conflicts)}), not usable:"]
             out += [f"  {name}: {', '.join(owners)}" for name, owners in sorted(conflicts.items())]
+        if method_conflicts:
+            out += [
+                "",
+                f"Method names registered by more than one plugin ({len(method_conflicts)}), not usable:",
+            ]
+            out += [f"  {name}: {', '.join(owners)}" for name, owners in sorted(method_conflicts.items())]
         if failures:
             out += ["", f"Plugins that failed to load ({len(failures)}):"]
             out += [f"  {failure}" for failure in failures]
         print("\n".join(out))
-    if failures or conflicts:
+    if failures or conflicts or method_conflicts:
         print(
-            f"multifair plugins: {len(failures)} plugin failure(s), {len(conflicts)} encoder name conflict(s)",
+            f"multifair plugins: {len(failures)} plugin failure(s), {len(conflicts)} encoder name conflict(s), "
+            f"{len(method_conflicts)} method name conflict(s)",
             file=sys.stderr,
         )
         return EXIT_FAILURE

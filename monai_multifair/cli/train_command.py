@@ -40,7 +40,7 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. --set trainer.epochs=3 --set modulation.preset=paper (repeatable)",
+        help="override a config key, e.g. --set trainer.epochs=3 --set method.name=groupdro (repeatable)",
     )
 
 
@@ -129,14 +129,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.output) if args.output else Path(config.output.dir)
     show, log = progress_options(args)
     action = "resuming" if args.resume else "training"
-    modulation = (
-        f"MultiFair ({config.modulation.settings.preset} preset)"
-        if config.modulation.enabled
-        else "none (plain fusion)"
-    )
-    print(
-        f"{action} {source} -> {run_dir}: {config.trainer.epochs} epochs, modulation {modulation}", flush=True
-    )
+    method = config.method.name
+    if method == "multifair":
+        method += f" ({config.method.options.preset} preset)"
+    if config.postprocessing is not None:
+        method += f", then {config.postprocessing.name}"
+    print(f"{action} {source} -> {run_dir}: {config.trainer.epochs} epochs, method {method}", flush=True)
     result = train(
         config,
         run_dir,
@@ -157,7 +155,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train, select and audit a model from a config (preset or YAML); resume a run",
         description=(
-            "Train the multimodal fusion model a config describes (with MultiFair when modulation.enabled), "
+            "Train the multimodal fusion model a config describes with its fairness method (method.name: erm, "
+            "multifair, reweighting, resampling, groupdro, fis, or a plugin's), "
             "validate every trainer.val_interval epochs, keep the best model on evaluation.selection_metric "
             "and the last epoch, then audit the best model on the test split. --resume continues an "
             "interrupted run from its last checkpoint."
@@ -178,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=10,
         metavar="N",
-        help="record the loss and MultiFair statistics every N iterations (default 10)",
+        help="record the loss and the method's statistics every N iterations (default 10)",
     )
     add_override_argument(parser)
     add_progress_argument(parser)

@@ -2,13 +2,13 @@
 
 ```python
 from monai_multifair.config import load_config
-cfg = load_config("demo", overrides=["trainer.epochs=3", "modulation.enabled=false"])
-cfg.trainer.lr, cfg.modulation.settings.fairness_weight
+cfg = load_config("demo", overrides=["trainer.epochs=3", "method.name=groupdro"])
+cfg.trainer.lr, cfg.method.options.eta
 print(cfg.to_yaml())          # the resolved config
 ```
 
 A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encoders``, ``fusion``,
-``trainer``, ``modulation``, ``evaluation`` and ``output``; ``docs/reference/config.md`` lists every key.
+``trainer``, ``method``, ``postprocessing``, ``evaluation`` and ``output``; ``docs/reference/config.md`` lists every key.
 """
 
 from monai_multifair.config.loader import (
@@ -27,8 +27,9 @@ from monai_multifair.config.schema import (
     EvaluationConfig,
     FusionConfig,
     ManifestConfig,
-    ModulationConfig,
+    MethodConfig,
     OutputConfig,
+    PostprocessingConfig,
     RunConfig,
     TrainerConfig,
 )
@@ -41,8 +42,9 @@ __all__ = [
     "EvaluationConfig",
     "FusionConfig",
     "ManifestConfig",
-    "ModulationConfig",
+    "MethodConfig",
     "OutputConfig",
+    "PostprocessingConfig",
     "RunConfig",
     "TrainerConfig",
     "apply_overrides",

@@ -164,10 +164,15 @@ def load_config(
         MultiFairError: every problem, naming the key path, the rule and the value; unknown keys name
             a close match.
 
+    An override of ``method.name`` (or ``postprocessing.name``) that changes the method drops the
+    options the document gave for the previous method (options set by overrides still apply):
+    ``--set method.name=groupdro`` on a config written for ``multifair`` trains GroupDRO with its
+    default options.
+
     Example:
-        >>> cfg = load_config("demo-quick", ["trainer.epochs=1", "modulation.enabled=false"])
-        >>> cfg.trainer.epochs, cfg.modulation.enabled
-        (1, False)
+        >>> cfg = load_config("demo-quick", ["trainer.epochs=1", "method.name=erm"])
+        >>> cfg.trainer.epochs, cfg.method.name
+        (1, 'erm')
     """
     if source is None:
         document: dict[str, Any] = {}
@@ -178,5 +183,18 @@ def load_config(
             document = _merge(load_raw(base), document)
     else:
         document = load_raw(source)
-    document = apply_overrides(document, overrides)
+    document = _apply_with_method_switch(document, overrides)
     return RunConfig.from_dict(document, check_encoders=check_encoders)
+
+
+def _apply_with_method_switch(document: Mapping[str, Any], overrides: Sequence[str] | str) -> dict[str, Any]:
+    """:func:`apply_overrides`, except that when the overrides switch ``method.name`` (or
+    ``postprocessing.name``) to another method, the document's options of the previous method are
+    dropped first (option overrides given with the switch still apply)."""
+    after = apply_overrides(document, overrides)
+    before = dict(document)
+    for section in ("method", "postprocessing"):
+        old, new = before.get(section), after.get(section)
+        if isinstance(old, Mapping) and isinstance(new, Mapping) and old.get("name") != new.get("name"):
+            before[section] = {k: v for k, v in old.items() if k != "options"}
+    return apply_overrides(before, overrides) if before != dict(document) else after

@@ -1,9 +1,10 @@
 """The run configuration: a tree of validated dataclasses, one per YAML section.
 
 Sections: ``data`` (:class:`DataConfig`), ``encoders`` (``{modality:`` :class:`EncoderConfig` ``}``),
-``fusion`` (:class:`FusionConfig`), ``trainer`` (:class:`TrainerConfig`), ``modulation``
-(:class:`ModulationConfig`), ``evaluation`` (:class:`EvaluationConfig`), ``output``
-(:class:`OutputConfig`). YAML keys equal the field names; see ``docs/reference/config.md``.
+``fusion`` (:class:`FusionConfig`), ``trainer`` (:class:`TrainerConfig`), ``method``
+(:class:`MethodConfig`), ``postprocessing`` (:class:`PostprocessingConfig`, optional), ``evaluation``
+(:class:`EvaluationConfig`), ``output`` (:class:`OutputConfig`). The deprecated ``modulation`` section
+still loads, as ``method: {name: multifair, ...}`` (or ``erm`` when ``enabled: false``), with a warning. YAML keys equal the field names; see ``docs/reference/config.md``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, plain, to_plain
-from monai_multifair.core.multifair_config import MultiFairConfig
+from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, to_plain
 from monai_multifair.data.manifest import ManifestConfig
 from monai_multifair.data.sources import DATA_SOURCES, DataSource
 from monai_multifair.errors import MultiFairError, close_match_hint
@@ -30,8 +31,9 @@ __all__ = [
     "EvaluationConfig",
     "FusionConfig",
     "ManifestConfig",
-    "ModulationConfig",
+    "MethodConfig",
     "OutputConfig",
+    "PostprocessingConfig",
     "RunConfig",
     "TrainerConfig",
 ]
@@ -320,46 +322,117 @@ class TrainerConfig:
 
 
 @dataclass
-class ModulationConfig:
-    """``modulation``: ``enabled`` plus every :class:`~monai_multifair.core.MultiFairConfig` field.
+class MethodConfig:
+    """``method``: the training method (a name of the method registry) and its options.
 
-    The YAML section is flat: ``enabled: true``, ``preset: default``, ``modality_scale: 1.2``, ...
-    Keys are checked against ``dataclasses.fields(MultiFairConfig)``; values are validated by
-    ``MultiFairConfig`` itself. Fields not given take the named preset's values, and the resolved
-    values are what a dumped config shows.
+    ``name`` is looked up in the plugin registry (:func:`~monai_multifair.plugins.list_methods`; the
+    built-ins are ``erm``, ``multifair``, ``reweighting``, ``resampling``, ``groupdro``, ``fis``);
+    ``options`` are validated into the method's options dataclass (unknown keys and bad values are
+    errors naming the key path). A dumped config shows every option resolved.
 
     Attributes:
-        enabled: train with MultiFair (``false``: the plain fusion baseline).
-        settings: the resolved :class:`~monai_multifair.core.MultiFairConfig`.
+        name: the method's registry name.
+        options: the validated options object (``None`` for a method without options).
+
+    Example:
+        >>> MethodConfig.from_section({"name": "groupdro", "options": {"eta": 0.1}}, "method").options.eta
+        0.1
     """
 
-    enabled: bool = True
-    settings: MultiFairConfig = field(default_factory=MultiFairConfig)
+    name: str = "multifair"
+    options: Any = None
+
+    #: The kind of method this section takes.
+    kind: ClassVar[str] = "training"
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            from monai_multifair.plugins import get_method_spec
+
+            spec = get_method_spec(self.name, self.kind)
+            if spec.options is not None:
+                self.options = spec.options()
 
     @classmethod
-    def from_section(cls, data: Any, path: str) -> ModulationConfig:
-        """Build from the flat YAML section (unknown keys name a close match)."""
+    def from_section(cls, data: Any, path: str) -> MethodConfig:
+        """Build from the YAML section ``{name: ..., options: {...}}``."""
+        from monai_multifair.plugins import get_method_spec
+
         data = {} if data is None else data
         if not isinstance(data, Mapping):
-            raise key_error(path, "a mapping", data)
-        known = ("enabled", *(f.name for f in dataclasses.fields(MultiFairConfig)))
+            raise key_error(path, "a mapping with `name` and `options`", data)
         for key in data:
-            if key not in known:
+            if key not in ("name", "options"):
                 raise MultiFairError(
-                    f"unknown config key `{path}.{key}`{close_match_hint(str(key), known)}; "
-                    f"known keys in `{path}`: {', '.join(known)}"
+                    f"unknown config key `{path}.{key}`{close_match_hint(str(key), ('name', 'options'))}; "
+                    f"known keys in `{path}`: name, options (a method's settings go in `{path}.options`)"
                 )
-        enabled = convert(bool, data.get("enabled", True), f"{path}.enabled")
-        values = {k: plain(v, f"{path}.{k}") for k, v in data.items() if k != "enabled"}
+        name = data.get("name", cls.name)
+        if not isinstance(name, str):
+            raise key_error(f"{path}.name", "a method name (a string)", name)
         try:
-            settings = MultiFairConfig(**values)
+            spec = get_method_spec(name, cls.kind)
         except MultiFairError as err:
-            raise MultiFairError(f"config section `{path}`: {err}") from None
-        return cls(enabled=enabled, settings=settings)
+            raise MultiFairError(f"config key `{path}.name`: {err}") from None
+        raw = data.get("options")
+        if spec.parse_options is not None:
+            options = spec.parse_options(raw, f"{path}.options")
+        elif spec.options is not None:
+            options = build(spec.options, raw, f"{path}.options")
+        elif raw:
+            raise MultiFairError(
+                f"config key `{path}.options`: method {name!r} takes no options, got {raw!r}"
+            )
+        else:
+            options = None
+        return cls(name=name, options=options)
 
     def to_section(self) -> dict[str, Any]:
-        """The flat YAML section (all fields resolved)."""
-        return {"enabled": self.enabled, **to_plain(self.settings.to_dict())}
+        """``{name, options}`` with every option resolved."""
+        if self.options is None:
+            return {"name": self.name, "options": {}}
+        to_dict = getattr(self.options, "to_dict", None)
+        values = to_dict() if callable(to_dict) else self.options
+        return {"name": self.name, "options": to_plain(values)}
+
+    def create(self) -> Any:
+        """The method object (:func:`~monai_multifair.plugins.create_method`)."""
+        from monai_multifair.plugins import create_method
+
+        return create_method(self.name, self.options, kind=self.kind)
+
+
+@dataclass
+class PostprocessingConfig(MethodConfig):
+    """``postprocessing``: an optional post-processing method (``threshold-optimizer``) and its options,
+    fitted on the validation split and applied to the test split; it composes with any ``method``."""
+
+    name: str = "threshold-optimizer"
+    kind: ClassVar[str] = "postprocessing"
+
+
+def _translate_modulation(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The deprecated ``modulation:`` section as ``method:`` (with a FutureWarning)."""
+    data = dict(data)
+    section = data.pop("modulation")
+    if "method" in data:
+        raise MultiFairError(
+            "config sections `method` and `modulation` exclude each other: `modulation` is the deprecated "
+            "form of `method: {name: multifair, options: {...}}`; keep `method` only"
+        )
+    warnings.warn(
+        "config section `modulation` is deprecated: write `method: {name: multifair, options: {...}}` "
+        "(`modulation.enabled: false` is `method: {name: erm}`)",
+        FutureWarning,
+        stacklevel=4,
+    )
+    section = {} if section is None else section
+    if not isinstance(section, Mapping):
+        raise key_error("modulation", "a mapping", section)
+    options = dict(section)
+    enabled = convert(bool, options.pop("enabled", True), "modulation.enabled")
+    data["method"] = {"name": "multifair", "options": options} if enabled else {"name": "erm"}
+    return data
 
 
 @dataclass
@@ -429,7 +502,8 @@ class RunConfig:
     encoders: dict[str, EncoderConfig] = field(default_factory=_default_encoders)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    modulation: ModulationConfig = field(default_factory=ModulationConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    postprocessing: PostprocessingConfig | None = None
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -445,6 +519,8 @@ class RunConfig:
         Raises:
             MultiFairError: naming the key path, the rule and the value.
         """
+        if isinstance(data, Mapping) and "modulation" in data:
+            data = _translate_modulation(data)
         config = build(cls, data, "")
         config.check_modalities()
         if check_encoders:

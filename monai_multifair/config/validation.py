@@ -275,7 +275,7 @@ def build(
         kwargs[name] = converted
     try:
         return cls(**kwargs)
-    except MultiFairError as err:
+    except (MultiFairError, ValueError) as err:  # ValueError: a plugin's options dataclass checking itself
         message = str(err)
         if message.startswith("config key `"):
             raise

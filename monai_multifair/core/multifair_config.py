@@ -76,6 +76,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fairness_loss": "shortfall",
     },
     "reference": {**_PAPER, "gate_smoothing": False, "surrogate_temperature": 1.0},
+    # The two levels alone, as baselines: the modality level is CGGM-style modality balancing.
+    "modality-only": {**_PAPER, "group_strength": 0.0, "fairness_weight": 0.0},
+    "group-only": {**_PAPER, "coefficient_rule": "none", "direction_weight": 0.0},
 }
 
 
@@ -87,7 +90,9 @@ class MultiFairConfig:
     (research-code names in brackets).
 
     Attributes:
-        preset: ``"default"``, ``"paper"`` or ``"reference"``.
+        preset: ``"default"``, ``"paper"``, ``"reference"``, ``"modality-only"`` (the modality level
+            alone: CGGM-style balancing, ``paper`` without group factor and fairness loss) or
+            ``"group-only"`` (the group level alone: ``paper`` with ``B_m = 1`` and no direction loss).
         modality_scale: rho [rou], magnitude multiplier of encoder gradients (``rho * B_m``), > 0.
         direction_weight: lambda_gm, weight of the direction loss ``L_gm`` (step 9), >= 0.
         fairness_weight: gamma [fairness_coeff], weight of the fairness loss ``F_G`` (step 10), >= 0.

@@ -35,6 +35,7 @@ SYNC_OPS = frozenset(
         _aten._unique2.default,
         _aten.unique_dim.default,
         _aten.unique_consecutive.default,
+        _aten.bincount.default,  # its output length is max(input) + 1: read back on an accelerator
     }
 )
 _INDEX_OPS = frozenset({_aten.index.Tensor, _aten.index_put.default, _aten.index_put_.default})

@@ -4,7 +4,7 @@
 from monai_multifair.config import load_config
 from monai_multifair.engine import train, evaluate
 
-result = train(load_config("demo-quick"), "runs/quick")      # MONAI trainer + MultiFair + audit
+result = train(load_config("demo-quick"), "runs/quick")      # MONAI trainer + the config's method + audit
 result.metrics["es_auc"], result.files["report_html"]
 evaluate(result.config, result.files["best_checkpoint"], "runs/quick/eval")
 ```
@@ -15,17 +15,17 @@ training statistics, audit reports); :func:`compare_runs` tabulates several runs
 
 import logging
 
-from monai_multifair.engine.compare import compare_runs, comparison_markdown, comparison_table
-from monai_multifair.engine.loaders import EpochSampler, TensorBatchLoader, epoch_permutation, make_loader
-from monai_multifair.engine.outputs import HEADLINE_METRICS, REPORT_FILES
-from monai_multifair.engine.run import (
-    RESUMABLE_KEYS,
-    RUN_FILES,
-    RunResult,
-    evaluate,
-    latest_checkpoint,
-    train,
+from monai_multifair.engine.loaders import (
+    EpochSampler,
+    TensorBatchLoader,
+    epoch_draw,
+    epoch_permutation,
+    make_loader,
 )
+from monai_multifair.engine.outputs import HEADLINE_METRICS, REPORT_FILES
+from monai_multifair.engine.run import RunResult, evaluate, train
+from monai_multifair.engine.run_folder import RESUMABLE_KEYS, RUN_FILES, latest_checkpoint
+from monai_multifair.engine.run_table import compare_runs, comparison_markdown, comparison_table
 
 # engine log records stay silent unless the application configures logging
 logging.getLogger("monai_multifair.engine").addHandler(logging.NullHandler())
@@ -41,6 +41,7 @@ __all__ = [
     "compare_runs",
     "comparison_markdown",
     "comparison_table",
+    "epoch_draw",
     "epoch_permutation",
     "evaluate",
     "latest_checkpoint",

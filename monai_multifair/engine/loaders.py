@@ -1,7 +1,10 @@
 """Batch iterables for the run engine: in-memory tensor batches and a per-epoch seeded sampler.
 
-Both shuffle with a permutation that depends only on ``(seed, epoch)``, so a run resumed at epoch
-``e`` sees exactly the batches an uninterrupted run sees, whatever happened before.
+Both order each epoch with a function of ``(seed, epoch)`` alone (a permutation, or with per-sample
+``weights`` a draw with replacement, e.g. group-balanced resampling), so a run resumed at epoch ``e``
+sees exactly the batches an uninterrupted run sees, whatever happened before. With ``num_replicas > 1``
+every rank computes the same epoch order and takes its strided share of it (``rank::num_replicas``,
+padded to equal length by repeating the first samples), as ``DistributedSampler`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from monai_multifair.errors import MultiFairError
 __all__ = [
     "MATERIALIZE_LIMIT_BYTES",
     "EpochSampler",
+    "EpochShuffle",
     "TensorBatchLoader",
+    "epoch_draw",
     "epoch_permutation",
     "make_loader",
     "materialize",
@@ -40,6 +45,19 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """
     generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1))
     return torch.randperm(n, generator=generator)
+
+
+def epoch_draw(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """``N`` sample indices drawn with replacement, with probability proportional to ``weights [N]``
+    (a pure function of ``weights``, ``seed`` and ``epoch``).
+
+    Example:
+        >>> draw = epoch_draw(torch.tensor([0.0, 1.0, 0.0]), 0, 1)
+        >>> draw.tolist()
+        [1, 1, 1]
+    """
+    generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1))
+    return torch.multinomial(weights.double(), weights.numel(), replacement=True, generator=generator)
 
 
 def materialize(dataset: Dataset, collate: MultimodalCollate) -> dict[str, Any]:
@@ -63,23 +81,70 @@ def materialize(dataset: Dataset, collate: MultimodalCollate) -> dict[str, Any]:
 
 
 class _EpochOrder:
-    """The sample order of each epoch: :func:`epoch_permutation` with ``shuffle``, else ``0..n-1``."""
+    """The sample order of each epoch and this rank's share of it.
 
-    def __init__(self, num_samples: int, shuffle: bool, seed: int) -> None:
+    :func:`epoch_permutation` with ``shuffle``, :func:`epoch_draw` with ``weights``, else ``0..n-1``;
+    then, with ``num_replicas > 1``, the indices ``rank::num_replicas`` of that order padded to
+    ``ceil(n / num_replicas)`` by wrapping around.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        shuffle: bool,
+        seed: int,
+        weights: torch.Tensor | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
+            if weights.numel() != num_samples:
+                raise MultiFairError(
+                    f"expected `weights` to hold one draw weight per sample ({num_samples}), got {weights.numel()}"
+                )
+            if (
+                not bool(torch.isfinite(weights).all())
+                or bool((weights < 0).any())
+                or not bool(weights.sum() > 0)
+            ):
+                raise MultiFairError("expected `weights` to be finite, non-negative and not all zero")
+        for arg, value, low in (("num_replicas", num_replicas, 1), ("rank", rank, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise MultiFairError(f"expected `{arg}` to be an integer >= {low}, got {value!r}")
+        if rank >= num_replicas:
+            raise MultiFairError(f"expected `rank` < num_replicas={num_replicas}, got {rank}")
         self.num_samples = num_samples
         self.shuffle = shuffle
         self.seed = seed
+        self.weights = weights
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
         """Use the order of ``epoch`` for the next iteration."""
         self.epoch = int(epoch)
 
+    @property
+    def local_size(self) -> int:
+        """Samples this rank yields per epoch."""
+        return math.ceil(self.num_samples / self.num_replicas)
+
     def order(self) -> torch.Tensor:
-        """Sample indices ``[N]`` of the current epoch."""
-        if self.shuffle:
-            return epoch_permutation(self.num_samples, self.seed, self.epoch)
-        return torch.arange(self.num_samples)
+        """Sample indices of the current epoch on this rank."""
+        if self.weights is not None:
+            order = epoch_draw(self.weights, self.seed, self.epoch)
+        elif self.shuffle:
+            order = epoch_permutation(self.num_samples, self.seed, self.epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        if self.num_replicas == 1:
+            return order
+        total = self.local_size * self.num_replicas
+        if total > order.numel():
+            order = torch.cat([order, order[: total - order.numel()]])
+        return order[self.rank : total : self.num_replicas]
 
 
 class TensorBatchLoader(_EpochOrder):
@@ -94,6 +159,9 @@ class TensorBatchLoader(_EpochOrder):
         batch_size: samples per batch (the last batch may be smaller).
         shuffle: shuffle each epoch.
         seed: seed of the shuffling.
+        weights: per-sample draw weights: each epoch draws ``N`` samples with replacement instead.
+        num_replicas: ranks sharing the split (each yields its share, see the module docstring).
+        rank: this rank.
 
     Example:
         >>> loader = TensorBatchLoader({"x": torch.arange(5), "id": list("abcde")}, batch_size=2)
@@ -102,7 +170,14 @@ class TensorBatchLoader(_EpochOrder):
     """
 
     def __init__(
-        self, tensors: Mapping[str, Any], batch_size: int, shuffle: bool = False, seed: int = 0
+        self,
+        tensors: Mapping[str, Any],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        weights: torch.Tensor | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise MultiFairError(f"expected `batch_size` to be an integer >= 1, got {batch_size!r}")
@@ -111,16 +186,16 @@ class TensorBatchLoader(_EpochOrder):
             raise MultiFairError(
                 f"expected every key of `tensors` to hold the same number of samples, got {sizes}"
             )
-        super().__init__(next(iter(sizes.values())), shuffle, seed)
+        super().__init__(next(iter(sizes.values())), shuffle, seed, weights, num_replicas, rank)
         self.tensors = dict(tensors)
         self.batch_size = batch_size
 
     def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
+        return math.ceil(self.local_size / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         order = self.order()
-        for start in range(0, self.num_samples, self.batch_size):
+        for start in range(0, order.numel(), self.batch_size):
             index = order[start : start + self.batch_size]
             rows = index.tolist()
             yield {
@@ -136,13 +211,24 @@ class EpochSampler(_EpochOrder, Sampler[int]):
         num_samples: dataset length.
         shuffle: shuffle each epoch.
         seed: seed of the shuffling.
+        weights: per-sample draw weights (each epoch draws ``N`` samples with replacement).
+        num_replicas: ranks sharing the dataset.
+        rank: this rank.
     """
 
-    def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0) -> None:
-        super().__init__(num_samples, shuffle, seed)
+    def __init__(
+        self,
+        num_samples: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        weights: torch.Tensor | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        super().__init__(num_samples, shuffle, seed, weights, num_replicas, rank)
 
     def __len__(self) -> int:
-        return self.num_samples
+        return self.local_size
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order().tolist())
@@ -162,6 +248,9 @@ def make_loader(
     shuffle: bool,
     seed: int,
     num_workers: int = 0,
+    weights: torch.Tensor | None = None,
+    num_replicas: int = 1,
+    rank: int = 0,
 ) -> TensorBatchLoader | DataLoader:
     """The fastest batch iterable for ``dataset``.
 
@@ -169,7 +258,9 @@ def make_loader(
     and collated once into a :class:`TensorBatchLoader` (always for an
     :class:`~monai_multifair.data.InMemoryDataset` such as the synthetic cohort; for file-based datasets
     when ``num_workers`` is 0, since reading them in parallel is what workers are for). Anything else
-    is read by a ``DataLoader`` with ``num_workers`` workers and an :class:`EpochSampler`. Either way :func:`set_loader_epoch` selects an epoch's order.
+    is read by a ``DataLoader`` with ``num_workers`` workers and an :class:`EpochSampler`. Either way
+    :func:`set_loader_epoch` selects an epoch's order; ``weights``, ``num_replicas`` and ``rank`` are
+    passed to the order (a weighted draw; this rank's share).
     """
     if len(dataset) == 0:
         raise MultiFairError(f"cannot train or evaluate on an empty dataset ({dataset!r})")
@@ -181,11 +272,21 @@ def make_loader(
         and getattr(dataset, "transform", None) is None
         and _collated_bytes(dataset, collate) <= MATERIALIZE_LIMIT_BYTES
     ):
-        return TensorBatchLoader(materialize(dataset, collate), batch_size, shuffle=shuffle, seed=seed)
+        return TensorBatchLoader(
+            materialize(dataset, collate),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            weights=weights,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        sampler=EpochSampler(
+            len(dataset), shuffle=shuffle, seed=seed, weights=weights, num_replicas=num_replicas, rank=rank
+        ),
         collate_fn=collate,
         num_workers=num_workers,
     )
@@ -196,3 +297,18 @@ def set_loader_epoch(loader: TensorBatchLoader | DataLoader, epoch: int) -> None
     target = loader.sampler if isinstance(loader, DataLoader) else loader
     if isinstance(target, _EpochOrder):
         target.set_epoch(epoch)
+
+
+class EpochShuffle:
+    """At ``EPOCH_STARTED``: select the epoch's order in the training loader (before it is iterated)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, self)
+
+    def __call__(self, engine: Any) -> None:
+        set_loader_epoch(self.loader, engine.state.epoch)

@@ -157,7 +157,7 @@ def audit_report(
     """The :class:`~monai_multifair.report.AuditReport` of a predictions frame, and its notes.
 
     Bootstrap intervals follow ``evaluation.n_boot``, ``ci_level`` and ``random_state``; the
-    modulation statistics collected during training are included when given.
+    training statistics of the method (MultiFair's modality and group factors) are included when given.
     """
     evaluation = config.evaluation
     tail = (1 - evaluation.ci_level) / 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import torch
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["batch_item", "register_iteration_event"]
+__all__ = ["batch_item", "named_statistics", "register_iteration_event"]
 
 
 def batch_item(batchdata: Mapping[str, Any], key: str, argument: str) -> Any:
@@ -41,3 +43,25 @@ def register_iteration_event(engine: Any, event: Any, handler: Callable, owner: 
             f"engine such as {needs}"
         ) from error
     return True
+
+
+def named_statistics(
+    stats: Mapping[str, torch.Tensor], labels: Callable[[str, int], Sequence[str]], prefix: str
+) -> dict[str, float]:
+    """Device statistics as ``{prefix}{key}/{label}: float`` with one host transfer.
+
+    ``labels(key, count)`` names the ``count`` entries of ``stats[key]``; a single ``""`` label names a
+    scalar ``{prefix}{key}``.
+    """
+    if not stats:
+        return {}
+    flat = torch.cat([t.detach().double().reshape(-1) for t in stats.values()]).cpu().tolist()
+    out: dict[str, float] = {}
+    offset = 0
+    for key, tensor in stats.items():
+        count = tensor.numel()
+        values = flat[offset : offset + count]
+        offset += count
+        for label, value in zip(labels(key, count), values):
+            out[f"{prefix}{key}" + (f"/{label}" if label else "")] = value
+    return out

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from monai_multifair.core import MultiFairConfig, build_modulator
 from monai_multifair.core.modulator import ModulatorBase
 from monai_multifair.errors import MultiFairError
-from monai_multifair.handlers._utils import batch_item, register_iteration_event
+from monai_multifair.handlers._utils import batch_item, named_statistics, register_iteration_event
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -309,32 +309,20 @@ class MultiFairHandler:
 
     def metrics(self) -> dict[str, float]:
         """The last statistics as ``{name: float}`` (one host transfer); empty before the first step."""
-        stats = self._require_modulator().stats()
-        if not stats:
-            return {}
         names = self._require_modulator().modality_names
         groups = self.group_names or tuple(str(g) for g in range(self.num_groups))
-        flat = torch.cat([t.detach().float().reshape(-1) for t in stats.values()]).cpu().tolist()
-        out: dict[str, float] = {}
-        offset = 0
-        for key, tensor in stats.items():
-            count = tensor.numel()
-            values = flat[offset : offset + count]
-            offset += count
+
+        def labels(key: str, count: int) -> list[str]:
             layout = _STAT_LAYOUT.get(key)
             if layout == "m" and count == len(names):
-                labels = list(names)
-            elif layout == "g" and count == len(groups):
-                labels = list(groups)
-            elif layout == "mg" and count == len(names) * len(groups):
-                labels = [f"{m}/{g}" for m in names for g in groups]
-            elif count == 1:
-                labels = [""]
-            else:
-                labels = [str(i) for i in range(count)]
-            for label, value in zip(labels, values):
-                out[f"{self.metric_prefix}{key}" + (f"/{label}" if label else "")] = value
-        return out
+                return list(names)
+            if layout == "g" and count == len(groups):
+                return list(groups)
+            if layout == "mg" and count == len(names) * len(groups):
+                return [f"{m}/{g}" for m in names for g in groups]
+            return [""] if count == 1 else [str(i) for i in range(count)]
+
+        return named_statistics(self._require_modulator().stats(), labels, self.metric_prefix)
 
     def publish_stats(self, engine: Engine) -> None:
         """Write :meth:`metrics` into ``engine.state.metrics``."""

@@ -1,8 +1,9 @@
-"""Encoder plugins (pluggy): the encoder registry, the hooks, and the built-in encoders.
+"""Plugins (pluggy): the encoder and fairness-method registries, the hooks, and the built-ins.
 
-A plugin is a module with ``@hookimpl`` functions named after the hooks of ``hookspecs``; today one
-hook, ``multifair_encoders()``, returns ``EncoderSpec`` records. Third parties declare their module in
-the entry-point group ``monai_multifair.encoders``; the built-in encoders use the same hook.
+A plugin is a module with ``@hookimpl`` functions named after the hooks of ``hookspecs``:
+``multifair_encoders()`` returns ``EncoderSpec`` records, ``multifair_methods()`` returns ``MethodSpec``
+records. Third parties declare their module in the entry-point group ``monai_multifair.encoders`` (one
+group for both hooks); the built-in encoders and methods use the same hooks.
 
 ```python
 from monai_multifair.plugins import EncoderSpec, hookimpl
@@ -38,14 +39,25 @@ from monai_multifair.plugins.manager import (
     MultiFairPluginManager,
     PluginInfo,
     create_encoder,
+    create_method,
     encoder_conflicts,
     get_encoder_spec,
+    get_method_spec,
     get_plugin_manager,
     list_encoders,
+    list_methods,
     list_plugins,
+    method_conflicts,
     plugin_load_failures,
 )
-from monai_multifair.plugins.registry import EncoderRegistry, PluginLoadFailure, PluginLoadWarning
+from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
+from monai_multifair.plugins.registry import (
+    EncoderRegistry,
+    MethodRegistry,
+    PluginLoadFailure,
+    PluginLoadWarning,
+    SpecRegistry,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -53,20 +65,28 @@ __all__ = [
     "ENV_DISABLE_PLUGINS",
     "ENV_PLUGINS",
     "ENV_TRACE",
+    "METHOD_KINDS",
     "MODALITIES",
     "EncoderRegistry",
     "EncoderSpec",
+    "MethodRegistry",
+    "MethodSpec",
     "MultiFairPluginManager",
     "PluginInfo",
     "PluginLoadFailure",
     "PluginLoadWarning",
+    "SpecRegistry",
     "create_encoder",
+    "create_method",
     "encoder_conflicts",
     "get_encoder_spec",
+    "get_method_spec",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
     "list_encoders",
+    "list_methods",
     "list_plugins",
+    "method_conflicts",
     "plugin_load_failures",
 ]

@@ -1,4 +1,4 @@
-"""The built-in encoders, registered through the same ``multifair_encoders`` hook as third-party plugins.
+"""The built-in encoders and fairness methods, registered through the same hooks as third-party plugins.
 
 The plugin manager registers this module directly under the name ``"builtin"`` (so the encoders are
 available with auto-loading switched off); the package's own entry point
@@ -32,6 +32,7 @@ from torch import nn
 from monai_multifair.networks import encoders
 from monai_multifair.plugins.encoder_spec import EncoderSpec
 from monai_multifair.plugins.hookspecs import hookimpl
+from monai_multifair.plugins.method_spec import MethodSpec
 
 
 def _preset(
@@ -138,3 +139,11 @@ def _specs() -> list[EncoderSpec]:
 def multifair_encoders() -> list[EncoderSpec]:
     """The built-in encoders (see the table in this module's docstring)."""
     return _specs()
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """The built-in fairness methods (see :mod:`monai_multifair.methods`)."""
+    from monai_multifair.methods import BUILTIN_METHODS
+
+    return list(BUILTIN_METHODS)

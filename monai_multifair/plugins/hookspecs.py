@@ -13,8 +13,10 @@ import pluggy
 
 if TYPE_CHECKING:
     from monai_multifair.plugins.encoder_spec import EncoderSpec
+    from monai_multifair.plugins.method_spec import MethodSpec
 
-#: The pluggy project name; also the prefix of the entry-point group ``monai_multifair.encoders``.
+#: The pluggy project name; also the prefix of the entry-point group ``monai_multifair.encoders`` (one group
+#: for every hook: a plugin module may provide encoders, methods or both).
 PROJECT_NAME = "monai_multifair"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -38,4 +40,27 @@ def multifair_encoders() -> list[EncoderSpec]:
         >>> @hookimpl
         ... def multifair_encoders():
         ...     return [EncoderSpec("my-cnn", "image2d", build_my_cnn, "my lab's fundus CNN")]
+    """
+
+
+@hookspec
+def multifair_methods() -> list[MethodSpec]:
+    """Return the fairness methods this plugin provides.
+
+    Runs once when the method registry is first needed (a config naming ``method.name`` is validated,
+    ``create_method``, ``list_methods``, ``multifair plugins``) and again after
+    ``get_plugin_manager(reload=True)`` or after a plugin is registered or unregistered. It takes no
+    arguments.
+
+    Returns:
+        A list of ``MethodSpec``: a name, a factory building the method from its options, the options
+        dataclass, a one-line description citing the method's source, its kind (``"training"`` or
+        ``"postprocessing"``) and optionally its search space for ``multifair compare``. Names must be
+        unique across all plugins.
+
+    Examples:
+        >>> from monai_multifair.plugins import MethodSpec, hookimpl
+        >>> @hookimpl
+        ... def multifair_methods():
+        ...     return [MethodSpec("focal", FocalMethod, FocalOptions, "focal loss (Lin et al., 2017)")]
     """

@@ -1,8 +1,8 @@
-"""The plugin manager: built-in encoders, installed plugins, failures, and the public registry calls.
+"""The plugin manager: built-in encoders and methods, installed plugins, failures, the public registry calls.
 
 Plugins come from three places, in this order:
 
-1. the built-in encoders (``monai_multifair.plugins.builtin``), always registered directly under the
+1. the built-in encoders and methods (``monai_multifair.plugins.builtin``), always registered directly under the
    name ``"builtin"``, so they are there even when auto-loading is off or the package is not installed;
 2. modules named in ``MULTIFAIR_PLUGINS`` (comma-separated import names), always loaded;
 3. the entry-point group ``monai_multifair.encoders`` of every installed distribution, unless
@@ -28,7 +28,13 @@ from torch import nn
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins import builtin, hookspecs
 from monai_multifair.plugins.encoder_spec import EncoderSpec
-from monai_multifair.plugins.registry import EncoderRegistry, PluginLoadFailure, describe_exception
+from monai_multifair.plugins.method_spec import MethodSpec
+from monai_multifair.plugins.registry import (
+    EncoderRegistry,
+    MethodRegistry,
+    PluginLoadFailure,
+    describe_exception,
+)
 
 #: Entry-point group third-party distributions declare their plugin modules in.
 ENTRY_POINT_GROUP = "monai_multifair.encoders"
@@ -75,6 +81,7 @@ class PluginInfo:
         version: that distribution's version, if known.
         hooks: the hooks it implements.
         encoders: the encoder names it provides.
+        methods: the fairness method names it provides.
     """
 
     name: str
@@ -83,6 +90,7 @@ class PluginInfo:
     version: str | None
     hooks: tuple[str, ...]
     encoders: tuple[str, ...]
+    methods: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """Plain-value summary for listings and JSON."""
@@ -112,6 +120,7 @@ class MultiFairPluginManager(pluggy.PluginManager):
         self.load_failures: list[PluginLoadFailure] = []
         self._origins: dict[str, tuple[str, str | None, str | None]] = {}
         self._encoder_registry: EncoderRegistry | None = None
+        self._method_registry: MethodRegistry | None = None
         if env_flag(ENV_TRACE) if trace is None else trace:
             self.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.enable_tracing()
@@ -128,16 +137,20 @@ class MultiFairPluginManager(pluggy.PluginManager):
 
     # pluggy API, extended to keep the registry in step with the registered plugins
     def register(self, plugin: object, name: str | None = None) -> str | None:
-        """Register ``plugin`` (see ``pluggy.PluginManager.register``); the encoder registry is rebuilt."""
-        self._encoder_registry = None
+        """Register ``plugin`` (see ``pluggy.PluginManager.register``); the registries are rebuilt."""
+        self._forget_registries()
         return super().register(plugin, name)
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
-        """Unregister a plugin (see ``pluggy.PluginManager.unregister``); the registry is rebuilt."""
-        self._encoder_registry = None
+        """Unregister a plugin (see ``pluggy.PluginManager.unregister``); the registries are rebuilt."""
+        self._forget_registries()
         if name is not None:
             self._origins.pop(name, None)
         return super().unregister(plugin, name)
+
+    def _forget_registries(self) -> None:
+        self._encoder_registry = None
+        self._method_registry = None
 
     def plugin_origin(self, name: str) -> tuple[str, str | None, str | None]:
         """``(source, distribution, version)`` of a registered plugin."""
@@ -184,19 +197,29 @@ class MultiFairPluginManager(pluggy.PluginManager):
             self._encoder_registry = EncoderRegistry.from_plugin_manager(self, self.load_failures)
         return self._encoder_registry
 
+    def method_registry(self) -> MethodRegistry:
+        """The fairness methods of all registered plugins (the hooks run once, then the result is cached)."""
+        if self._method_registry is None:
+            self._method_registry = MethodRegistry.from_plugin_manager(self, self.load_failures)
+        return self._method_registry
+
     def failures(self) -> list[PluginLoadFailure]:
-        """Plugins that failed to import, to register, or to answer their hook."""
-        return list(self.encoder_registry().failures)
+        """Plugins that failed to import, to register, or to answer one of their hooks (each once)."""
+        seen: dict[tuple[str, str, str], PluginLoadFailure] = {}
+        for failure in (*self.encoder_registry().failures, *self.method_registry().failures):
+            seen.setdefault((failure.plugin, failure.stage, failure.error), failure)
+        return list(seen.values())
 
     def plugin_infos(self) -> list[PluginInfo]:
         """The registered plugins, sorted by name."""
-        registry = self.encoder_registry()
-        by_plugin: dict[str, list[str]] = {}
-        for spec in registry.list():
-            by_plugin.setdefault(spec.plugin, []).append(spec.name)
-        for name, plugins in registry.conflicts.items():
-            for plugin in plugins:
-                by_plugin.setdefault(plugin, []).append(name)
+        provided: dict[str, dict[str, list[str]]] = {"encoders": {}, "methods": {}}
+        for kind, registry in (("encoders", self.encoder_registry()), ("methods", self.method_registry())):
+            by_plugin = provided[kind]
+            for spec in registry.list():
+                by_plugin.setdefault(spec.plugin, []).append(spec.name)
+            for name, plugins in registry.conflicts.items():
+                for plugin in plugins:
+                    by_plugin.setdefault(plugin, []).append(name)
         infos = []
         for name, plugin in sorted(self.list_name_plugin(), key=lambda item: item[0]):
             if plugin is None:
@@ -204,12 +227,20 @@ class MultiFairPluginManager(pluggy.PluginManager):
             source, distribution, version = self.plugin_origin(name)
             hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
             infos.append(
-                PluginInfo(name, source, distribution, version, hooks, tuple(sorted(by_plugin.get(name, ()))))
+                PluginInfo(
+                    name,
+                    source,
+                    distribution,
+                    version,
+                    hooks,
+                    tuple(sorted(provided["encoders"].get(name, ()))),
+                    tuple(sorted(provided["methods"].get(name, ()))),
+                )
             )
         return infos
 
     def _fail(self, name: str, stage: str, origin: tuple[str, str | None, str | None], error: str) -> None:
-        self._encoder_registry = None
+        self._forget_registries()
         self.load_failures.append(PluginLoadFailure(name, stage, origin[0], origin[1], origin[2], error))
 
     def _register_checked(
@@ -325,3 +356,42 @@ def plugin_load_failures() -> list[PluginLoadFailure]:
 def encoder_conflicts() -> dict[str, tuple[str, ...]]:
     """Encoder names registered by more than one plugin, with the plugin names (none can be created)."""
     return get_plugin_manager().encoder_registry().conflicts
+
+
+def list_methods(kind: str | None = None) -> list[MethodSpec]:
+    """The available fairness methods, sorted by name, optionally only those of one ``kind``
+    (``"training"`` or ``"postprocessing"``). Names registered by more than one plugin are left out.
+
+    Examples:
+        >>> {"erm", "groupdro", "multifair"} <= {spec.name for spec in list_methods("training")}
+        True
+    """
+    return get_plugin_manager().method_registry().list(kind)
+
+
+def get_method_spec(name: str, kind: str | None = None) -> MethodSpec:
+    """The ``MethodSpec`` registered under ``name`` (of ``kind`` when given).
+
+    Raises:
+        MultiFairError: unknown name (with a close match and the known names), a name registered by two
+            plugins, or a method of another kind.
+    """
+    return get_plugin_manager().method_registry().get(name, kind)
+
+
+def create_method(name: str, options: Any = None, *, kind: str | None = None) -> Any:
+    """Build the fairness method registered as ``name`` from its validated ``options`` object
+    (``None``: its defaults). YAML and ``--set`` values reach it through
+    :class:`~monai_multifair.config.MethodConfig`, which validates them first.
+
+    Examples:
+        >>> method = create_method("groupdro")
+        >>> method.options.eta
+        0.01
+    """
+    return get_plugin_manager().method_registry().create(name, options, kind=kind)
+
+
+def method_conflicts() -> dict[str, tuple[str, ...]]:
+    """Method names registered by more than one plugin, with the plugin names (none can be used)."""
+    return get_plugin_manager().method_registry().conflicts

@@ -1,7 +1,9 @@
-"""The encoder registry: what the ``multifair_encoders`` hooks of all loaded plugins returned.
+"""The registries: what the ``multifair_encoders`` and ``multifair_methods`` hooks of all plugins returned.
 
-Built by ``MultiFairPluginManager.encoder_registry()``; users normally call the module-level functions
-``create_encoder`` / ``list_encoders`` of :mod:`monai_multifair.plugins` instead.
+Built by ``MultiFairPluginManager.encoder_registry()`` / ``method_registry()``; users normally call the
+module-level functions (``create_encoder``, ``list_encoders``, ``create_method``, ``list_methods``) of
+:mod:`monai_multifair.plugins` instead. Both registries share :class:`SpecRegistry`: specs by name,
+names claimed by two plugins (unusable, both named), and plugins that failed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
+from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
 
 if TYPE_CHECKING:
     import pluggy
@@ -61,16 +64,21 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class EncoderRegistry:
-    """Encoder specs by name, name conflicts between plugins, and plugin failures.
+class SpecRegistry:
+    """Specs by name, name conflicts between plugins, and plugin failures (one hook's view).
 
     Args:
         specs: every spec returned by the hooks, each with its ``plugin`` filled in.
-        failures: plugins that failed to load or to answer ``multifair_encoders``.
+        failures: plugins that failed to load or to answer the hook.
     """
 
-    def __init__(self, specs: Iterable[EncoderSpec], failures: Sequence[PluginLoadFailure] = ()) -> None:
-        by_name: dict[str, list[EncoderSpec]] = {}
+    #: The hook whose results the registry holds; the spec type it returns; the word for one entry.
+    hook: str = ""
+    spec_type: type = object
+    noun: str = "entry"
+
+    def __init__(self, specs: Iterable[Any], failures: Sequence[PluginLoadFailure] = ()) -> None:
+        by_name: dict[str, list[Any]] = {}
         for spec in specs:
             by_name.setdefault(spec.name, []).append(spec)
         self._specs = {name: group[0] for name, group in by_name.items() if len(group) == 1}
@@ -83,19 +91,19 @@ class EncoderRegistry:
     @classmethod
     def from_plugin_manager(
         cls, pm: pluggy.PluginManager, load_failures: Sequence[PluginLoadFailure] = ()
-    ) -> EncoderRegistry:
-        """Call ``multifair_encoders`` on each registered plugin separately, so every spec is
-        attributed to its plugin; a plugin whose hook raises or returns a wrong value is recorded as a
-        failure and the others are kept."""
-        specs: list[EncoderSpec] = []
+    ) -> SpecRegistry:
+        """Call the hook on each registered plugin separately, so every spec is attributed to its
+        plugin; a plugin whose hook raises or returns a wrong value is recorded as a failure and the
+        others are kept."""
+        specs: list[Any] = []
         failures = list(load_failures)
         registered = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
-        implementers = {impl.plugin_name for impl in pm.hook.multifair_encoders.get_hookimpls()}
+        implementers = {impl.plugin_name for impl in getattr(pm.hook, cls.hook).get_hookimpls()}
         for name in sorted(name for name, _ in registered):
             if name not in implementers:
                 continue
             others = [other for other_name, other in registered if other_name != name]
-            caller = pm.subset_hook_caller("multifair_encoders", remove_plugins=others)
+            caller = pm.subset_hook_caller(cls.hook, remove_plugins=others)
             try:
                 results = caller()
             except Exception as exc:  # a broken plugin must not break the others: recorded and surfaced
@@ -103,13 +111,14 @@ class EncoderRegistry:
                 continue
             for result in results:
                 if not isinstance(result, (list, tuple)) or not all(
-                    isinstance(s, EncoderSpec) for s in result
+                    isinstance(s, cls.spec_type) for s in result
                 ):
                     failures.append(
                         _hook_failure(
                             pm,
                             name,
-                            f"TypeError: multifair_encoders must return a list of EncoderSpec, got {result!r}",
+                            f"TypeError: {cls.hook} must return a list of {cls.spec_type.__name__}, "
+                            f"got {result!r}",
                         )
                     )
                     continue
@@ -118,9 +127,54 @@ class EncoderRegistry:
 
     @property
     def conflicts(self) -> dict[str, tuple[str, ...]]:
-        """Encoder names offered by more than one plugin, with those plugins (such names cannot be
-        created)."""
+        """Names offered by more than one plugin, with those plugins (such names cannot be used)."""
         return dict(self._conflicts)
+
+    def names(self) -> list[str]:
+        """The usable names, sorted."""
+        return sorted(self._specs)
+
+    def get(self, name: str) -> Any:
+        """The spec registered under ``name``.
+
+        Raises:
+            MultiFairError: the name is unknown (the message lists the known names, a close match and any
+                plugin that failed to load) or offered by several plugins (the message names them).
+        """
+        if name in self._conflicts:
+            plugins = " and ".join(repr(p) for p in self._conflicts[name])
+            raise MultiFairError(
+                f"{self.noun} name {name!r} is registered by more than one plugin: {plugins}; uninstall one "
+                "of them or disable it with MULTIFAIR_DISABLE_PLUGINS=<plugin name>"
+            )
+        if not isinstance(name, str) or name not in self._specs:
+            known = sorted(self._specs)
+            message = (
+                f"unknown {self.noun} {name!r}{close_match_hint(str(name), known)}; known: "
+                f"{', '.join(known) or 'none'}"
+            )
+            if self.failures:
+                message += "; plugins that failed to load: " + "; ".join(str(f) for f in self.failures)
+            raise MultiFairError(message)
+        return self._specs[name]
+
+    def _warn_failures(self) -> None:
+        if self.failures and not self._warned:
+            self._warned = True
+            warnings.warn(
+                PluginLoadWarning(
+                    f"some {self.noun} plugins could not be used: " + "; ".join(str(f) for f in self.failures)
+                ),
+                stacklevel=4,
+            )
+
+
+class EncoderRegistry(SpecRegistry):
+    """Encoder specs by name (the ``multifair_encoders`` hook), conflicts and failures."""
+
+    hook = "multifair_encoders"
+    spec_type = EncoderSpec
+    noun = "encoder"
 
     def list(self, modality: str | None = None) -> list[EncoderSpec]:
         """The usable specs (conflicting names left out), sorted by name, optionally of one modality."""
@@ -135,27 +189,6 @@ class EncoderRegistry:
             if modality is None or spec.modality == modality
         ]
 
-    def get(self, name: str) -> EncoderSpec:
-        """The spec registered under ``name``.
-
-        Raises:
-            MultiFairError: the name is unknown (the message lists the known names, a close match and any
-                plugin that failed to load) or offered by several plugins (the message names them).
-        """
-        if name in self._conflicts:
-            plugins = " and ".join(repr(p) for p in self._conflicts[name])
-            raise MultiFairError(
-                f"encoder name {name!r} is registered by more than one plugin: {plugins}; uninstall one of "
-                "them or disable it with MULTIFAIR_DISABLE_PLUGINS=<plugin name>"
-            )
-        if name not in self._specs:
-            known = sorted(self._specs)
-            message = f"unknown encoder {name!r}{close_match_hint(name, known)}; known: {', '.join(known) or 'none'}"
-            if self.failures:
-                message += "; plugins that failed to load: " + "; ".join(str(f) for f in self.failures)
-            raise MultiFairError(message)
-        return self._specs[name]
-
     def create(self, name: str, **options: Any) -> nn.Module:
         """Build the encoder ``name`` with ``options`` passed to its factory.
 
@@ -169,14 +202,7 @@ class EncoderRegistry:
                 ``TypeError`` raised by the factory (re-raised with the encoder name).
         """
         spec = self.get(name)
-        if self.failures and not self._warned:
-            self._warned = True
-            warnings.warn(
-                PluginLoadWarning(
-                    "some encoder plugins could not be used: " + "; ".join(str(f) for f in self.failures)
-                ),
-                stacklevel=3,
-            )
+        self._warn_failures()
         _check_options(spec, options)
         try:
             module = spec.factory(**options)
@@ -197,6 +223,50 @@ class EncoderRegistry:
                 f"`out_features` (its feature width), got {width!r}"
             )
         return module
+
+
+class MethodRegistry(SpecRegistry):
+    """Fairness method specs by name (the ``multifair_methods`` hook), conflicts and failures."""
+
+    hook = "multifair_methods"
+    spec_type = MethodSpec
+    noun = "method"
+
+    def list(self, kind: str | None = None) -> list[MethodSpec]:
+        """The usable specs (conflicting names left out), sorted by name, optionally of one kind."""
+        if kind is not None and kind not in METHOD_KINDS:
+            raise MultiFairError(
+                f"expected `kind` to be one of {', '.join(METHOD_KINDS)} or None, got {kind!r}"
+                f"{close_match_hint(str(kind), METHOD_KINDS)}"
+            )
+        return [spec for _, spec in sorted(self._specs.items()) if kind is None or spec.kind == kind]
+
+    def get(self, name: str, kind: str | None = None) -> MethodSpec:
+        """The spec registered under ``name`` (of ``kind`` when given; errors as :meth:`SpecRegistry.get`)."""
+        spec = super().get(name)
+        if kind is not None and spec.kind != kind:
+            others = ", ".join(s.name for s in self.list(kind))
+            raise MultiFairError(
+                f"method {name!r} is a {spec.kind} method, expected a {kind} method; {kind} methods: {others}"
+            )
+        return spec
+
+    def create(self, name: str, options: Any = None, *, kind: str | None = None) -> Any:
+        """Build the method ``name`` from validated ``options`` (``None``: the defaults).
+
+        Raises:
+            MultiFairError: unknown, conflicting or wrong-kind name, or options of the wrong type.
+        """
+        spec = self.get(name, kind)
+        self._warn_failures()
+        if options is None and spec.options is not None:
+            options = spec.options()
+        if spec.options is not None and not isinstance(options, spec.options):
+            raise MultiFairError(
+                f"expected the options of method {name!r} to be a {spec.options.__name__}, got "
+                f"{type(options).__name__}"
+            )
+        return spec.factory(options)
 
 
 def _hook_failure(pm: pluggy.PluginManager, name: str, error: str) -> PluginLoadFailure:

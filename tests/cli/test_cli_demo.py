@@ -45,8 +45,9 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert set(runs[name]["group_auc"]) == {"race=Asian", "race=Black", "race=White"}
         assert all(0 <= v <= 1 for v in runs[name]["group_auc"].values())
         assert 1 <= runs[name]["best_epoch"] <= quick.trainer.epochs
-    assert runs["baseline"]["modulation"]["enabled"] is False
-    assert runs["MultiFair"]["modulation"] == {"enabled": True, "preset": "default"}
+    assert runs["baseline"]["method"]["name"] == "erm"
+    assert runs["MultiFair"]["method"]["name"] == "multifair"
+    assert runs["MultiFair"]["method"]["options"]["preset"] == "default"
     assert (
         (tmp_path / "multifair" / "training_stats.csv")
         .read_text()

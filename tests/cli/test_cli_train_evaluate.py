@@ -10,8 +10,8 @@ import pytest
 
 from monai_multifair.cli import main
 
-TINY = str(Path(__file__).parents[1] / "engine" / "tiny.yaml")
-FAST = ["--set", "evaluation.n_boot=0", "--set", "modulation.enabled=false"]
+TINY = str(Path(__file__).parents[1] / "tiny.yaml")
+FAST = ["--set", "evaluation.n_boot=0", "--set", "method.name=erm"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_train_prints_the_test_metrics_and_files(tmp_path, capsys):
     assert main(["train", "--config", TINY, "--output", str(run), "--no-progress", *FAST]) == 0
     out = capsys.readouterr().out
     metrics = json.loads((run / "metrics.json").read_text())
-    assert f"-> {run}: 3 epochs, modulation none (plain fusion)" in out
+    assert f"-> {run}: 3 epochs, method erm" in out
     assert re.search(r"^epoch 3/3  loss \d", out, re.M)
     assert f"model of epoch {metrics['best_epoch']}" in out
     assert re.search(rf"^  ES-AUC\s+{metrics['es_auc']:.4f}$", out, re.M)
@@ -83,8 +83,8 @@ def test_evaluate_finds_the_run_config(trained, capsys):
             r"unknown config key `trainer.epoch` \(did you mean 'epochs'\?\)",
         ),
         (
-            ["train", "--config", TINY, "--set", "modulation.fairnes_weight=1"],
-            r"unknown config key `modulation.fairnes_weight` \(did you mean 'fairness_weight'\?\)",
+            ["train", "--config", TINY, "--set", "method.options.fairnes_weight=1"],
+            r"unknown MultiFairConfig key 'fairnes_weight'.*\(did you mean 'fairness_weight'\?\)",
         ),
         (
             ["train", "--config", TINY, "--set", "trainer.lr=-1"],

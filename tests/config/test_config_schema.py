@@ -28,8 +28,8 @@ def _load(doc, *overrides):
         ),
         ({"trainer": {"epoch": 3}}, r"`trainer.epoch` \(did you mean 'epochs'\?\)"),
         (
-            {"modulation": {"fairnes_weight": 1}},
-            r"`modulation.fairnes_weight` \(did you mean 'fairness_weight'\?\)",
+            {"method": {"name": "multifair", "options": {"fairnes_weight": 1}}},
+            r"`method.options`: unknown MultiFairConfig key 'fairnes_weight'.*\(did you mean 'fairness_weight'\?\)",
         ),
         (
             {"data": {"synthetic": {"n_patient": 100}}},
@@ -92,15 +92,21 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
         ),
         ("fusion.num_heads=3", r"`fusion.num_heads`: expected a divisor of fusion.fusion_dim \(64\), got 3"),
         (
-            "modulation.fairness_weight=-1",
-            r"config section `modulation`: expected `fairness_weight` >= 0, got -1",
+            "method.options.fairness_weight=-1",
+            r"config section `method.options`: expected `fairness_weight` >= 0, got -1",
         ),
         (
-            "modulation.group_factor_rule=route",
-            r"`modulation`: .*'modality', 'routing', got 'route'.*did you mean 'routing'",
+            "method.options.group_factor_rule=route",
+            r"`method.options`: .*'modality', 'routing', got 'route'.*did you mean 'routing'",
         ),
-        ("modulation.preset=papr", r"`modulation`: unknown `preset` 'papr'.*did you mean 'paper'"),
-        ("modulation.enabled=1", r"`modulation.enabled`: expected true or false, got 1"),
+        ("method.options.preset=papr", r"`method.options`: unknown `preset` 'papr'.*did you mean 'paper'"),
+        ("method.name=groupdr", r"`method.name`: unknown method 'groupdr' \(did you mean 'groupdro'\?\)"),
+        (
+            "method.name=threshold-optimizer",
+            r"`method.name`: method 'threshold-optimizer' is a postprocessing method",
+        ),
+        ("method={name: groupdro, options: {eta: 0}}", r"`method.options.eta`: expected a number > 0, got 0"),
+        ("method.optons={}", r"unknown config key `method.optons` \(did you mean 'options'\?\)"),
         (
             "output.report_formats=[html, pdf]",
             r"`output.report_formats\[1\]`: expected one of 'html', 'markdown', 'json', got 'pdf'",
@@ -153,12 +159,48 @@ def test_encoders_match_modalities_and_registry():
     assert cfg.encoders["vitals"].to_spec() == {"name": "tabular-mlp", "in_features": 6}
 
 
-def test_modulation_keys_follow_the_core_dataclass():
-    cfg = _load("demo", "modulation.preset=paper", "modulation.fairness_weight=0.2")
-    assert isinstance(cfg.modulation.settings, MultiFairConfig)
-    assert cfg.modulation.settings == MultiFairConfig(preset="paper", fairness_weight=0.2)
-    section = cfg.to_dict()["modulation"]
-    assert list(section) == ["enabled", *(f.name for f in dataclasses.fields(MultiFairConfig))]
+def test_multifair_options_follow_the_core_dataclass():
+    cfg = _load("demo", "method.options.preset=paper", "method.options.fairness_weight=0.2")
+    assert isinstance(cfg.method.options, MultiFairConfig)
+    assert cfg.method.options == MultiFairConfig(preset="paper", fairness_weight=0.2)
+    section = cfg.to_dict()["method"]
+    assert section["name"] == "multifair"
+    assert list(section["options"]) == [f.name for f in dataclasses.fields(MultiFairConfig)]
+
+
+def test_every_method_option_is_resolved_and_round_trips(tmp_path):
+    cfg = _load("demo", "method.name=groupdro", "method.options.eta=0.2")
+    assert cfg.to_dict()["method"] == {
+        "name": "groupdro",
+        "options": {"eta": 0.2, "generalization_adjustment": 0.0, "by": "group"},
+    }
+    path = tmp_path / "c.yaml"
+    cfg.to_yaml(path)
+    assert load_config(path) == cfg
+
+
+def test_switching_the_method_drops_the_previous_methods_options():
+    # demo.yaml gives multifair options; --set method.name=erm must not carry them over
+    cfg = _load("demo", "method.name=erm")
+    assert cfg.method.name == "erm" and cfg.method.options is None
+    with pytest.raises(MultiFairError, match=r"unknown MultiFairConfig key 'eta'"):
+        _load("demo", "method.options.eta=0.1")  # same method: options are kept and checked
+
+
+def test_deprecated_modulation_section_maps_to_method():
+    with pytest.warns(FutureWarning, match="`modulation` is deprecated"):
+        cfg = RunConfig.from_dict({"modulation": {"preset": "paper", "fairness_weight": 0.2}})
+    assert cfg.method.name == "multifair"
+    assert cfg.method.options == MultiFairConfig(preset="paper", fairness_weight=0.2)
+    with pytest.warns(FutureWarning):
+        assert RunConfig.from_dict({"modulation": {"enabled": False}}).method.name == "erm"
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(MultiFairError, match="`modulation.enabled`: expected true or false"),
+    ):
+        RunConfig.from_dict({"modulation": {"enabled": 1}})
+    with pytest.raises(MultiFairError, match="`method` and `modulation` exclude each other"):
+        RunConfig.from_dict({"modulation": {}, "method": {"name": "erm"}})
 
 
 def test_yaml_dialect(tmp_path):

@@ -13,9 +13,18 @@ from monai_multifair.errors import MultiFairError
 
 
 def test_presets_exist():
-    assert MultiFairConfig.presets() == ("default", "paper", "reference")
-    assert set(PRESETS) == {"default", "paper", "reference"}
+    assert MultiFairConfig.presets() == ("default", "group-only", "modality-only", "paper", "reference")
+    assert set(PRESETS) == {"default", "group-only", "modality-only", "paper", "reference"}
     assert MultiFairConfig().preset == "default"
+
+
+def test_single_level_presets_switch_the_other_level_off():
+    modality = MultiFairConfig(preset="modality-only")
+    assert (modality.group_strength, modality.fairness_weight) == (0.0, 0.0)
+    assert modality.coefficient_rule == "absolute" and modality.direction_weight == 0.15
+    group = MultiFairConfig(preset="group-only")
+    assert (group.coefficient_rule, group.direction_weight) == ("none", 0.0)
+    assert group.group_strength == 0.3 and group.fairness_weight == 0.5
 
 
 def test_paper_preset_is_section_3():
@@ -119,7 +128,10 @@ def test_choices_suggest_a_close_match(field, value, suggestion):
 
 
 def test_unknown_preset_lists_known_presets():
-    with pytest.raises(MultiFairError, match="unknown `preset` 'fast'; known: default, paper, reference"):
+    with pytest.raises(
+        MultiFairError,
+        match="unknown `preset` 'fast'; known: default, group-only, modality-only, paper, reference",
+    ):
         MultiFairConfig(preset="fast")
 
 

@@ -12,7 +12,9 @@ from torch import nn
 from monai_multifair.data import build_datasets
 from monai_multifair.engine import RunResult, compare_runs, comparison_markdown, comparison_table
 from monai_multifair.engine.builders import AutocastInferer, amp_settings, encoder_specs, resolve_device
-from monai_multifair.engine.handlers import GradientClipper, RNGState, ScalerState, SelectionScore
+from monai_multifair.engine.checkpoint_state import RNGState, ScalerState
+from monai_multifair.engine.gradient_clipping import GradientClipper
+from monai_multifair.engine.selection import SelectionScore
 from monai_multifair.errors import MultiFairError
 
 
@@ -117,7 +119,15 @@ def _result(tmp_path, name, auc, es_auc, group_auc, enabled):
         "dpd": 0.1,
         "deodds": 0.2,
     }
-    metrics.update(group_auc=group_auc, n=50, notes=[], modulation={"enabled": enabled, "preset": "default"})
+    metrics.update(
+        group_auc=group_auc,
+        n=50,
+        notes=[],
+        method={
+            "name": "multifair" if enabled else "erm",
+            "description": "MultiFair (default preset)" if enabled else "plain training (ERM)",
+        },
+    )
     return RunResult(run_dir=tmp_path / name, config=None, metrics=metrics, predictions=None, best_epoch=2)
 
 
@@ -139,7 +149,8 @@ def test_compare_runs_tabulates_values_and_differences(tmp_path):
     assert (
         markdown.startswith("# T")
         and "| DPD | lower |" in markdown
-        and "MultiFair, default preset" in markdown
+        and "| MultiFair (default preset) |" in markdown
+        and "| plain training (ERM) |" in markdown
     )
     with pytest.raises(MultiFairError, match="at least two runs"):
         compare_runs({"a": a})

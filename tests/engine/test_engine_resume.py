@@ -64,7 +64,7 @@ def uninterrupted(tiny_config, tmp_path_factory):
 def _assert_same_run(resumed, reference):
     last, ref_last = _load(resumed.files["last_checkpoint"]), _load(reference.files["last_checkpoint"])
     assert resumed.files["last_checkpoint"].name == "checkpoint_epoch=3.pt"
-    for key in ("model", "optimizer", "multifair", "trainer", "monitor", "validation", "rng"):
+    for key in ("model", "optimizer", "method", "trainer", "monitor", "validation", "rng"):
         _assert_same_tensors(last[key], ref_last[key])
     _assert_same_tensors(_load(resumed.files["best_checkpoint"]), _load(reference.files["best_checkpoint"]))
     assert resumed.best_epoch == reference.best_epoch

@@ -23,7 +23,7 @@ THRESHOLD = 0.4
 
 @pytest.fixture(scope="module")
 def baseline(tiny_config, tmp_path_factory):
-    config = tiny_config("modulation.enabled=false", f"evaluation.threshold={THRESHOLD}")
+    config = tiny_config("method.name=erm", f"evaluation.threshold={THRESHOLD}")
     return train(config, tmp_path_factory.mktemp("baseline"), progress=False)
 
 
@@ -93,9 +93,7 @@ def test_same_seed_same_run_other_seed_other_run(baseline, tiny_config, tmp_path
     again = train(config, tmp_path / "again", progress=False)
     assert again.predictions["score"].tolist() == baseline.predictions["score"].tolist()
     assert again.training_stats.equals(baseline.training_stats)
-    other = train(
-        tiny_config("modulation.enabled=false", "trainer.seed=1"), tmp_path / "other", progress=False
-    )
+    other = train(tiny_config("method.name=erm", "trainer.seed=1"), tmp_path / "other", progress=False)
     assert other.predictions["score"].tolist() != baseline.predictions["score"].tolist()
 
 
@@ -112,17 +110,20 @@ def test_multifair_statistics_every_interval_and_at_epoch_ends(multifair):
     assert report["training"]["steps"] == [float(s) for s in expected]
     assert set(report["training"]["modality_scale"]) == {"fundus", "notes"}
     last = torch.load(multifair.files["last_checkpoint"], weights_only=True)
-    assert {"model", "optimizer", "trainer", "multifair", "rng", "monitor", "validation"} <= set(last)
-    assert multifair.metrics["modulation"] == {"enabled": True, "preset": "default"}
+    assert {"model", "optimizer", "trainer", "method", "rng", "monitor", "validation"} <= set(last)
+    assert "guides.fundus.output.weight" in last["method"]
+    assert multifair.metrics["method"]["name"] == "multifair"
+    assert multifair.metrics["method"]["options"]["preset"] == "default"
+    assert multifair.metrics["method"]["description"] == "MultiFair (default preset)"
 
 
-def test_baseline_has_no_modulation_statistics(baseline):
+def test_baseline_has_no_method_statistics(baseline):
     assert list(baseline.training_stats.columns) == ["step", "epoch", "loss"]
     assert json.loads((baseline.run_dir / "report.json").read_text())["training"] is None
 
 
 def test_accumulation_steps_the_optimizer_once_per_group(tiny_config, tmp_path):
-    config = tiny_config("modulation.enabled=false", "trainer.epochs=2", "trainer.accumulation_steps=3")
+    config = tiny_config("method.name=erm", "trainer.epochs=2", "trainer.accumulation_steps=3")
     result = train(config, tmp_path, progress=False)
     state = torch.load(result.files["last_checkpoint"], weights_only=True)["optimizer"]["state"]
     # 8 iterations per epoch: steps after iterations 3, 6 and 8 (the epoch's end flushes)
@@ -131,7 +132,7 @@ def test_accumulation_steps_the_optimizer_once_per_group(tiny_config, tmp_path):
 
 def test_sgd_settings_reach_the_optimizer(tiny_config, tmp_path):
     config = tiny_config(
-        "modulation.enabled=false",
+        "method.name=erm",
         "trainer.epochs=1",
         "trainer.optimizer=sgd",
         "trainer.lr=0.05",
@@ -176,7 +177,7 @@ def test_bad_inputs(baseline, tiny_config, tmp_path):
         train(config, baseline.run_dir, progress=False)
     with pytest.raises(MultiFairError, match="nothing to resume"):
         train(config, tmp_path / "empty", resume=True, progress=False)
-    same = ("modulation.enabled=false", f"evaluation.threshold={THRESHOLD}")
+    same = ("method.name=erm", f"evaluation.threshold={THRESHOLD}")
     with pytest.raises(
         MultiFairError, match=r"differs .* in `trainer.lr` \(0.02 -> 0.5\); only trainer.epochs"
     ):

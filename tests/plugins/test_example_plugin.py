@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _examples import pip_install_example
 
 from monai_multifair.cli import EXIT_OK, main
 from monai_multifair.plugins import create_encoder, get_plugin_manager, list_plugins, plugin_load_failures
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "encoder_plugin"
-
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``pip install --target`` of a copy of the example (the copy keeps build files out of the repo)."""
-    root = tmp_path_factory.mktemp("example_plugin")
-    source = root / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = root / "site"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-    command += ["--no-index", "--disable-pip-version-check", "--target", str(target), str(source)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return target
+    return pip_install_example("encoder_plugin", tmp_path_factory.mktemp("encoder_plugin"))
 
 
 def test_example_plugin_installs_and_is_listed(installed_example, monkeypatch, capsys):

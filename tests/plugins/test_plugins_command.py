@@ -28,6 +28,16 @@ def test_lists_plugins_and_encoders(builtins_only, capsys):
     assert rows["slicewise-oct"] == ["oct", "builtin"]
     assert rows["bow-text"] == ["text", "builtin"]
     assert "failed" not in out
+    # fairness methods with their kind and options (defaults from the options dataclasses)
+    methods = {
+        line.split()[0]: line.split()[1:3]
+        for line in lines[lines.index("Fairness methods (7):") + 2 :]
+        if line.startswith("  ") and not line.startswith("    ")
+    }
+    assert methods["groupdro"] == ["training", "builtin"]
+    assert methods["threshold-optimizer"] == ["postprocessing", "builtin"]
+    assert "    groupdro options: eta=0.01, generalization_adjustment=0.0, by=group" in lines
+    assert "    erm options: none" in lines
 
 
 def test_json_and_modality_filter(builtins_only, capsys):
@@ -37,8 +47,19 @@ def test_json_and_modality_filter(builtins_only, capsys):
     assert {e["modality"] for e in document["encoders"]} == {"image3d"}
     (builtin,) = document["plugins"]
     assert builtin["name"] == "builtin" and builtin["distribution"] == "monai-multifair"
-    assert builtin["hooks"] == ["multifair_encoders"]
-    assert document["failures"] == [] and document["conflicts"] == {}
+    assert builtin["hooks"] == ["multifair_encoders", "multifair_methods"]
+    assert builtin["methods"] == [
+        "erm",
+        "fis",
+        "groupdro",
+        "multifair",
+        "resampling",
+        "reweighting",
+        "threshold-optimizer",
+    ]
+    (fis,) = [m for m in document["methods"] if m["name"] == "fis"]
+    assert fis["kind"] == "training" and fis["options"]["scaling_coefficient"] == 0.5
+    assert document["failures"] == [] and document["conflicts"] == {} and document["method_conflicts"] == {}
 
 
 def test_failures_and_conflicts_are_listed_with_exit_code_1(install_fake, good_plugin, unique, capsys):
@@ -57,7 +78,7 @@ def test_failures_and_conflicts_are_listed_with_exit_code_1(install_fake, good_p
         in captured.out
     )
     assert "ImportError: needs CUDA 99" in captured.out
-    assert "1 plugin failure(s), 1 encoder name conflict(s)" in captured.err
+    assert "1 plugin failure(s), 1 encoder name conflict(s), 0 method name conflict(s)" in captured.err
 
     assert main(["plugins", "--json"]) == EXIT_FAILURE
     document = json.loads(capsys.readouterr().out)

@@ -41,7 +41,7 @@ def compare_runs(results: Mapping[str, RunResult], reference: str | None = None)
         A JSON-ready dict: ``reference``; ``rows`` (``[{"metric", "label", "values": {run: value},
         "ci": {run: [low, high] or None}, "change": {run: value - reference}}]``: the headline metrics
         then ``group_auc/<group>`` for every group); ``runs`` (per run: folder, best epoch, wall time,
-        modulation); ``lower_is_better``.
+        method); ``lower_is_better``.
 
     Raises:
         MultiFairError: fewer than two runs, or an unknown ``reference``.
@@ -72,7 +72,7 @@ def compare_runs(results: Mapping[str, RunResult], reference: str | None = None)
             "run_dir": str(r.run_dir),
             "best_epoch": r.best_epoch,
             "wall_time_s": r.wall_time_s,
-            "modulation": r.metrics.get("modulation"),
+            "method": r.metrics.get("method"),
             "n_test": r.metrics.get("n"),
             "notes": r.metrics.get("notes", []),
         }
@@ -149,12 +149,12 @@ def comparison_markdown(comparison: Mapping[str, Any], *, title: str = "Comparis
         "Test split; brackets: bootstrap intervals of the audit report (`evaluation.n_boot`, `ci_level`). "
         "One split and one seed: a difference inside the intervals is not evidence of an effect.",
         "",
-        "| run | folder | modulation | best epoch | test samples | wall time (s) |",
+        "| run | folder | method | best epoch | test samples | wall time (s) |",
         "|---|---|---|---|---|---|",
     ]
     for name, run in comparison["runs"].items():
-        modulation = run.get("modulation") or {}
-        what = f"MultiFair, {modulation.get('preset')} preset" if modulation.get("enabled") else "none"
+        method = run.get("method") or {}
+        what = method.get("description") or method.get("name") or "-"
         wall = run.get("wall_time_s")
         out.append(
             f"| {name} | `{run['run_dir']}` | {what} | {run.get('best_epoch')} | {run.get('n_test')} | "

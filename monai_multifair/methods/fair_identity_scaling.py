@@ -1,0 +1,193 @@
+"""``fis``: Fair Identity Scaling (Luo et al., "FairVision: Equitable Deep Learning for Eye Disease
+Screening via Fair Identity Scaling", CVPR 2024; the Harvard-Ophthalmology-AI-Lab FairVision code,
+``src/modules.py``, ``Fair_Loss_Scaler``).
+
+Each sample's loss ``l_i`` is scaled by a mix of an **individual** weight (samples with a larger loss
+weigh more) and a **group** weight (samples of groups whose loss distribution is further from the
+pooled one weigh more):
+
+    w_ind_i = B * softmax_i(l_i / T)
+    w_grp_i = B * softmax_i(D_{a_i} / T)
+    w_i = (1 - c) w_ind_i + c w_grp_i,        loss = mean_i w_i l_i
+
+with ``T`` the temperature, ``c`` the scaling coefficient (``fair_scaling_coef``, 0.5 in their scripts)
+and ``D_g`` the distance between the loss distribution of group ``g`` and that of all groups.
+
+Choices their paper and code leave open, or where we depart from the code (documented in
+``docs/howto/fairness_methods.md``):
+
+- **Distance.** Their code computes a Sinkhorn divergence (geomloss, ``p=2``, blur 0.1) between group
+  ``g``'s losses and the pooled losses. We use its small-blur limit, the exact one-dimensional optimal
+  transport cost ``W_2^2 / 2`` between the two empirical distributions, computed from
+  ``quantiles`` evenly spaced quantiles (no extra dependency, on the device).
+- **Which losses.** Their code draws, every step, one extra batch per group from per-group loaders and
+  runs a no-grad forward on each (``K`` extra forwards per step). We use the losses of the current batch
+  (all-gathered under ``torch.distributed``) and smooth each group's distance over steps with an EMA
+  (``distance_ema_decay``); a group absent from a batch keeps its previous distance.
+- **Scale.** Their weights sum to ``right_asymptote`` (1) over the batch, which divides the loss by the
+  batch size (nearly invisible under Adam, a ``B``-fold smaller step under SGD). Ours average 1 (the
+  factor ``B`` above), so the loss keeps the cross-entropy's scale.
+- **Gradient.** Their individual weights are not detached, so the gradient also flows through the
+  softmax. Ours are detached (importance weights), which is also what makes the weights over the
+  gathered batch exact under DDP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from monai_multifair.config.validation import check
+from monai_multifair.core.distributed import gather_batch, world_size
+from monai_multifair.methods.base import LossWeightingMethod, MethodContext, SampleWeighting
+from monai_multifair.plugins.method_spec import MethodSpec
+
+__all__ = [
+    "FIS_SPEC",
+    "FairIdentityScaling",
+    "FairIdentityScalingOptions",
+    "FairIdentityScalingWeighting",
+    "group_loss_distances",
+]
+
+
+@dataclass
+class FairIdentityScalingOptions:
+    """Options of ``fis``.
+
+    Attributes:
+        scaling_coefficient: ``c``, the share of the group weight, in [0, 1] (their ``fair_scaling_coef``).
+        temperature: ``T`` of both softmaxes, > 0 (their ``fair_scaling_temperature``).
+        distance_ema_decay: decay of the per-group distance EMA, in [0, 1) (0: the batch's distance).
+        quantiles: quantile levels used for the one-dimensional transport cost, >= 2.
+    """
+
+    scaling_coefficient: float = field(
+        default=0.5, metadata=check(lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    )
+    temperature: float = field(default=1.0, metadata=check(lambda v: v > 0, "a number > 0"))
+    distance_ema_decay: float = field(default=0.9, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    quantiles: int = field(default=32, metadata=check(lambda v: v >= 2, "an integer >= 2"))
+
+
+def group_loss_distances(
+    losses: Tensor, groups: Tensor, num_groups: int, quantiles: int
+) -> tuple[Tensor, Tensor]:
+    """``(distance [K], present [K])``: ``W_2^2 / 2`` between each group's losses and all losses.
+
+    Both distributions are read at the quantile levels ``(j + 0.5) / Q``, ``j < Q`` (lower empirical
+    quantiles); a group with no sample has ``present`` false and distance 0. No host synchronisation.
+    """
+    n = losses.numel()
+    device = losses.device
+    levels = (torch.arange(quantiles, device=device, dtype=losses.dtype) + 0.5) / quantiles
+    pooled = torch.sort(losses).values
+    pooled_q = pooled[(levels * n).long().clamp_max(n - 1)]
+    # samples sorted by (group, loss): each group is a contiguous, sorted slice
+    order = torch.argsort(losses, stable=True)
+    order = order[torch.argsort(groups[order], stable=True)]
+    sorted_losses = losses[order]
+    counts = torch.zeros(num_groups, dtype=torch.long, device=device).index_add_(
+        0, groups, torch.ones_like(groups)
+    )
+    starts = torch.cumsum(counts, 0) - counts
+    index = starts[:, None] + (levels[None, :] * counts[:, None]).long().clamp_max(
+        (counts[:, None] - 1).clamp_min(0)
+    )
+    group_q = sorted_losses[index.clamp(0, n - 1)]
+    present = counts > 0
+    distance = 0.5 * ((group_q - pooled_q[None, :]) ** 2).mean(dim=1)
+    return torch.where(present, distance, torch.zeros_like(distance)), present
+
+
+class FairIdentityScalingWeighting(SampleWeighting):
+    """The FIS loss (see the module docstring); buffers: the per-group distance EMA and its seen mask."""
+
+    def __init__(
+        self,
+        num_groups: int,
+        scaling_coefficient: float,
+        temperature: float,
+        distance_ema_decay: float,
+        quantiles: int,
+        process_group: Any | None = None,
+    ) -> None:
+        super().__init__(process_group)
+        self.num_groups = num_groups
+        self.scaling_coefficient = float(scaling_coefficient)
+        self.temperature = float(temperature)
+        self.decay = float(distance_ema_decay)
+        self.quantiles = int(quantiles)
+        self.register_buffer("distance", torch.zeros(num_groups))
+        self.register_buffer("seen", torch.zeros(num_groups, dtype=torch.bool))
+        self.register_buffer("last_group_weight", torch.zeros(num_groups))
+
+    def forward(self, losses: Tensor, labels: Tensor, groups: Tensor) -> Tensor:
+        losses = losses.float()
+        local = losses.detach()
+        gathered_losses, gathered_groups = gather_batch([local, groups.long()], self.process_group)
+        total = gathered_losses.numel()
+        distance, present = group_loss_distances(
+            gathered_losses, gathered_groups, self.num_groups, self.quantiles
+        )
+        fresh = present & ~self.seen
+        smoothed = torch.where(fresh, distance, self.decay * self.distance + (1 - self.decay) * distance)
+        self.distance.copy_(torch.where(present, smoothed, self.distance))
+        self.seen.copy_(self.seen | present)
+        individual = torch.softmax(gathered_losses / self.temperature, dim=0) * total
+        group = torch.softmax(self.distance[gathered_groups] / self.temperature, dim=0) * total
+        weight = (1 - self.scaling_coefficient) * individual + self.scaling_coefficient * group
+        zeros = torch.zeros(self.num_groups, device=losses.device)
+        self.last_group_weight.copy_(
+            zeros.index_add(0, gathered_groups, group)
+            / zeros.index_add(0, gathered_groups, torch.ones_like(group)).clamp_min(1)
+        )
+        # this rank's slice of the gathered batch (ranks hold equal batch sizes, in rank order)
+        size = local.numel()
+        rank = 0 if world_size(self.process_group) == 1 else torch.distributed.get_rank(self.process_group)
+        mine = weight[rank * size : (rank + 1) * size]
+        return (mine * losses).sum() * world_size(self.process_group) / total
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {"distance": self.distance, "group_weight": self.last_group_weight}
+
+
+class FairIdentityScaling(LossWeightingMethod):
+    """FairVision's Fair Identity Scaling of the per-sample losses."""
+
+    name = "fis"
+    metric_prefix = "fis/"
+
+    def __init__(self, options: FairIdentityScalingOptions | None = None) -> None:
+        super().__init__(options or FairIdentityScalingOptions())
+
+    def build_weighting(self, context: MethodContext) -> SampleWeighting:
+        o = self.options
+        return FairIdentityScalingWeighting(
+            context.num_groups, o.scaling_coefficient, o.temperature, o.distance_ema_decay, o.quantiles,
+            context.process_group,
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        return (
+            f"Fair Identity Scaling (c {self.options.scaling_coefficient:g}, T {self.options.temperature:g})"
+        )
+
+
+def _search_space(trial: Any) -> dict[str, Any]:
+    return {
+        "scaling_coefficient": trial.suggest_float("scaling_coefficient", 0.0, 1.0),
+        "temperature": trial.suggest_float("temperature", 0.1, 10.0, log=True),
+    }
+
+
+FIS_SPEC = MethodSpec(
+    name="fis",
+    factory=FairIdentityScaling,
+    options=FairIdentityScalingOptions,
+    description="FairVision's Fair Identity Scaling: individual and group loss scaling (Luo et al., CVPR 2024)",
+    search_space=_search_space,
+)
