@@ -3,13 +3,16 @@
 Each sub-command lives in its own module of this package, exposing ``register(subparsers)``, which
 adds an ``argparse`` sub-parser and sets ``func`` (a callable taking the parsed namespace and returning
 an exit code). ``main`` turns user errors into one clear line on stderr and a non-zero exit code,
-never a traceback.
+never a traceback. Commands that set ``torchrun=True`` (``train``, ``evaluate``) run under ``torchrun``
+unchanged: ``main`` starts the process group from the launcher's environment and ends it cleanly
+(``MULTIFAIR_DIST_TIMEOUT`` seconds for the rendezvous and every collective, default 1800).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        if "RANK" in os.environ and getattr(args, "torchrun", False):
+            # launched by torchrun: one process group for the command, ended without the exit deadlock
+            from monai_multifair.core.distributed import distributed_process_group
+
+            with distributed_process_group(timeout_s=float(os.environ.get("MULTIFAIR_DIST_TIMEOUT", 1800))):
+                return int(args.func(args) or EXIT_OK)
         return int(args.func(args) or EXIT_OK)
     except (MultiFairError, ValueError, TypeError, FileNotFoundError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from monai_multifair.cli.train_command import add_override_argument, load_run_config, result_lines
+from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
             )
     config = load_run_config(source, args.overrides)
     result = evaluate(config, checkpoint, args.output, split=args.split)
-    print("\n".join(result_lines(result)))
+    if rank() == 0:
+        print("\n".join(result_lines(result)))
     return 0
 
 
@@ -60,4 +62,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="split to evaluate")
     add_override_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, torchrun=True)

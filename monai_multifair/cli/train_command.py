@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.errors import MultiFairError
 
 __all__ = [
@@ -128,13 +129,19 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(source, args.overrides)
     run_dir = Path(args.output) if args.output else Path(config.output.dir)
     show, log = progress_options(args)
+    lead = rank() == 0  # under torchrun, rank 0 speaks for the run
     action = "resuming" if args.resume else "training"
     method = config.method.name
     if method == "multifair":
         method += f" ({config.method.options.preset} preset)"
     if config.postprocessing is not None:
         method += f", then {config.postprocessing.name}"
-    print(f"{action} {source} -> {run_dir}: {config.trainer.epochs} epochs, method {method}", flush=True)
+    if lead:
+        where = f" on {world_size()} processes" if world_size() > 1 else ""
+        print(
+            f"{action} {source} -> {run_dir}: {config.trainer.epochs} epochs, method {method}{where}",
+            flush=True,
+        )
     result = train(
         config,
         run_dir,
@@ -144,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
         stats_interval=args.stats_interval,
         log=log,
     )
-    print("\n".join(result_lines(result)))
-    print(f"wall time {result.wall_time_s:.1f} s")
+    if lead:
+        print("\n".join(result_lines(result)))
+        print(f"wall time {result.wall_time_s:.1f} s")
     return 0
 
 
@@ -181,4 +189,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_override_argument(parser)
     add_progress_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, torchrun=True)

@@ -51,11 +51,26 @@ def _resolve_source(source: str | Path) -> Path:
     return preset_path(text)
 
 
+def _switches_method(key: str, base: Any, child: Any) -> bool:
+    """A ``method``/``postprocessing`` section naming another method than the base's (the base's options
+    belong to that other method)."""
+    return (
+        key in ("method", "postprocessing")
+        and isinstance(base, Mapping)
+        and isinstance(child, Mapping)
+        and "name" in child
+        and child["name"] != base.get("name")
+    )
+
+
 def _merge(base: dict[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
-    """``child`` over ``base``: mappings merge key by key, except ``encoders`` (replaced as a whole)."""
+    """``child`` over ``base``: mappings merge key by key, except ``encoders`` and a ``method`` /
+    ``postprocessing`` section that names another method (replaced as a whole)."""
     out = copy.deepcopy(base)
     for key, value in child.items():
-        if key != "encoders" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if _switches_method(key, out.get(key), value):
+            out[key] = copy.deepcopy(value)
+        elif key != "encoders" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(dict(out[key]), value)
         else:
             out[key] = copy.deepcopy(value)
@@ -66,7 +81,8 @@ def load_raw(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     """The plain document of a config file or preset, with ``base:`` resolved (no validation).
 
     A document may start from another with ``base: <preset name or YAML path>`` (a relative path is
-    relative to the document's folder); its keys are merged over the base's.
+    relative to the document's folder); its keys are merged over the base's (a ``method`` section naming
+    another method replaces the base's, options included).
 
     Raises:
         MultiFairError: missing file, unknown preset, invalid YAML (with the line), a document that is not

@@ -301,6 +301,7 @@ class TrainerConfig:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         num_workers: DataLoader worker processes.
         val_interval: validate every this many epochs.
+        sync_batchnorm: under ``torchrun``, synchronise BatchNorm statistics across ranks (CUDA only).
     """
 
     epochs: int = field(default=10, metadata=check(_positive, "an integer >= 1"))
@@ -319,6 +320,7 @@ class TrainerConfig:
     )
     num_workers: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
     val_interval: int = field(default=1, metadata=check(_positive, "an integer >= 1"))
+    sync_batchnorm: bool = False
 
 
 @dataclass

@@ -12,13 +12,26 @@ import datetime
 import gc
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["distributed_process_group", "gather_batch", "shutdown_process_group", "world_size"]
+from monai_multifair.errors import MultiFairError
+
+__all__ = [
+    "all_gather_objects",
+    "barrier",
+    "default_backend",
+    "distributed_process_group",
+    "gather_batch",
+    "on_rank_zero",
+    "rank",
+    "shutdown_process_group",
+    "world_size",
+]
 
 
 def world_size(process_group: object | None = None) -> int:
@@ -26,6 +39,58 @@ def world_size(process_group: object | None = None) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size(process_group)
+
+
+def rank(process_group: object | None = None) -> int:
+    """This process's rank in ``process_group`` (0 when torch.distributed is not initialised)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0
+    return dist.get_rank(process_group)
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing to do in one process)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """``[value of rank 0, value of rank 1, ...]`` (picklable host objects; ``[value]`` in one process)."""
+    if world_size() == 1:
+        return [value]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def on_rank_zero(function: Callable[[], Any]) -> Any:
+    """Run ``function`` on rank 0 only and give every rank its result, or raise its error on every rank.
+
+    For decisions that must be taken once and seen by all (may a run folder be written to, which
+    checkpoint to resume from): a ``MultiFairError`` (or ``OSError``) on rank 0 is raised on every rank
+    with the same message, so no rank waits at the next collective for a peer that stopped.
+    """
+    if world_size() == 1:
+        return function()
+    payload: list[Any] = [None]
+    if rank() == 0:
+        try:
+            payload[0] = ("ok", function())
+        except (MultiFairError, OSError) as error:
+            payload[0] = ("error", f"{type(error).__name__}", str(error))
+    dist.broadcast_object_list(payload, src=0)
+    outcome = payload[0]
+    if outcome[0] == "error":
+        if outcome[1] == "MultiFairError":
+            raise MultiFairError(outcome[2])
+        raise OSError(outcome[2])
+    return outcome[1]
+
+
+def default_backend() -> str:
+    """``"cpu:gloo,cuda:nccl"`` when CUDA is available (CPU and CUDA tensors each use their backend),
+    else ``"gloo"``."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
 def gather_batch(tensors: list[Tensor], process_group: object | None = None) -> list[Tensor]:
@@ -100,7 +165,8 @@ def distributed_process_group(backend: str | None = None, *, timeout_s: float = 
                 run(args)
 
     Args:
-        backend: ``"gloo"``, ``"nccl"``... (default: ``nccl`` when CUDA is available, else ``gloo``).
+        backend: ``"gloo"``, ``"nccl"``... (default :func:`default_backend`: gloo for CPU tensors and,
+            when CUDA is available, nccl for CUDA tensors).
         timeout_s: collective and rendezvous timeout, in seconds (a stuck peer fails instead of hanging).
 
     Yields:
@@ -109,7 +175,9 @@ def distributed_process_group(backend: str | None = None, *, timeout_s: float = 
     owned = False
     if "RANK" in os.environ and dist.is_available() and not dist.is_initialized():
         if backend is None:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            backend = default_backend()
+        if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
         owned = True
     distributed = dist.is_available() and dist.is_initialized()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,8 +26,11 @@ __all__ = [
 ]
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, distributed: bool = False) -> torch.device:
     """``trainer.device`` as a ``torch.device`` (``"auto"``: CUDA when available, else CPU).
+
+    With ``distributed`` (a ``torchrun`` rank), ``"auto"`` and ``"cuda"`` mean this rank's GPU,
+    ``cuda:LOCAL_RANK``.
 
     Raises:
         MultiFairError: a CUDA/MPS device was asked for but is not available.
@@ -35,6 +39,8 @@ def resolve_device(name: str) -> torch.device:
         >>> resolve_device("cpu")
         device(type='cpu')
     """
+    if distributed and name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -3,8 +3,10 @@
 Both order each epoch with a function of ``(seed, epoch)`` alone (a permutation, or with per-sample
 ``weights`` a draw with replacement, e.g. group-balanced resampling), so a run resumed at epoch ``e``
 sees exactly the batches an uninterrupted run sees, whatever happened before. With ``num_replicas > 1``
-every rank computes the same epoch order and takes its strided share of it (``rank::num_replicas``,
-padded to equal length by repeating the first samples), as ``DistributedSampler`` does.
+every rank computes the same epoch order and takes its strided share of it (``rank::num_replicas``):
+for training padded to equal length by repeating the first samples, as ``DistributedSampler`` does (every
+rank must step together); for evaluation (``pad=False``) not padded, so no sample is counted twice and
+the gathered predictions are the split exactly.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class _EpochOrder:
     """The sample order of each epoch and this rank's share of it.
 
     :func:`epoch_permutation` with ``shuffle``, :func:`epoch_draw` with ``weights``, else ``0..n-1``;
-    then, with ``num_replicas > 1``, the indices ``rank::num_replicas`` of that order padded to
-    ``ceil(n / num_replicas)`` by wrapping around.
+    then, with ``num_replicas > 1``, the indices ``rank::num_replicas`` of that order, padded to
+    ``ceil(n / num_replicas)`` by wrapping around when ``pad`` (training), unpadded otherwise (evaluation).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class _EpochOrder:
         weights: torch.Tensor | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        pad: bool = True,
     ) -> None:
         if weights is not None:
             weights = torch.as_tensor(weights, dtype=torch.float64).reshape(-1)
@@ -120,6 +123,7 @@ class _EpochOrder:
         self.weights = weights
         self.num_replicas = num_replicas
         self.rank = rank
+        self.pad = pad
         self.epoch = 1
 
     def set_epoch(self, epoch: int) -> None:
@@ -129,7 +133,9 @@ class _EpochOrder:
     @property
     def local_size(self) -> int:
         """Samples this rank yields per epoch."""
-        return math.ceil(self.num_samples / self.num_replicas)
+        if self.pad:
+            return math.ceil(self.num_samples / self.num_replicas)
+        return len(range(self.rank, self.num_samples, self.num_replicas))
 
     def order(self) -> torch.Tensor:
         """Sample indices of the current epoch on this rank."""
@@ -141,6 +147,8 @@ class _EpochOrder:
             order = torch.arange(self.num_samples)
         if self.num_replicas == 1:
             return order
+        if not self.pad:
+            return order[self.rank :: self.num_replicas]
         total = self.local_size * self.num_replicas
         if total > order.numel():
             order = torch.cat([order, order[: total - order.numel()]])
@@ -162,6 +170,7 @@ class TensorBatchLoader(_EpochOrder):
         weights: per-sample draw weights: each epoch draws ``N`` samples with replacement instead.
         num_replicas: ranks sharing the split (each yields its share, see the module docstring).
         rank: this rank.
+        pad: pad the shares to equal length (training); ``False`` for evaluation.
 
     Example:
         >>> loader = TensorBatchLoader({"x": torch.arange(5), "id": list("abcde")}, batch_size=2)
@@ -178,6 +187,7 @@ class TensorBatchLoader(_EpochOrder):
         weights: torch.Tensor | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        pad: bool = True,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise MultiFairError(f"expected `batch_size` to be an integer >= 1, got {batch_size!r}")
@@ -186,7 +196,7 @@ class TensorBatchLoader(_EpochOrder):
             raise MultiFairError(
                 f"expected every key of `tensors` to hold the same number of samples, got {sizes}"
             )
-        super().__init__(next(iter(sizes.values())), shuffle, seed, weights, num_replicas, rank)
+        super().__init__(next(iter(sizes.values())), shuffle, seed, weights, num_replicas, rank, pad)
         self.tensors = dict(tensors)
         self.batch_size = batch_size
 
@@ -214,6 +224,7 @@ class EpochSampler(_EpochOrder, Sampler[int]):
         weights: per-sample draw weights (each epoch draws ``N`` samples with replacement).
         num_replicas: ranks sharing the dataset.
         rank: this rank.
+        pad: pad the shares to equal length (training); ``False`` for evaluation.
     """
 
     def __init__(
@@ -224,8 +235,9 @@ class EpochSampler(_EpochOrder, Sampler[int]):
         weights: torch.Tensor | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        pad: bool = True,
     ) -> None:
-        super().__init__(num_samples, shuffle, seed, weights, num_replicas, rank)
+        super().__init__(num_samples, shuffle, seed, weights, num_replicas, rank, pad)
 
     def __len__(self) -> int:
         return self.local_size
@@ -251,6 +263,7 @@ def make_loader(
     weights: torch.Tensor | None = None,
     num_replicas: int = 1,
     rank: int = 0,
+    pad: bool = True,
 ) -> TensorBatchLoader | DataLoader:
     """The fastest batch iterable for ``dataset``.
 
@@ -259,8 +272,8 @@ def make_loader(
     :class:`~monai_multifair.data.InMemoryDataset` such as the synthetic cohort; for file-based datasets
     when ``num_workers`` is 0, since reading them in parallel is what workers are for). Anything else
     is read by a ``DataLoader`` with ``num_workers`` workers and an :class:`EpochSampler`. Either way
-    :func:`set_loader_epoch` selects an epoch's order; ``weights``, ``num_replicas`` and ``rank`` are
-    passed to the order (a weighted draw; this rank's share).
+    :func:`set_loader_epoch` selects an epoch's order; ``weights``, ``num_replicas``, ``rank`` and ``pad``
+    are passed to the order (a weighted draw; this rank's share, padded or not).
     """
     if len(dataset) == 0:
         raise MultiFairError(f"cannot train or evaluate on an empty dataset ({dataset!r})")
@@ -280,12 +293,19 @@ def make_loader(
             weights=weights,
             num_replicas=num_replicas,
             rank=rank,
+            pad=pad,
         )
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=EpochSampler(
-            len(dataset), shuffle=shuffle, seed=seed, weights=weights, num_replicas=num_replicas, rank=rank
+            len(dataset),
+            shuffle=shuffle,
+            seed=seed,
+            weights=weights,
+            num_replicas=num_replicas,
+            rank=rank,
+            pad=pad,
         ),
         collate_fn=collate,
         num_workers=num_workers,

@@ -17,16 +17,27 @@ else:
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 from monai.utils.enums import CommonKeys as Keys
 
+from monai_multifair.core.distributed import world_size
 from monai_multifair.engine.selection import ValidationRunner
 
 __all__ = ["PredictionCollector", "ProgressReporter", "TrainingMonitor"]
+
+
+def _rank_mean(value: torch.Tensor) -> torch.Tensor:
+    """The mean of ``value`` over the ranks (itself in one process): every rank records the same loss."""
+    if world_size() == 1:
+        return value
+    out = value.detach().clone()
+    torch.distributed.all_reduce(out)
+    return out / world_size()
 
 
 class TrainingMonitor:
     """Training loss and MultiFair statistics every ``interval`` iterations and at each epoch end.
 
     The loss (``engine.state.output[Keys.LOSS]``, the task loss plus MultiFair's auxiliary terms) is
-    summed on the device each iteration and read on the host only when a row is recorded. A row holds
+    summed on the device each iteration and read on the host only when a row is recorded (averaged over
+    the ranks under ``torch.distributed``, so every rank records the global mean). A row holds
     ``step`` (global iteration), ``epoch``, ``loss`` (mean since the previous row) and every
     ``engine.state.metrics`` entry starting with ``prefix`` (the ``MultiFairHandler`` statistics,
     published just before on the same events), named without the prefix.
@@ -60,7 +71,7 @@ class TrainingMonitor:
         row: dict[str, Any] = {
             "step": int(engine.state.iteration),
             "epoch": int(engine.state.epoch),
-            "loss": float(self._sum) / self._count,
+            "loss": float(_rank_mean(self._sum)) / self._count,
         }
         for name, value in engine.state.metrics.items():
             if name.startswith(self.prefix):
@@ -71,7 +82,7 @@ class TrainingMonitor:
     def epoch_completed(self, engine: Engine) -> None:
         self.record(engine)
         if self._epoch_count:
-            self.epoch_loss[int(engine.state.epoch)] = float(self._epoch_sum) / self._epoch_count
+            self.epoch_loss[int(engine.state.epoch)] = float(_rank_mean(self._epoch_sum)) / self._epoch_count
         self._epoch_sum, self._epoch_count = None, 0
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monai_multifair.core.distributed import rank
 from monai_multifair.engine.outputs import (
     REPORT_FILES,
     audit_report,
@@ -99,7 +100,9 @@ def write_split_results(
 ) -> tuple[dict[str, Any], pd.DataFrame, AuditReport | None]:
     """Predict ``split`` with the network as it is; write predictions, metrics and reports.
 
-    Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths written.
+    Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths written. Under
+    ``torch.distributed`` every rank predicts its share and gets the metrics and predictions; rank 0
+    alone writes the files and builds the report (``None`` on the other ranks).
     """
     config = parts.config
     dataset = parts.datasets[split]
@@ -111,6 +114,8 @@ def write_split_results(
     if config.postprocessing is not None and split == "test":
         metrics["postprocessing"], decisions = postprocess(parts, frame, groups, labels)
         frame["decision_postprocessed"] = decisions
+    if rank() != 0:
+        return metrics, frame, None
     if config.output.save_predictions:
         frame.to_csv(run_dir / "predictions.csv", index=False)
         files["predictions"] = run_dir / "predictions.csv"

@@ -10,6 +10,12 @@ A run folder holds::
     validation.csv         validation metrics per validated epoch
     report.html/.md/.json  the fairness audit (output.report_formats)
 
+Under ``torchrun`` every rank calls :func:`train` (or :func:`evaluate`) with the same config: rank 0
+alone decides about and writes the run folder (config, checkpoints, metrics, predictions, reports, logs),
+the others train their share of every batch (DDP), validate and predict their share of the splits, and
+receive the gathered predictions, so selection is identical on every rank. Every rank must see the run
+folder (a shared filesystem) to resume.
+
 The pieces live next door: :mod:`~monai_multifair.engine.run_folder` (may the run start, continue or
 start over), :mod:`~monai_multifair.engine.run_parts` (device, data, network), the training method from
 the plugin registry (:mod:`monai_multifair.methods`), :mod:`~monai_multifair.engine.selection`
@@ -32,8 +38,9 @@ from monai.handlers import CheckpointLoader, CheckpointSaver
 from torch import nn
 
 from monai_multifair.config import RunConfig
+from monai_multifair.core.distributed import barrier, on_rank_zero, rank
 from monai_multifair.data import SPLIT_NAMES, MultimodalDataset
-from monai_multifair.engine.builders import build_optimizer, resolve_device
+from monai_multifair.engine.builders import build_optimizer
 from monai_multifair.engine.checkpoint_state import (
     LastCheckpointPruner,
     RNGState,
@@ -134,7 +141,7 @@ def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, C
         key_metric_name=SelectionScore.KEY,
         key_metric_filename=BEST_CHECKPOINT,
     )
-    loader = parts.loader("val")
+    loader = parts.loader("val")  # this rank's unpadded share; the fairness handler gathers every share
     evaluator = SupervisedEvaluator(val_data_loader=loader, epoch_length=len(loader), **parts.engine_kwargs())
     quiet(evaluator, "evaluator")
     best_saver.save_dict["selection"] = SelectionRecord(evaluator, evaluation.selection_metric)
@@ -152,7 +159,7 @@ def _trainer(parts: RunParts, loader: Any, optimizer: Any) -> SupervisedTrainer:
         optimizer=optimizer,
         loss_function=nn.CrossEntropyLoss(),
         accumulation_steps=trainer_cfg.accumulation_steps,
-        **parts.engine_kwargs(),
+        **parts.engine_kwargs(training=True),
     )
     quiet(trainer, "trainer")
     return trainer
@@ -223,17 +230,23 @@ def train(
     if isinstance(stats_interval, bool) or not isinstance(stats_interval, int) or stats_interval < 1:
         raise MultiFairError(f"expected `stats_interval` to be an integer >= 1, got {stats_interval!r}")
     run_dir = Path(run_dir if run_dir is not None else config.output.dir)
-    resume_from = open_run_folder(config, run_dir, resume=resume, overwrite=overwrite)
-    ckpt_dir = run_dir / "checkpoints"
     config = with_output_dir(config, run_dir)
     files: dict[str, Path] = {"config": run_dir / "config.yaml"}
-    config.to_yaml(files["config"])
+
+    def prepare_folder() -> Path | None:  # rank 0 decides and writes; every rank gets the outcome
+        found = open_run_folder(config, run_dir, resume=resume, overwrite=overwrite)
+        config.to_yaml(files["config"])
+        return found
+
+    resume_from = on_rank_zero(prepare_folder)
+    ckpt_dir = run_dir / "checkpoints"
+    lead = rank() == 0
 
     # -- the run's parts and its training method
     parts = build_run_parts(config, datasets)
     method = config.method.create()
     method.setup(parts.method_context(stats_interval))  # before the random state is restored on resume
-    train_loader = parts.loader("train", shuffle=True, weights=method.sampling_weights())
+    train_loader = parts.loader("train", shuffle=True, weights=method.sampling_weights(), training=True)
     optimizer = build_optimizer(config, parts.network.parameters())
     evaluator, best_saver = _validation(parts, ckpt_dir)
     trainer = _trainer(parts, train_loader, optimizer)
@@ -254,8 +267,10 @@ def train(
     if parts.amp:
         save_dict["scaler"] = ScalerState(trainer)
 
-    # -- the trainer's handlers, in order
-    reporter = ProgressReporter(monitor, validation, config.evaluation.selection_metric, progress, log)
+    # -- the trainer's handlers, in order (checkpoints are written by rank 0 only: ignite's DiskSaver)
+    reporter = ProgressReporter(
+        monitor, validation, config.evaluation.selection_metric, progress and lead, log if lead else None
+    )
     ordered: list[Any] = []
     if resume_from is not None:
         ordered.append(
@@ -266,7 +281,9 @@ def train(
         ordered.append(GradientClipper(config.trainer.grad_clip, config.trainer.accumulation_steps))
     ordered += [monitor, *handlers, validation]
     ordered.append(CheckpointSaver(save_dir=str(ckpt_dir), save_dict=save_dict, save_interval=1, n_saved=1))
-    ordered += [LastCheckpointPruner(ckpt_dir), reporter]
+    if lead:
+        ordered.append(LastCheckpointPruner(ckpt_dir))
+    ordered.append(reporter)
     for handler in ordered:
         handler.attach(trainer)
     try:
@@ -277,12 +294,14 @@ def train(
     finally:
         reporter.close()
 
-    # -- the test split with the best model
+    # -- the test split with the best model (written by rank 0, read by every rank)
+    barrier()
     model_state, _ = load_model_state(ckpt_dir / BEST_CHECKPOINT, parts.device)
     apply_model_state(parts.network, model_state, ckpt_dir / BEST_CHECKPOINT)
     stats, history = pd.DataFrame(monitor.rows), pd.DataFrame(validation.history)
-    stats.to_csv(run_dir / "training_stats.csv", index=False)
-    history.to_csv(run_dir / "validation.csv", index=False)
+    if lead:
+        stats.to_csv(run_dir / "training_stats.csv", index=False)
+        history.to_csv(run_dir / "validation.csv", index=False)
     files.update(
         training_stats=run_dir / "training_stats.csv",
         validation=run_dir / "validation.csv",
@@ -309,7 +328,9 @@ def train(
         files=files,
     )
     result = RunResult(run_dir, config, metrics, frame, validation.best_epoch, stats, history, report, files)
-    return _stamp(result, started)
+    result = _stamp(result, started) if lead else result
+    barrier()  # every rank returns once rank 0 has written the run folder
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -355,15 +376,20 @@ def evaluate(
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise MultiFairError(f"output folder {str(run_dir)!r} is an existing file, expected a folder")
-    device = resolve_device(config.trainer.device)
-    model_state, selection = load_model_state(checkpoint, device)
+    lead = rank() == 0
     parts = build_run_parts(config, datasets)
+    model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = with_output_dir(config, run_dir)
     parts.config = config
     files: dict[str, Path] = {"config": run_dir / "config.yaml"}
-    config.to_yaml(files["config"])
+
+    def prepare_folder() -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.to_yaml(files["config"])
+
+    on_rank_zero(prepare_folder)
+    device = parts.device
     best_epoch = int(selection["epoch"]) if isinstance(selection, Mapping) and "epoch" in selection else None
     extra: dict[str, Any] = {"checkpoint": str(checkpoint), "best_epoch": best_epoch, "device": str(device)}
     if isinstance(selection, Mapping):
@@ -374,4 +400,6 @@ def evaluate(
         parts, run_dir, split, title=title, extra=extra, training_stats=None, files=files
     )
     result = RunResult(run_dir, config, metrics, frame, best_epoch, report=report, files=files)
-    return _stamp(result, started)
+    result = _stamp(result, started) if lead else result
+    barrier()
+    return result

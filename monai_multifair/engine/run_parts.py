@@ -1,5 +1,11 @@
 """The objects one run is made of: device, datasets, network, collation, batch preparation, precision, and
-the method's view of them; plus a prediction pass over one split."""
+the method's view of them; plus a prediction pass over one split.
+
+Under ``torch.distributed`` (``torchrun``) every rank builds the same parts; the trainer's model is the
+network wrapped in ``DistributedDataParallel`` (with ``trainer.sync_batchnorm``, its BatchNorm layers
+synchronised), the training loader gives each rank its share of every epoch, and a prediction pass gives
+each rank an unpadded share of the split and gathers the predictions back into the split's order.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from monai.engines import SupervisedEvaluator
 from torch import nn
 
 from monai_multifair.config import RunConfig
+from monai_multifair.core.distributed import all_gather_objects, rank, world_size
 from monai_multifair.data import SPLIT_NAMES, MultimodalDataset, build_datasets
 from monai_multifair.engine.builders import (
     amp_settings,
@@ -96,17 +103,33 @@ class RunParts:
     prepare: MultimodalPrepareBatch
     amp: bool
     inferer: Any
+    model: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            self.model = self.network
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks (1 without ``torch.distributed``)."""
+        return world_size()
+
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 without ``torch.distributed``)."""
+        return rank()
 
     @property
     def group_names(self) -> list[str]:
         """The training split's group labels, usable in ``/``-separated metric names."""
         return group_names(self.datasets["train"].group_labels)
 
-    def engine_kwargs(self) -> dict[str, Any]:
-        """The arguments every MONAI engine of the run shares."""
+    def engine_kwargs(self, training: bool = False) -> dict[str, Any]:
+        """The arguments every MONAI engine of the run shares (the trainer gets the DDP-wrapped model;
+        evaluators the plain network, so that uneven evaluation shards need no collective per batch)."""
         return {
             "device": self.device,
-            "network": self.network,
+            "network": self.model if training else self.network,
             "prepare_batch": self.prepare,
             "inferer": self.inferer,
             "amp": self.amp,
@@ -129,8 +152,16 @@ class RunParts:
             seed=self.config.trainer.seed,
         )
 
-    def loader(self, split: str, *, shuffle: bool = False, weights: torch.Tensor | None = None) -> Any:
-        """The batch iterable of ``split`` (see :func:`~monai_multifair.engine.make_loader`)."""
+    def loader(
+        self,
+        split: str,
+        *,
+        shuffle: bool = False,
+        weights: torch.Tensor | None = None,
+        training: bool = False,
+    ) -> Any:
+        """The batch iterable of this rank's share of ``split`` (see
+        :func:`~monai_multifair.engine.make_loader`): padded shares for training, unpadded for evaluation."""
         trainer = self.config.trainer
         return make_loader(
             self.datasets[split],
@@ -140,10 +171,14 @@ class RunParts:
             seed=trainer.seed,
             num_workers=trainer.num_workers,
             weights=weights,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            pad=training,
         )
 
     def predict(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """``(probabilities [N, C], labels [N], groups [N], ids)`` of ``split`` with the network as it is."""
+        """``(probabilities [N, C], labels [N], groups [N], ids)`` of ``split`` with the network as it is,
+        in the split's order; every rank predicts its share and receives the whole split."""
         loader = self.loader(split)
         collector = PredictionCollector()
         evaluator = SupervisedEvaluator(
@@ -151,12 +186,43 @@ class RunParts:
         )
         quiet(evaluator, "predict")
         evaluator.run()
-        return collector.arrays()
+        arrays = collector.arrays()
+        if self.world_size == 1:
+            return arrays
+        shares = all_gather_objects(arrays)  # rank r holds samples r, r + W, r + 2W, ... of the split
+        n = len(self.datasets[split])
+        positions = [np.arange(r, n, self.world_size) for r in range(self.world_size)]
+        probabilities = np.empty((n, shares[0][0].shape[1]), dtype=shares[0][0].dtype)
+        labels = np.empty(n, dtype=shares[0][1].dtype)
+        groups = np.empty(n, dtype=shares[0][2].dtype)
+        ids: list[str] = [""] * n
+        for (p, y, g, share_ids), where in zip(shares, positions):
+            probabilities[where], labels[where], groups[where] = p, y, g
+            for position, sample_id in zip(where, share_ids):
+                ids[position] = sample_id
+        return probabilities, labels, groups, ids
+
+
+def _distributed_model(config: RunConfig, network: nn.Module, device: torch.device) -> nn.Module:
+    """``network`` wrapped in ``DistributedDataParallel`` (BatchNorm synchronised on request)."""
+    if config.trainer.sync_batchnorm:
+        if device.type != "cuda":
+            raise MultiFairError(
+                f"config key `trainer.sync_batchnorm`: SyncBatchNorm needs CUDA devices, got device {str(device)!r}; "
+                "set it to false (each rank then normalises with its own batch statistics)"
+            )
+        network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
 
 
 def build_run_parts(config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None = None) -> RunParts:
-    """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing."""
-    device = resolve_device(config.trainer.device)
+    """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing.
+
+    Under ``torch.distributed`` the device ``auto``/``cuda`` is this rank's GPU (``LOCAL_RANK``) and the
+    trainer's model is wrapped in ``DistributedDataParallel``.
+    """
+    device = resolve_device(config.trainer.device, distributed=world_size() > 1)
     splits = _datasets(config, datasets)
     seed_everything(config.trainer.seed)
     network = build_network(config, splits["train"]).to(device)
@@ -167,4 +233,9 @@ def build_run_parts(config: RunConfig, datasets: Mapping[str, MultimodalDataset]
         group_key="group" if config.fusion.demographic_token else None,
     )
     collate = build_collate(network, splits["train"])
-    return RunParts(config, device, splits, network, collate, prepare, amp, inferer)
+    parts = RunParts(config, device, splits, network, collate, prepare, amp, inferer)
+    if world_size() > 1:
+        parts.model = _distributed_model(config, network, device)
+        # SyncBatchNorm conversion replaces modules: the evaluators use the same (converted) modules
+        parts.network = parts.model.module
+    return parts
