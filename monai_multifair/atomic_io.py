@@ -111,8 +111,8 @@ def _create_temporary(target: Path) -> tuple[Path, int]:
             return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
-        except OSError as err:
-            raise _with_filename(err, target) from None
+        except OSError as err:  # name the target, not the temporary the user never asked for
+            raise OSError(err.errno, err.strerror or str(err), str(target)) from None
 
 
 class _HashingWriter:

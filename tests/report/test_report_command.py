@@ -31,6 +31,7 @@ def predictions(tmp_path):
     return path, table
 
 
+@pytest.mark.filterwarnings("ignore::monai_multifair.metrics.SmallGroupWarning")  # ~33 rows per group
 def test_report_writes_html_markdown_json(predictions, tmp_path, capsys):
     path, table = predictions
     out = tmp_path / "audit" / "nested"
@@ -78,6 +79,7 @@ def test_report_writes_html_markdown_json(predictions, tmp_path, capsys):
     assert html.count("data:image/png;base64,") == 5
     assert "race=Black &amp; gender=M" in html
     assert "# CLI audit" in (out / "report.md").read_text()
+    assert any("fewer than min_support=30 samples" in note for note in data["notes"])
 
 
 def test_no_bootstrap_option(predictions, tmp_path):
