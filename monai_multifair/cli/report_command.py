@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +79,7 @@ def _training_stats(path: str) -> pd.DataFrame:
 def run(args: argparse.Namespace) -> int:
     """Build the report and write the three files; returns the exit code."""
     from monai_multifair.atomic_io import atomic_write_files
+    from monai_multifair.metrics import UndefinedGroupMetricWarning
     from monai_multifair.metrics._inputs import check_device
     from monai_multifair.report import AuditReport
 
@@ -95,23 +98,30 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.title is not None:
         kwargs["title"] = args.title
-    report = AuditReport.from_predictions_file(
-        args.predictions,
-        label_col=args.label_column,
-        score_cols=score_cols,
-        group_cols=group_cols,
-        patient_col=args.patient_column,
-        pos_label=args.pos_label,
-        threshold=args.threshold,
-        n_boot=args.n_boot or None,
-        random_state=args.random_state,
-        alpha=args.alpha,
-        min_group_size=args.min_group_size,
-        min_support=args.min_support,
-        training_stats=None if args.training_stats is None else _training_stats(args.training_stats),
-        device=device,
-        **kwargs,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UndefinedGroupMetricWarning)  # and SmallGroupWarning
+        report = AuditReport.from_predictions_file(
+            args.predictions,
+            label_col=args.label_column,
+            score_cols=score_cols,
+            group_cols=group_cols,
+            patient_col=args.patient_column,
+            pos_label=args.pos_label,
+            threshold=args.threshold,
+            n_boot=args.n_boot or None,
+            random_state=args.random_state,
+            alpha=args.alpha,
+            min_group_size=args.min_group_size,
+            min_support=args.min_support,
+            training_stats=None if args.training_stats is None else _training_stats(args.training_stats),
+            device=device,
+            **kwargs,
+        )
+    for w in caught:
+        if issubclass(w.category, UndefinedGroupMetricWarning):  # also in the report's notes
+            print(f"multifair report: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     texts = [report.to_html(), report.to_markdown(), report.to_json() + "\n"]
     _check_output(output, args.overwrite)  # again: another process may have written meanwhile
     output.mkdir(parents=True, exist_ok=True)
