@@ -64,3 +64,15 @@ def test_effectiveness_quick_and_merge(tmp_path):
 def test_bootstrap_speed_quick(tmp_path):
     out = _run("bootstrap_speed.py", "--quick", cwd=tmp_path)
     assert out.strip()
+
+
+@pytest.mark.slow
+def test_report_many_groups_quick(tmp_path):
+    out = _run("report_many_groups.py", "--quick", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
+    assert "multifair report, 20 groups, 200 rows, n_boot 50:" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["groups"] == 20 and set(result["stages_s"]) == {
+        "metrics and bootstrap",
+        "html (plots)",
+        "markdown + json",
+    }

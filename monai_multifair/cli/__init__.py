@@ -2,10 +2,11 @@
 
 Each sub-command lives in its own module of this package, exposing ``register(subparsers)``, which
 adds an ``argparse`` sub-parser and sets ``func`` (a callable taking the parsed namespace and returning
-an exit code). ``main`` turns user errors into one clear line on stderr and a non-zero exit code,
-never a traceback. Commands that set ``torchrun=True`` (``train``, ``evaluate``) run under ``torchrun``
-unchanged: ``main`` starts the process group from the launcher's environment and ends it cleanly
-(``MULTIFAIR_DIST_TIMEOUT`` seconds for the rendezvous and every collective, default 1800).
+an exit code). ``main`` turns user errors and file-system failures into one clear line on stderr and
+exit code 2, never a traceback (:func:`one_line`). Commands that set ``torchrun=True`` (``train``,
+``evaluate``) run under ``torchrun`` unchanged: ``main`` starts the process group from the launcher's
+environment and ends it cleanly (``MULTIFAIR_DIST_TIMEOUT`` seconds for the rendezvous and every
+collective, default 1800).
 """
 
 from __future__ import annotations
@@ -48,8 +49,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of an expected failure as one line.
+
+    * ``OSError``: ``"<reason>: '<file>'"`` (``"No space left on device: 'out/report.html'"``);
+    * an error re-raised from a ``DataLoader`` worker (``"Caught X in DataLoader worker process 0.
+      Original Traceback ..."``): the original message, the traceback's last line;
+    * otherwise the message with its lines joined (a ``KeyError`` without its quotes).
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+        if exc.filename is not None:
+            text += f": {str(exc.filename)!r}"
+        if exc.filename2 is not None:
+            text += f" -> {str(exc.filename2)!r}"
+        return text
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[1].startswith("Original Traceback"):
+        last = lines[-1]
+        name, sep, rest = last.partition(": ")
+        return rest if sep and name.replace(".", "").replace("_", "").isalnum() else last
+    return " ".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    Expected failures -- a bad input or config (``MultiFairError``, ``ValueError``, ``TypeError``,
+    ``KeyError``) and the file system's (``OSError``: a missing or unreadable file, a read-only
+    folder, a full disk) -- print one line ``multifair <command>: error: <message>`` on stderr and
+    return exit code 2; Ctrl-C returns 130. Anything else is a defect and keeps its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -63,9 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with distributed_process_group(timeout_s=float(os.environ.get("MULTIFAIR_DIST_TIMEOUT", 1800))):
                 return int(args.func(args) or EXIT_OK)
         return int(args.func(args) or EXIT_OK)
-    except (MultiFairError, ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"multifair {args.command}: error: {message}", file=sys.stderr)
+    except (MultiFairError, ValueError, TypeError, KeyError, OSError) as exc:
+        print(f"multifair {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"multifair {args.command}: interrupted", file=sys.stderr)

@@ -42,13 +42,50 @@ def preset_path(name: str) -> Path:
 
 
 def _resolve_source(source: str | Path) -> Path:
+    """The YAML file that ``source`` names.
+
+    A name ending in ``.yaml``/``.yml`` or containing a path separator is a file path. A bare name is a
+    packaged preset when there is one of that name -- a folder of the same name in the working folder
+    does not shadow it (a folder is never a config); a *file* of that name is ambiguous and refused.
+    Any other bare name must be an existing file.
+    """
     text = str(source)
     path = Path(text)
-    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise MultiFairError(f"config file {text!r} does not exist")
+    is_path = (
+        isinstance(source, Path)
+        or path.suffix.lower() in (".yaml", ".yml")
+        or any(sep in text for sep in ("/", "\\"))
+    )
+    if not is_path and text in list_presets():
+        if path.is_file():
+            raise MultiFairError(
+                f"{text!r} names both a packaged preset and the file {str(path.resolve())!r}; write "
+                f"'./{text}' for the file, or rename it (e.g. {text}.yaml)"
+            )
+        return preset_path(text)
+    if path.is_dir():
+        raise MultiFairError(f"config {text!r} is a folder, not a YAML file (or a preset name)")
+    if path.is_file():
         return path
-    return preset_path(text)
+    if is_path:
+        raise MultiFairError(f"config file {text!r} does not exist")
+    return preset_path(text)  # unknown preset: the error lists the presets and a close match
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of a config file; unreadable or non-UTF-8 files are one-line errors naming it."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise MultiFairError(f"config file {str(path)!r} cannot be read: {err.strerror or err}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise MultiFairError(
+            f"config file {str(path)!r} is not UTF-8 text: byte 0x{data[err.start]:02x} at line {line} "
+            "(save it as UTF-8)"
+        ) from None
 
 
 def _switches_method(key: str, base: Any, child: Any) -> bool:
@@ -85,14 +122,16 @@ def load_raw(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     another method replaces the base's, options included).
 
     Raises:
-        MultiFairError: missing file, unknown preset, invalid YAML (with the line), a document that is not
-            a mapping, or a cycle of ``base:`` references.
+        MultiFairError: missing, unreadable or non-UTF-8 file, unknown preset, invalid YAML (with the
+            line), a document nested too deep or expanding beyond the size bound through aliases
+            (:func:`~monai_multifair.config.validation.check_yaml_shape`), a document that is not a
+            mapping, or a cycle of ``base:`` references.
     """
     path = _resolve_source(source).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise MultiFairError(f"config `base:` references form a cycle: {chain}")
-    document = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    document = load_yaml_text(_read_text(path), str(path))
     if document is None:
         document = {}
     if not isinstance(document, Mapping):

@@ -19,9 +19,12 @@ import yaml
 from monai_multifair.errors import MultiFairError, close_match_hint
 
 __all__ = [
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_VALUES",
     "YamlLoader",
     "build",
     "check",
+    "check_yaml_shape",
     "convert",
     "dump_yaml",
     "key_error",
@@ -77,9 +80,89 @@ def _construct_int(loader: YamlLoader, node: yaml.ScalarNode) -> int:
 YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+#: Deepest nesting of mappings and lists a YAML document may have (aliases expanded). Config files
+#: nest four or five levels; the bound keeps hostile documents (``[[[[...`` 5,000 deep) from exhausting
+#: Python's recursion limit.
+MAX_YAML_DEPTH = 64
+#: Most values (scalars, lists and mappings) a YAML document may hold once its aliases are expanded.
+#: Refuses "billion laughs" documents, whose nested aliases expand to billions of values, before any
+#: is expanded.
+MAX_YAML_VALUES = 100_000
+
+
+def _line(event: yaml.Event) -> str:
+    return f"line {event.start_mark.line + 1}" if event.start_mark is not None else "unknown line"
+
+
+def check_yaml_shape(text: str, source: str) -> None:
+    """Refuse YAML nested deeper than :data:`MAX_YAML_DEPTH` or expanding beyond :data:`MAX_YAML_VALUES`.
+
+    Reads the event stream (no recursion, nothing expanded): every collection, scalar and alias adds
+    its expanded size to a running count, and the depth of every value (an alias counts with the
+    depth of what it refers to) is checked as it is met. An alias to a collection that is still open
+    (a recursive structure) is refused too.
+
+    Raises:
+        MultiFairError: one line naming ``source``, the bound and the line of the document.
+    """
+    open_sizes: list[str | None] = []  # anchors of the open collections
+    anchored: dict[str, tuple[int, int]] = {}  # anchor -> (expanded values, height)
+    starts: list[
+        tuple[int, int]
+    ] = []  # per open collection: (values count at its start, height of its children)
+    values = 0
+
+    def add(size: int, height: int, event: yaml.Event) -> None:
+        nonlocal values
+        values += size
+        if values > MAX_YAML_VALUES:
+            raise MultiFairError(
+                f"{source}: YAML document expands to more than {MAX_YAML_VALUES:,} values "
+                f"(at {_line(event)}, through aliases/anchors); refused"
+            )
+        if len(starts) + height > MAX_YAML_DEPTH:
+            raise MultiFairError(
+                f"{source}: YAML nesting deeper than {MAX_YAML_DEPTH} levels (at {_line(event)}); refused"
+            )
+        if starts:
+            first, child_height = starts[-1]
+            starts[-1] = (first, max(child_height, height))
+
+    for event in yaml.parse(text, Loader=YamlLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            add(1, 1, event)
+            starts.append((values, 0))
+            open_sizes.append(event.anchor)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            first, child_height = starts.pop()
+            anchor = open_sizes.pop()
+            if anchor is not None:
+                anchored[anchor] = (values - first + 1, child_height + 1)
+            if starts:  # the collection's own height, now known, bounds its parent's
+                parent_first, parent_height = starts[-1]
+                starts[-1] = (parent_first, max(parent_height, child_height + 1))
+        elif isinstance(event, yaml.ScalarEvent):
+            add(1, 1, event)
+            if event.anchor is not None:
+                anchored[event.anchor] = (1, 1)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in open_sizes:
+                raise MultiFairError(
+                    f"{source}: YAML alias *{event.anchor} at {_line(event)} refers to a collection that "
+                    "contains it (a recursive structure); refused"
+                )
+            if event.anchor in anchored:  # an undefined alias is reported by the loader
+                add(*anchored[event.anchor], event)
+
+
 def load_yaml_text(text: str, source: str) -> Any:
-    """Parse YAML ``text``; syntax errors become a :class:`MultiFairError` naming ``source`` and the line."""
+    """Parse YAML ``text``; syntax errors become a :class:`MultiFairError` naming ``source`` and the line.
+
+    The document's shape is checked first (:func:`check_yaml_shape`): too deep or too large once its
+    aliases are expanded is refused before anything is built.
+    """
     try:
+        check_yaml_shape(text, source)
         return yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as err:
         raise MultiFairError(f"{source}: invalid YAML: {err}".replace("\n", " ")) from None
@@ -134,18 +217,24 @@ def _describe(tp: Any) -> str:
     return "a plain YAML value"
 
 
-def plain(value: Any, path: str) -> Any:
-    """Check that ``value`` is made of plain YAML values (null, bool, numbers, strings, lists, mappings)."""
+def plain(value: Any, path: str, _depth: int = 0) -> Any:
+    """Check that ``value`` is made of plain YAML values (null, bool, numbers, strings, lists, mappings).
+
+    Nesting deeper than :data:`MAX_YAML_DEPTH` (e.g. a self-referencing list built in Python) is an
+    error, not a ``RecursionError``.
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if _depth >= MAX_YAML_DEPTH:
+        raise key_error(path, f"values nested at most {MAX_YAML_DEPTH} levels deep", type(value).__name__)
     if isinstance(value, (list, tuple)):
-        return [plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [plain(v, f"{path}[{i}]", _depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise key_error(path, "string keys", k)
-            out[k] = plain(v, _join(path, k))
+            out[k] = plain(v, _join(path, k), _depth + 1)
         return out
     raise key_error(path, "a plain YAML value (null, bool, number, string, list or mapping)", value)
 

@@ -7,6 +7,7 @@ pickle and could run code when loaded, so it is refused with an error that names
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "ArrayInfo",
     "array_to_image",
     "array_to_stack",
+    "check_finite",
     "check_image_shape",
     "check_stack_shape",
     "load_array_file",
@@ -77,8 +79,12 @@ def read_npz(
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise MultiFairError(f"file {str(path)!r} does not exist") from None
-    except zipfile.BadZipFile:
+    except IsADirectoryError:
+        raise MultiFairError(f"file {str(path)!r} is a folder, not an .npz archive") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError):
         raise MultiFairError(f"file {str(path)!r} is not a valid .npz archive (not a zip file)") from None
+    except OSError as err:
+        raise MultiFairError(f"file {str(path)!r} cannot be read: {err.strerror or err}") from None
     infos: dict[str, ArrayInfo] = {}
     arrays: dict[str, np.ndarray] = {}
     with archive:
@@ -89,24 +95,36 @@ def read_npz(
                 f"file {str(path)!r} lacks key(s) {missing}; keys present: {sorted(members)}"
             )
         for key, member in members.items():
-            with archive.open(member) as handle:
-                try:
+            try:
+                with archive.open(member) as handle:
                     version = np.lib.format.read_magic(handle)
                     if version == (1, 0):
                         shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
                     else:
                         shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-                except ValueError as err:
-                    raise MultiFairError(
-                        f"file {str(path)!r}: key {key!r} is not a valid array ({err})"
-                    ) from None
                 infos[key] = ArrayInfo(tuple(int(s) for s in shape), np.dtype(dtype))
-            if key in load:
-                if infos[key].dtype.hasobject:
-                    raise _pickle_error(path, key)
-                with archive.open(member) as handle:
-                    arrays[key] = np.lib.format.read_array(handle, allow_pickle=False)
+                if key in load:
+                    if infos[key].dtype.hasobject:
+                        raise _pickle_error(path, key)
+                    with archive.open(member) as handle:
+                        arrays[key] = np.lib.format.read_array(handle, allow_pickle=False)
+            except MultiFairError:
+                raise
+            except _CORRUPT as err:
+                raise _corrupt_error(path, key, err) from None
     return infos, arrays
+
+
+#: What a damaged ``.npz`` member raises while it is read (a bad CRC or header, deflate data cut
+#: short, fewer bytes than the header promises).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
+
+
+def _corrupt_error(path: Path | str, key: str, err: BaseException) -> MultiFairError:
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return MultiFairError(
+        f"file {str(path)!r}: key {key!r} is corrupt or truncated ({type(err).__name__}: {reason})"
+    )
 
 
 def load_array_file(path: str | Path, key: str | None = None) -> np.ndarray:
@@ -124,6 +142,8 @@ def load_array_file(path: str | Path, key: str | None = None) -> np.ndarray:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise MultiFairError(f"file {str(path)!r} is a folder, not a {suffix or 'data'} file")
     if not path.is_file():
         raise MultiFairError(f"file {str(path)!r} does not exist")
     if suffix == ".npz":
@@ -142,14 +162,21 @@ def load_array_file(path: str | Path, key: str | None = None) -> np.ndarray:
             if "allow_pickle" in str(err):
                 raise _pickle_error(path, "<array>") from None
             raise MultiFairError(f"file {str(path)!r} is not a valid .npy file ({err})") from None
+        except (EOFError, OSError) as err:
+            raise MultiFairError(
+                f"file {str(path)!r} is not a valid .npy file ({type(err).__name__}: {err})"
+            ) from None
     if suffix == ".png":
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(path) as image:
-            mode = image.mode
-            if mode not in ("L", "RGB"):
-                image = image.convert("RGB" if mode in ("RGBA", "P", "CMYK") else "L")
-            return np.asarray(image)
+        try:
+            with Image.open(path) as image:
+                mode = image.mode
+                if mode not in ("L", "RGB"):
+                    image = image.convert("RGB" if mode in ("RGBA", "P", "CMYK") else "L")
+                return np.asarray(image)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise MultiFairError(f"file {str(path)!r} is not a valid .png image ({err})") from None
     raise MultiFairError(f"file {str(path)!r}: unsupported suffix {suffix!r}; expected .npy, .npz or .png")
 
 
@@ -209,13 +236,36 @@ def check_stack_shape(shape: Sequence[int], *, key: str, source: str) -> tuple[i
     )
 
 
+def check_finite(array: np.ndarray, *, key: str, source: str, what: str = "image values") -> None:
+    """Raise naming the file, the key, the first NaN/inf value, its index and how many there are."""
+    if array.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    index = tuple(int(i) for i in bad[0])
+    value = array[index] if array.ndim else array.item()
+    raise MultiFairError(
+        f"file {source!r}: key {key!r} holds {float(value)!r} at index {list(index)} "
+        f"({len(bad)} NaN/inf value(s)); expected finite {what}"
+    )
+
+
 def _to_float(array: np.ndarray, *, key: str, source: str) -> torch.Tensor:
-    """Float32 tensor; unsigned integers are scaled by their maximum (uint8 / 255) to [0, 1]."""
+    """Float32 tensor; unsigned integers are scaled by their maximum (uint8 / 255) to [0, 1].
+
+    NaN or infinite values (also values beyond float32's range) are an error naming the file and key.
+    """
     if array.dtype.kind == "u":
         scale = float(np.iinfo(array.dtype).max)
         return torch.from_numpy(array.astype(np.float32) / scale)
     if array.dtype.kind in "bif":
-        return torch.from_numpy(np.array(array, dtype=np.float32))  # a copy: samples never alias storage
+        check_finite(array, key=key, source=source)
+        with np.errstate(over="ignore"):
+            values = np.array(array, dtype=np.float32)  # a copy: samples never alias storage
+        check_finite(values, key=key, source=source, what="values within float32's range")
+        return torch.from_numpy(values)
     raise MultiFairError(
         f"file {source!r}: expected key {key!r} to hold numbers, got dtype {array.dtype} "
         "(object arrays and strings are not images)"

@@ -260,15 +260,34 @@ class AttributeCoding:
         return codes, display
 
     # ------------------------------------------------------------------ API
-    def fit(self, frame: pd.DataFrame) -> AttributeCoding:
-        """Learn string categories and the groups present in ``frame`` (unknowns as ``None``)."""
+    def fit(self, frame: pd.DataFrame, ids: Sequence[str] | None = None) -> AttributeCoding:
+        """Learn string categories and the groups present in ``frame`` (unknowns as ``None``).
+
+        Args:
+            frame: the attribute columns (of the training split).
+            ids: names of the rows (files, manifest rows) for messages.
+
+        Raises:
+            MultiFairError: a value that is neither an integer code nor text (e.g. ``1.5``), or text in
+                an attribute with a code table; the message names the row, the attribute and the value.
+        """
         self.categories = {}
         for attr in self.attributes:
-            known = [
-                v
-                for v in frame[attr].tolist()
-                if v is not None and not (isinstance(v, float) and math.isnan(v))
-            ]
+            known = []
+            for i, v in enumerate(frame[attr].tolist()):
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    continue
+                category = isinstance(v, (str, bool, np.bool_))  # text (or true/false) categories
+                if not (self._integral(v) or category) or (category and attr in self.code_names):
+                    where = f"{ids[i]!s}: " if ids is not None else f"row {i}: "
+                    rule = (
+                        "an integer code of its table: "
+                        + ", ".join(f"{k} ({n})" for k, n in self.code_names[attr].items())
+                        if attr in self.code_names
+                        else "an integer code or a text category"
+                    )
+                    raise MultiFairError(f"{where}attribute {attr!r} has value {v!r}; expected {rule}")
+                known.append(v)
             if known and not all(self._integral(v) for v in known):
                 self.categories[attr] = tuple(sorted({str(v) for v in known}))
         display = self.display_frame(frame)

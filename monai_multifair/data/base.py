@@ -54,6 +54,9 @@ class MultimodalDataset(Dataset, abc.ABC):
         code_names: per attribute ``{code: name}`` tables used when fitting a coding.
         transform: applied to each sample dict (e.g. a MONAI ``Compose`` of dictionary transforms).
         name: used in messages, e.g. ``"FairVLMed[train]"``.
+        num_classes: the number of classes when it is known (declared by the layout, or the training
+            split's for validation and test): every label must lie in ``[0, num_classes)``, and
+            :attr:`num_classes` returns it. ``None``: inferred from the labels.
 
     Attributes:
         metadata: the kept rows, with attribute codes and a ``group`` column.
@@ -73,8 +76,14 @@ class MultimodalDataset(Dataset, abc.ABC):
         code_names: Mapping[str, Mapping[int, str]] | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
         name: str = "dataset",
+        num_classes: int | None = None,
     ) -> None:
         self.name = name
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
+            raise MultiFairError(f"{name}: expected `num_classes` to be an integer >= 2, got {num_classes!r}")
+        self._num_classes = num_classes
         attributes = [attributes] if isinstance(attributes, str) else list(attributes)
         self.modality_kinds = dict(modalities)
         self._check_names(attributes, metadata)
@@ -88,7 +97,9 @@ class MultimodalDataset(Dataset, abc.ABC):
         if len(metadata) == 0:
             raise MultiFairError(f"{name}: no samples left ({self.unknown_report})")
         if coding is None:
-            coding = AttributeCoding(attributes, code_names).fit(metadata)
+            coding = AttributeCoding(attributes, code_names).fit(
+                metadata, ids=[f"{name}: {i}" for i in metadata["id"].tolist()]
+            )
         elif tuple(coding.attributes) != self.attributes:
             raise MultiFairError(
                 f"{name}: `coding` was fitted for attributes {list(coding.attributes)}, "
@@ -142,6 +153,11 @@ class MultimodalDataset(Dataset, abc.ABC):
                 raise MultiFairError(
                     f"{self.name}: {sample_id!s} has label {value!r}; expected a class index >= 0 "
                     "(samples without a known label cannot be used)"
+                )
+            if self._num_classes is not None and value >= self._num_classes:
+                raise MultiFairError(
+                    f"{self.name}: {sample_id!s} has label {value!r}; expected a class index in "
+                    f"[0, {self._num_classes}) (the classes of the training split, or those the layout declares)"
                 )
 
     # ------------------------------------------------------------------ torch Dataset
@@ -197,7 +213,9 @@ class MultimodalDataset(Dataset, abc.ABC):
 
     @property
     def num_classes(self) -> int:
-        """``max(label) + 1``, at least 2."""
+        """The declared ``num_classes``, else ``max(label) + 1`` (at least 2)."""
+        if self._num_classes is not None:
+            return self._num_classes
         return max(2, int(self._labels.max()) + 1)
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.data.sources import get_data_source
 from monai_multifair.errors import MultiFairError
@@ -28,7 +30,7 @@ def build_datasets(
     The source's entry in :data:`~monai_multifair.data.DATA_SOURCES` builds each split. The training
     split is built first and its attribute coding is passed to the other two, so a group id means the
     same thing in every split (a group present in val/test but absent from train is an error naming
-    it). With ``unknown: drop`` each dataset's ``unknown_report`` says what was dropped.
+    it), and validation/test labels must be classes of the training split (an error naming the sample). With ``unknown: drop`` each dataset's ``unknown_report`` says what was dropped.
 
     Args:
         config: a :class:`~monai_multifair.config.RunConfig` or its ``data`` section.
@@ -67,4 +69,19 @@ def build_datasets(
             coding=out["train"].coding if out else None,
             transform=transforms.get(split),
         )
+        if split != "train":
+            _check_classes(out["train"], out[split])
     return out
+
+
+def _check_classes(train: MultimodalDataset, other: MultimodalDataset) -> None:
+    """Validation and test labels must be classes of the training split (the model has no others)."""
+    classes = train.num_classes
+    beyond = np.flatnonzero(other.labels >= classes)
+    if beyond.size:
+        first = int(beyond[0])
+        raise MultiFairError(
+            f"{other.name}: {other.ids[first]} has label {int(other.labels[first])}, a class the training "
+            f"split does not have (its classes: 0 to {classes - 1}); {beyond.size} of {len(other)} sample(s) "
+            "are affected"
+        )

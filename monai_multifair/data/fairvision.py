@@ -8,8 +8,10 @@ from typing import Any
 
 from monai_multifair.data.attributes import FAIRVISION_CODES, AttributeCoding
 from monai_multifair.data.npz_dataset import (
+    LABEL_CLASSES,
     NpzSubjectDataset,
     check_attributes,
+    documented_classes,
     select_modalities,
     split_files,
 )
@@ -46,6 +48,9 @@ class FairVisionDataset(NpzSubjectDataset):
         oct_slices: number of evenly spaced B-scans to keep.
         coding: the training split's :class:`~monai_multifair.data.attributes.AttributeCoding`.
         transform: applied to each sample dict.
+        num_classes: the number of classes of ``label_key``; default: the documented one
+            (:data:`~monai_multifair.data.npz_dataset.LABEL_CLASSES`, ``glaucoma``: 2), so a file with
+            ``glaucoma=2`` is an error naming it; ``None`` for other keys: any class index.
 
     Example:
         >>> train = FairVisionDataset("/data/FairVision/Glaucoma", "train", attributes=["race"],
@@ -66,6 +71,7 @@ class FairVisionDataset(NpzSubjectDataset):
         oct_slices: int | None = None,
         coding: AttributeCoding | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         files = split_files(root, split)
         chosen = select_modalities(modalities, tuple(FAIRVISION_MODALITIES), "FairVision")
@@ -81,4 +87,10 @@ class FairVisionDataset(NpzSubjectDataset):
             code_names=FAIRVISION_CODES,
             transform=transform,
             name=f"FairVision[{split}]",
+            num_classes=num_classes if num_classes is not None else LABEL_CLASSES.get(label_key),
+            label_classes_note=(
+                f"the documented values of {label_key!r} are {documented_classes(label_key)}"
+                if num_classes is None and label_key in LABEL_CLASSES
+                else ""
+            ),
         )

@@ -10,8 +10,10 @@ import pandas as pd
 
 from monai_multifair.data.attributes import FAIRVLMED_CODES, AttributeCoding
 from monai_multifair.data.npz_dataset import (
+    LABEL_CLASSES,
     NpzSubjectDataset,
     check_attributes,
+    documented_classes,
     select_modalities,
     split_files,
 )
@@ -53,7 +55,13 @@ def read_notes_table(
     path = Path(path)
     if not path.is_file():
         raise MultiFairError(f"notes table {str(path)!r} does not exist")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise MultiFairError(f"notes table {str(path)!r} is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        message = " ".join(str(err).split())
+        raise MultiFairError(f"notes table {str(path)!r} could not be read as CSV: {message}") from None
     for column in (filename_column, note_column):
         if column not in table.columns:
             raise MultiFairError(
@@ -100,6 +108,9 @@ class FairVLMedDataset(NpzSubjectDataset):
         image_size: ``(H, W)`` to resize fundus images to.
         coding: the training split's :class:`~monai_multifair.data.attributes.AttributeCoding`.
         transform: applied to each sample dict.
+        num_classes: the number of classes of ``label_key``; default: the documented one
+            (:data:`~monai_multifair.data.npz_dataset.LABEL_CLASSES`, ``glaucoma``: 2), so a file with
+            ``glaucoma=2`` is an error naming it; ``None`` for other keys: any class index.
 
     Example:
         >>> train = FairVLMedDataset("/data/FairVLMed", "train", attributes=["race", "gender"],
@@ -125,6 +136,7 @@ class FairVLMedDataset(NpzSubjectDataset):
         image_size: Sequence[int] | None = None,
         coding: AttributeCoding | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         files = split_files(root, split)
         chosen = select_modalities(modalities, tuple(FAIRVLMED_MODALITIES), "FairVLMed")
@@ -170,4 +182,10 @@ class FairVLMedDataset(NpzSubjectDataset):
             code_names=FAIRVLMED_CODES,
             transform=transform,
             name=f"FairVLMed[{split}]",
+            num_classes=num_classes if num_classes is not None else LABEL_CLASSES.get(label_key),
+            label_classes_note=(
+                f"the documented values of {label_key!r} are {documented_classes(label_key)}"
+                if num_classes is None and label_key in LABEL_CLASSES
+                else ""
+            ),
         )

@@ -28,6 +28,22 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, r
             )
 
 
+def _read_manifest(path: Path) -> pd.DataFrame:
+    """The manifest CSV; an empty, header-only, unparsable or non-UTF-8 file is an error naming it."""
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise MultiFairError(f"manifest {str(path)!r} is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        message = " ".join(str(err).split())
+        raise MultiFairError(f"manifest {str(path)!r} could not be read as CSV: {message}") from None
+    if len(frame) == 0:
+        raise MultiFairError(
+            f"manifest {str(path)!r} has a header ({', '.join(map(str, frame.columns))}) but no rows"
+        )
+    return frame
+
+
 @dataclass
 class ManifestConfig:
     """``data.manifest``: the columns of a manifest CSV (see :class:`~monai_multifair.data.ManifestDataset`).
@@ -159,7 +175,7 @@ class ManifestDataset(MultimodalDataset):
             path = Path(manifest)
             if not path.is_file():
                 raise MultiFairError(f"manifest {str(path)!r} does not exist")
-            frame, source = pd.read_csv(path), str(path)
+            frame, source = _read_manifest(path), str(path)
             base = Path(base_dir) if base_dir is not None else path.parent
         images, volumes, texts = dict(images or {}), dict(volumes or {}), dict(texts or {})
         tabular = {m: [c] if isinstance(c, str) else list(c) for m, c in (tabular or {}).items()}

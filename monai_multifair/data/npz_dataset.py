@@ -13,6 +13,7 @@ import torch
 from monai_multifair.data._arrays import (
     array_to_image,
     array_to_stack,
+    check_finite,
     check_image_shape,
     check_stack_shape,
     read_npz,
@@ -25,13 +26,27 @@ from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.errors import MultiFairError, close_match_hint
 
 __all__ = [
+    "LABEL_CLASSES",
     "SPLIT_FOLDERS",
     "NpzSubjectDataset",
     "check_attributes",
+    "check_code_value",
+    "check_label_value",
+    "documented_classes",
     "select_modalities",
     "split_directory",
     "split_files",
 ]
+
+#: Documented number of classes of the label keys of the Harvard layouts (glaucoma: 0 no, 1 yes).
+LABEL_CLASSES: dict[str, int] = {"glaucoma": 2}
+
+
+def documented_classes(label_key: str) -> str:
+    """``"0 and 1"``: the documented class indices of ``label_key`` (:data:`LABEL_CLASSES`), in words."""
+    values = [str(v) for v in range(LABEL_CLASSES[label_key])]
+    return f"{', '.join(values[:-1])} and {values[-1]}"
+
 
 #: Folder names looked for under a Harvard-layout root, per split.
 SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -100,6 +115,57 @@ def select_modalities(requested: Sequence[str] | None, available: Sequence[str],
     return requested
 
 
+def check_label_value(
+    value: Any, *, key: str, source: str, num_classes: int | None, declared: str = ""
+) -> int:
+    """The class index stored under ``key``: an integer ``>= 0`` (and ``< num_classes`` when declared).
+
+    Raises:
+        MultiFairError: naming the file, the key and the value (a text, a fraction, a negative number or
+            a class outside the declared ones -- one file with ``glaucoma=2`` would otherwise turn a
+            binary task into a three-class one).
+    """
+    integral = (
+        not isinstance(value, (bool, str))
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and float(value).is_integer()
+    )
+    if integral and value >= 0 and (num_classes is None or value < num_classes):
+        return int(value)
+    rule = (
+        f"a class index in [0, {num_classes}){f' ({declared})' if declared else ''}"
+        if num_classes is not None
+        else "a class index >= 0"
+    )
+    raise MultiFairError(f"file {source!r}: key {key!r} has value {value!r}; expected {rule}")
+
+
+def check_code_value(
+    value: Any, *, key: str, source: str, codes: Mapping[int, str] | None, unknown_value: Any
+) -> Any:
+    """An attribute value stored under ``key``: an integer code of ``codes`` or the unknown code.
+
+    Raises:
+        MultiFairError: naming the file, the key and the value, with the documented codes (a string
+            ``'1'`` in one file would otherwise become a group of its own).
+    """
+    if isinstance(value, float) and np.isnan(value):
+        return value  # missing: the unknown-value policy decides
+    integral = (
+        not isinstance(value, (bool, str))
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and float(value).is_integer()
+    )
+    if integral and (codes is None or int(value) in codes or int(value) == unknown_value):
+        return int(value)
+    documented = ", ".join(f"{code} ({name})" for code, name in codes.items()) if codes else "an integer code"
+    kind = "text " if isinstance(value, str) else ""
+    raise MultiFairError(
+        f"file {source!r}: key {key!r} has {kind}value {value!r}; expected an integer code: {documented}"
+        + (f", or {unknown_value} (unknown)" if unknown_value is not None else "")
+    )
+
+
 def check_attributes(attributes: Sequence[str], known: Sequence[str], layout: str) -> list[str]:
     """Check the selected sensitive attributes of a Harvard layout against the stored ones."""
     attributes = [attributes] if isinstance(attributes, str) else list(attributes)
@@ -134,14 +200,21 @@ class NpzSubjectDataset(MultimodalDataset):
         unknown: unknown-value policy: ``"error"``, ``"drop"`` or ``"keep"``. See :class:`~monai_multifair.data.MultimodalDataset`.
         unknown_value: the code for "unknown" (``-1``), besides empty cells.
         coding: the training split's fitted coding (``None``: fit one here). See :class:`~monai_multifair.data.MultimodalDataset`.
-        code_names: per attribute ``{code: name}`` tables.
+        code_names: per attribute ``{code: name}`` tables; a stored value must be one of the codes or
+            ``unknown_value`` (attributes without a table: any integer code).
         transform: applied to each sample dict.
         name: used in messages.
+        num_classes: the declared number of classes: labels must lie in ``[0, num_classes)``
+            (``None``: any class index ``>= 0``; :func:`~monai_multifair.data.build_datasets` then
+            holds the validation and test labels to the training split's classes).
+        label_classes_note: why ``num_classes`` holds, for messages (e.g. "glaucoma is 0/1").
 
     Raises:
-        MultiFairError: a file is missing a key (listing those present), has an image of the wrong
-            shape, an attribute or label that is not one value, a pickled object array, or a note missing
-            from the notes table; each message names the file.
+        MultiFairError: a file is missing a key (listing those present), is a folder or a damaged
+            archive, has an image of the wrong shape, a label outside the declared classes, an
+            attribute that is text, a fraction or outside its code table, NaN/inf in a tabular value, a
+            pickled object array, or a note missing from the notes table; each message names the file,
+            the key and the value. NaN/inf in an image is reported when the image is loaded.
     """
 
     def __init__(
@@ -159,6 +232,8 @@ class NpzSubjectDataset(MultimodalDataset):
         code_names: Mapping[str, Mapping[int, str]] | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
         name: str = "npz",
+        num_classes: int | None = None,
+        label_classes_note: str = "",
     ) -> None:
         files = [Path(f) for f in files]
         if not files:
@@ -195,12 +270,21 @@ class NpzSubjectDataset(MultimodalDataset):
         for path in files:
             source = str(path)
             infos, arrays = read_npz(path, load=load_keys, require=image_keys.values())
+            label = scalar_value(arrays[label_key], key=label_key, source=source)
             row: dict[str, Any] = {
                 "id": source,
-                "label": scalar_value(arrays[label_key], key=label_key, source=source),
+                "label": check_label_value(
+                    label, key=label_key, source=source, num_classes=num_classes, declared=label_classes_note
+                ),
             }
             for attr in attributes:
-                row[attr] = scalar_value(arrays[attr], key=attr, source=source)
+                row[attr] = check_code_value(
+                    scalar_value(arrays[attr], key=attr, source=source),
+                    key=attr,
+                    source=source,
+                    codes=(code_names or {}).get(attr),
+                    unknown_value=unknown_value,
+                )
             rows.append(row)
             for modality, key in image_keys.items():
                 shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
@@ -238,7 +322,11 @@ class NpzSubjectDataset(MultimodalDataset):
                             f"file {source!r}: expected tabular key {key!r} to be a number or a 1-D numeric "
                             f"array, got dtype {value.dtype} and shape {tuple(value.shape)}"
                         )
-                    parts.append(value.reshape(-1).astype(np.float32))
+                    check_finite(value, key=key, source=source, what="tabular values")
+                    with np.errstate(over="ignore"):
+                        part = value.reshape(-1).astype(np.float32)
+                    check_finite(part, key=key, source=source, what="tabular values within float32's range")
+                    parts.append(part)
                 vector = np.concatenate(parts)
                 if tab_values[modality] and vector.shape != tab_values[modality][0].shape:
                     raise MultiFairError(
@@ -258,6 +346,7 @@ class NpzSubjectDataset(MultimodalDataset):
             code_names=code_names,
             transform=transform,
             name=name,
+            num_classes=num_classes,
         )
         kept = self.kept_rows
         self._texts = {m: [v[i] for i in kept] for m, v in self._texts.items()}

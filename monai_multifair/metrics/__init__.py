@@ -11,11 +11,25 @@
   resampling.
 
 Undefined values are NaN, never a fair-looking substitute; see :mod:`monai_multifair.metrics.fairness`
-for the policy and :class:`UndefinedGroupMetricWarning`.
+for the policy and :class:`UndefinedGroupMetricWarning`. Groups below :data:`MIN_SUPPORT` samples
+raise a :class:`SmallGroupWarning` in the bootstrap, and unreliable intervals of group-extreme
+statistics are flagged (:func:`interval_flags`).
 """
 
-from monai_multifair.metrics._inputs import METRIC_NAMES, SUMMARY_NAMES, UndefinedGroupMetricWarning
-from monai_multifair.metrics.bootstrap import BootstrapResult, bootstrap_fairness, bootstrap_seeds
+from monai_multifair.metrics._inputs import (
+    METRIC_NAMES,
+    MIN_SUPPORT,
+    SUMMARY_NAMES,
+    SmallGroupWarning,
+    UndefinedGroupMetricWarning,
+)
+from monai_multifair.metrics.bootstrap import (
+    BootstrapResult,
+    bootstrap_fairness,
+    bootstrap_seeds,
+    interval_flags,
+    nanquantile,
+)
 from monai_multifair.metrics.fairness import (
     demographic_parity_difference,
     equalized_odds_difference,
@@ -28,9 +42,11 @@ from monai_multifair.metrics.frame import FairnessMetricFrame, fairness_metric_f
 
 __all__ = [
     "METRIC_NAMES",
+    "MIN_SUPPORT",
     "SUMMARY_NAMES",
     "BootstrapResult",
     "FairnessMetricFrame",
+    "SmallGroupWarning",
     "UndefinedGroupMetricWarning",
     "bootstrap_fairness",
     "bootstrap_seeds",
@@ -40,6 +56,8 @@ __all__ = [
     "fairness_metric_frame",
     "fairness_summary",
     "group_auc",
+    "interval_flags",
     "metric_functions",
+    "nanquantile",
     "worst_group_auc",
 ]

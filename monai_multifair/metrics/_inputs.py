@@ -6,10 +6,11 @@ Everything here works on the host (numpy/pandas). User errors raise
 
 from __future__ import annotations
 
+import functools
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,12 +33,49 @@ SUMMARY_NAMES: tuple[str, ...] = ("auc", "es_auc", "worst_group_auc", "auc_gap",
 """Cross-group summary statistics (one number per cohort or bootstrap replicate)."""
 
 
+MIN_SUPPORT = 30
+"""Default minimum support of the bootstrap: a group with fewer samples gets a :class:`SmallGroupWarning`."""
+
+
 class UndefinedGroupMetricWarning(UserWarning):
     """A metric is undefined (NaN) for some groups: too few samples or a class is missing.
 
     The groups are named in the message. Undefined values stay NaN and are left out of the cross-group
     summaries (ES-AUC, worst-group AUC, gaps, DPD, DEOdds); they are never replaced by a number.
     """
+
+
+class SmallGroupWarning(UndefinedGroupMetricWarning):
+    """Some groups have fewer samples than the bootstrap's minimum support (``min_support``).
+
+    Their metrics are defined, but their bootstrap intervals are wide and the intervals of
+    group-extreme statistics (worst-group AUC, gaps, ES-AUC, DPD, DEOdds) can exclude their own
+    estimate; such intervals are flagged (``ci_flag``). A subclass of
+    :class:`UndefinedGroupMetricWarning`, so code that collects the notes about groups collects these.
+    """
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def keyword_only_features(func: _F) -> _F:
+    """Turn a third positional argument into a ``TypeError`` that says how to call ``func``.
+
+    The metrics take ``sensitive_features`` as a keyword argument, as fairlearn's do; the wrapper
+    keeps ``func``'s signature (``inspect.signature`` follows ``__wrapped__``).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2:
+            raise TypeError(
+                f"{func.__name__}() takes `sensitive_features` (and every setting) as a keyword argument, "
+                f"as fairlearn's metrics do: {func.__name__}(y_true, y_score, sensitive_features=groups); "
+                f"got {len(args)} positional arguments"
+            )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def to_numpy(value: Any, name: str) -> np.ndarray:
@@ -245,6 +283,9 @@ def sensitive_frame(sensitive_features: Any, n: int, name: str = "sensitive_feat
             raise MultiFairError(f"expected `{name}` with 1 or 2 dimensions, got shape {arr.shape}")
     if frame.shape[1] == 0:
         raise MultiFairError(f"expected at least one column in `{name}`, got none")
+    repeated = sorted({str(c) for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise MultiFairError(f"expected distinct column names in `{name}`, got {repeated} more than once")
     for col in frame.columns:
         if not isinstance(col, str):
             raise MultiFairError(f"expected string column names in `{name}`, got {col!r}")
@@ -302,7 +343,12 @@ def groups_from_ids(groups: Any, n: int, group_labels: Any = None) -> Groups:
     ids = to_numpy(groups, "groups")
     if ids.ndim != 1 or ids.shape[0] != n:
         raise MultiFairError(f"expected `groups` of shape [{n}], got shape {ids.shape}")
-    if not (np.issubdtype(ids.dtype, np.integer) or ids.dtype == bool):
+    if ids.dtype == bool:
+        raise MultiFairError(
+            "expected integer group ids in `groups`, got dtype bool: True/False are not group ids; "
+            "pass `groups.astype(int)` if you mean groups 0 and 1"
+        )
+    if not np.issubdtype(ids.dtype, np.integer):
         raise MultiFairError(f"expected integer group ids in `groups`, got dtype {ids.dtype}")
     ids = ids.astype(np.int64)
     if ids.size and ids.min() < 0:
@@ -374,6 +420,39 @@ def check_int(value: Any, name: str, minimum: int) -> int:
 def check_min_group_size(min_group_size: Any) -> int:
     """Validate the minimum support (an integer >= 1)."""
     return check_int(min_group_size, "min_group_size", 1)
+
+
+def check_device(device: Any) -> Any:
+    """Validate a torch device (``None`` is the CPU): a known device type that is available here.
+
+    Returns:
+        The ``torch.device``.
+    """
+    import torch
+
+    if device is None:
+        return torch.device("cpu")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise MultiFairError(
+            f"expected `device` to be a torch device such as 'cpu', 'cuda' or 'cuda:1', got {device!r}"
+        ) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MultiFairError(
+                f"`device` {device!r}: CUDA is not available on this machine (torch.cuda.is_available() is "
+                "False); use 'cpu'"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise MultiFairError(
+                f"`device` {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise MultiFairError(f"`device` {device!r}: MPS is not available on this machine; use 'cpu'")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise MultiFairError(f"expected `device` of type 'cpu', 'cuda' or 'mps', got {device!r}")
+    return parsed
 
 
 def check_alpha(alpha: Any) -> float:

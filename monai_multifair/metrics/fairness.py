@@ -45,6 +45,7 @@ from monai_multifair.metrics._inputs import (
     check_min_group_size,
     check_threshold,
     groups_from_ids,
+    keyword_only_features,
     prepare_groups,
     prepare_predictions,
     prepare_sample_weight,
@@ -195,9 +196,10 @@ def _from_features(
     """Prepare labels, scores (``probabilities``: demand [0, 1]) and groups, then :func:`_evaluate`."""
     pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=probabilities)
     groups = prepare_groups(sensitive_features, pred.n)
-    return _evaluate(pred, groups, warn_for=warn_for, stacklevel=5, **settings)
+    return _evaluate(pred, groups, warn_for=warn_for, stacklevel=6, **settings)  # caller of the wrapper
 
 
+@keyword_only_features
 def group_auc(
     y_true: Any,
     y_score: Any,
@@ -232,6 +234,7 @@ def group_auc(
     return pd.Series(point.by_group["auc"], index=point.groups.index, name="auc")
 
 
+@keyword_only_features
 def worst_group_auc(
     y_true: Any,
     y_score: Any,
@@ -254,6 +257,7 @@ def worst_group_auc(
     return point.summary["worst_group_auc"]
 
 
+@keyword_only_features
 def equity_scaled_auc(
     y_true: Any,
     y_score: Any,
@@ -293,6 +297,7 @@ def equity_scaled_auc(
     return point.summary["es_auc"]
 
 
+@keyword_only_features
 def demographic_parity_difference(
     y_true: Any,
     y_score: Any,
@@ -331,6 +336,7 @@ def demographic_parity_difference(
     return point.summary["dpd"]
 
 
+@keyword_only_features
 def equalized_odds_difference(
     y_true: Any,
     y_score: Any,

@@ -20,11 +20,13 @@ from fairlearn.metrics import MetricFrame, count, false_positive_rate, selection
 from monai_multifair.errors import MultiFairError
 from monai_multifair.metrics._inputs import (
     METRIC_NAMES,
+    MIN_SUPPORT,
     calibration_bin_ids,
     check_alpha,
     check_calibration_bins,
     check_min_group_size,
     check_threshold,
+    keyword_only_features,
     prepare_groups,
     prepare_predictions,
     prepare_sample_weight,
@@ -205,6 +207,7 @@ class FairnessMetricFrame(MetricFrame):
         return self._torch_bootstrap.ratio_ci(method)
 
 
+@keyword_only_features
 def fairness_metric_frame(
     y_true: Any,
     y_score: Any,
@@ -221,6 +224,7 @@ def fairness_metric_frame(
     alpha: float = 1.0,
     calibration_bins: int = 10,
     device: Any = None,
+    min_support: int = MIN_SUPPORT,
 ) -> FairnessMetricFrame:
     """Per-group AUC, accuracy, TPR, FPR, selection rate, count, prevalence and calibration error.
 
@@ -245,6 +249,8 @@ def fairness_metric_frame(
         alpha: ES-AUC disparity scale for ``.bootstrap.summary_ci()``.
         calibration_bins: number of equal-width bins of the calibration error.
         device: torch device of the bootstrap.
+        min_support: with ``n_boot``, groups with fewer samples get a
+            :class:`~monai_multifair.metrics.SmallGroupWarning` (default 30).
 
     Returns:
         :class:`FairnessMetricFrame`.
@@ -285,6 +291,7 @@ def fairness_metric_frame(
             sample_weight=weights,
             calibration_bins=calibration_bins,
             device=device,
+            min_support=min_support,
         )
     functions = metric_functions(
         threshold=threshold,
@@ -308,5 +315,5 @@ def fairness_metric_frame(
     point = point_estimate(
         pred, groups, threshold=threshold, min_group_size=min_group_size, sample_weight=weights
     )
-    warn_undefined(point, METRIC_NAMES, min_group_size, pred.multiclass, stacklevel=3)
+    warn_undefined(point, METRIC_NAMES, min_group_size, pred.multiclass, stacklevel=4)  # through the wrapper
     return frame

@@ -5,8 +5,8 @@ by group so that each group is a contiguous slice. :func:`evaluate` takes a matr
 ``R`` of shape ``[B, N]`` (``B = 1`` and all ones for the point estimate; resample counts for ``B``
 bootstrap replicates) and returns every metric for every group and overall as ``[B, K + 1]`` tensors
 (column ``K`` is the whole cohort). All ratios are weighted sums, ``sum_i w_bi t_i`` over a group,
-computed as one matrix product per group; the AUC comes from :class:`SortedAuc`, the weighted
-Mann-Whitney statistic of :func:`monai_multifair.core.functional.grouped_auc` with the sort shared by
+computed for all groups at once as one sparse-dense product (:meth:`Cohort.group_sums`); the AUC
+comes from :class:`SortedAuc`, the weighted Mann-Whitney statistic of :func:`monai_multifair.core.functional.grouped_auc` with the sort shared by
 all weight rows (the tests check the two agree). Point estimates and bootstrap replicates run the
 same code.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from monai_multifair.metrics._inputs import METRIC_NAMES, Predictions, calibration_bin_ids
+from monai_multifair.metrics._inputs import METRIC_NAMES, Predictions, calibration_bin_ids, check_device
 
 DTYPE = torch.float64
 
@@ -127,6 +127,8 @@ class Cohort:
     auc_scores: Tensor
     auc_targets: Tensor
     _plans: list[tuple[SortedAuc, SortedAuc]] | None = field(default=None, repr=False)
+    _segments: Tensor | None = field(default=None, repr=False)
+    _indicator: Tensor | None = field(default=None, repr=False)
 
     @property
     def num_groups(self) -> int:
@@ -139,6 +141,33 @@ class Cohort:
     @property
     def device(self) -> torch.device:
         return self.terms.device
+
+    def _sparse(self, values: Tensor, num_terms: int) -> Tensor:
+        """Sparse ``[num_terms * K, N]``: row ``t * K + g`` holds ``values[i, t]`` at the columns ``i`` of group ``g``."""
+        n, k = self.n, self.num_groups
+        rows = (torch.arange(num_terms, device=self.device)[None, :] * k + self.groups[:, None]).reshape(-1)
+        cols = torch.arange(n, device=self.device).repeat_interleave(num_terms)
+        return torch.sparse_coo_tensor(
+            torch.stack([rows, cols]), values.reshape(-1), (num_terms * k, n), check_invariants=False
+        ).coalesce()
+
+    def group_sums(self, weights: Tensor) -> Tensor:
+        """``S[b, t, g] = sum_{i in g} weights[b, i] * terms[i, t]`` for all groups at once: ``[B, T, K]``.
+
+        One sparse-dense product (``N * T`` non-zeros) instead of a Python loop over the groups: each
+        entry is the same dot product over the group's rows, so the values are those of the loop.
+        """
+        if self._segments is None:
+            self._segments = self._sparse(self.terms, self.terms.shape[1])
+        b, t = weights.shape[0], self.terms.shape[1]
+        return torch.sparse.mm(self._segments, weights.T).reshape(t, self.num_groups, b).permute(2, 0, 1)
+
+    def group_counts(self, rows: Tensor) -> Tensor:
+        """Rows per group, ``[B, K]``: ``sum_{i in g} rows[b, i]``."""
+        if self._indicator is None:
+            ones = torch.ones((self.n, 1), dtype=DTYPE, device=self.device)
+            self._indicator = self._sparse(ones, 1)
+        return torch.sparse.mm(self._indicator, rows.T).T
 
     def plans(self) -> list[tuple[SortedAuc, SortedAuc]]:
         """Per AUC column: (per-group plan, overall plan), built on first use."""
@@ -168,7 +197,7 @@ def build_cohort(
     Predicted positive means ``p >= threshold``. Accuracy is ``[argmax == label]`` for multi-class
     scores, ``[yhat == y]`` otherwise.
     """
-    device = torch.device("cpu") if device is None else torch.device(device)
+    device = check_device(device)
     order = np.argsort(group_ids, kind="stable")
     position = np.empty_like(order)
     position[order] = np.arange(order.shape[0])
@@ -231,17 +260,13 @@ def evaluate(cohort: Cohort, rows: Tensor, min_group_size: int = 1) -> dict[str,
     k = cohort.num_groups
     b = rows.shape[0]
     sums = torch.zeros((b, cohort.terms.shape[1], k + 1), dtype=DTYPE, device=cohort.device)
-    counts = torch.zeros((b, k + 1), dtype=DTYPE, device=cohort.device)
-    for g in range(k):
-        lo, hi = int(cohort.bounds[g]), int(cohort.bounds[g + 1])
-        if hi > lo:
-            sums[:, :, g] = weights[:, lo:hi] @ cohort.terms[lo:hi]
-            if cohort.sample_weight is not None:
-                counts[:, g] = rows[:, lo:hi].sum(1)
+    sums[:, :, :k] = cohort.group_sums(weights)
     sums[:, :, k] = sums[:, :, :k].sum(2)
     if cohort.sample_weight is None:
         counts = sums[:, _ONE].clone()  # the weights are the row counts
     else:
+        counts = torch.zeros((b, k + 1), dtype=DTYPE, device=cohort.device)
+        counts[:, :k] = cohort.group_counts(rows)
         counts[:, k] = counts[:, :k].sum(1)
     n = sums[:, _ONE]
     out = {

@@ -24,8 +24,15 @@ import numpy as np
 import pandas as pd
 import sklearn.metrics as skm
 
+from monai_multifair.atomic_io import atomic_write_text
 from monai_multifair.errors import MultiFairError, close_match_hint
-from monai_multifair.metrics import METRIC_NAMES, SUMMARY_NAMES, FairnessMetricFrame, fairness_metric_frame
+from monai_multifair.metrics import (
+    METRIC_NAMES,
+    MIN_SUPPORT,
+    SUMMARY_NAMES,
+    FairnessMetricFrame,
+    fairness_metric_frame,
+)
 from monai_multifair.metrics._inputs import (
     calibration_bin_ids,
     calibration_edges,
@@ -62,10 +69,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _interval(estimate: float, bounds: Sequence[float] | None) -> dict[str, Any]:
+def _interval(estimate: float, bounds: Sequence[float] | None, flag: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"estimate": estimate}
     if bounds is not None:
         out["ci"] = list(bounds)
+    if flag is not None:
+        out["ci_flag"] = flag
     return out
 
 
@@ -115,6 +124,7 @@ class AuditReport:
         sample_weight: Any = None,
         calibration_bins: int = 10,
         device: Any = None,
+        min_support: int = MIN_SUPPORT,
     ) -> AuditReport:
         """Audit predictions ``y_score`` of labels ``y_true`` across ``sensitive_features`` groups.
 
@@ -137,6 +147,8 @@ class AuditReport:
             sample_weight: optional ``[N]`` weights.
             calibration_bins: equal-width bins of the calibration error and curves.
             device: torch device of the bootstrap.
+            min_support: groups with fewer samples are named in a note (their intervals are wide, and
+                intervals of group-extreme statistics are flagged when unreliable); default 30.
 
         Returns:
             The :class:`AuditReport`.
@@ -168,6 +180,7 @@ class AuditReport:
                 alpha=alpha,
                 calibration_bins=calibration_bins,
                 device=device,
+                min_support=min_support,
             )
         notes = [str(w.message) for w in caught]
         for w in caught:  # still tell the caller, as the metric functions would
@@ -185,20 +198,25 @@ class AuditReport:
         labels = list(groups.labels)
         w = np.ones(pred.n) if weights is None else weights
 
-        # Metric tables with intervals.
+        # Metric tables with intervals (each interval table computed once: [quantile, group, metric]).
         by_group = frame.by_group.set_axis(labels, axis=0)
+        estimates = by_group[list(METRIC_NAMES)].to_numpy(dtype=float)
+        if boot is not None:
+            group_bounds = np.stack(
+                [ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.by_group_ci]
+            )
+            overall_bounds = np.stack(
+                [ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.overall_ci]
+            )
         metrics = {
             "overall": {
-                m: _interval(frame.overall[m], None if boot is None else [ci[m] for ci in frame.overall_ci])
-                for m in METRIC_NAMES
+                m: _interval(frame.overall[m], None if boot is None else overall_bounds[:, j].tolist())
+                for j, m in enumerate(METRIC_NAMES)
             },
             "by_group": {
                 label: {
-                    m: _interval(
-                        by_group.loc[label, m],
-                        None if boot is None else [ci.iloc[g][m] for ci in frame.by_group_ci],
-                    )
-                    for m in METRIC_NAMES
+                    m: _interval(estimates[g, j], None if boot is None else group_bounds[:, g, j].tolist())
+                    for j, m in enumerate(METRIC_NAMES)
                 }
                 for g, label in enumerate(labels)
             },
@@ -208,6 +226,7 @@ class AuditReport:
             name: _interval(
                 point.summary[name],
                 None if summary_ci is None else summary_ci.loc[name, list(boot.ci_quantiles)].tolist(),
+                None if summary_ci is None else summary_ci.loc[name, "ci_flag"],
             )
             for name in SUMMARY_NAMES
         }
@@ -215,12 +234,21 @@ class AuditReport:
         if boot is not None:
             gap_table = boot.gap_ci()
             gaps = {
-                m: _interval(gap_table.loc[m, "estimate"], gap_table.loc[m, list(boot.ci_quantiles)].tolist())
+                m: _interval(
+                    gap_table.loc[m, "estimate"],
+                    gap_table.loc[m, list(boot.ci_quantiles)].tolist(),
+                    gap_table.loc[m, "ci_flag"],
+                )
                 for m in gap_names
             }
         else:
             values = by_group[gap_names].to_numpy(dtype=float)
             gaps = {m: _interval(v, None) for m, v in zip(gap_names, _gap(values, axis=0), strict=True)}
+
+        for section, entries in (("summary", summary), ("gaps", gaps)):
+            for name, entry in entries.items():
+                if entry.get("ci_flag"):
+                    notes.append(f"unreliable bootstrap interval of {section} `{name}`: {entry['ci_flag']}")
 
         # Cohort composition.
         counts = np.bincount(groups.ids, minlength=groups.num_groups)
@@ -294,6 +322,7 @@ class AuditReport:
                 "resampling": None if boot is None else boot.resampling,
                 "alpha": float(alpha),
                 "min_group_size": int(min_group_size),
+                "min_support": None if boot is None else boot.min_support,
                 "calibration_bins": calibration_bins,
                 "weighted": weights is not None,
             },
@@ -369,8 +398,15 @@ class AuditReport:
                 pos_label = int(pos_label)
         for column in score_cols:
             if not pd.api.types.is_numeric_dtype(table[column]):
+                values = pd.to_numeric(table[column], errors="coerce")
+                bad = np.flatnonzero(values.isna().to_numpy() & table[column].notna().to_numpy())
+                got = (
+                    f"{table[column].iloc[bad[0]]!r} in row {int(bad[0])}"
+                    if bad.size
+                    else f"dtype {table[column].dtype}"
+                )
                 raise MultiFairError(
-                    f"expected numeric scores in column {column!r}, got dtype {table[column].dtype}"
+                    f"expected numeric scores in column {column!r} of {str(path)!r}, got {got}"
                 )
         scores = table[score_cols[0]].to_numpy() if len(score_cols) == 1 else table[score_cols].to_numpy()
         kwargs.setdefault("title", f"Fairness audit of {Path(path).name}")
@@ -394,24 +430,24 @@ class AuditReport:
         return json.loads(json.dumps(self.content))
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
-        """The report as JSON text; also written to ``path`` when given."""
+        """The report as JSON text; also written to ``path`` when given (atomically: complete or absent)."""
         text = json.dumps(self.content, indent=indent, allow_nan=False)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            atomic_write_text(path, text + "\n")
         return text
 
     def to_markdown(self, path: str | Path | None = None) -> str:
-        """The report as Markdown tables (no images: see :meth:`to_html`); also written to ``path``."""
+        """The report as Markdown tables (no images: see :meth:`to_html`); also written to ``path`` (atomically)."""
         text = render.markdown(self.content)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
         return text
 
     def to_html(self, path: str | Path | None = None) -> str:
-        """A self-contained HTML page with tables and embedded PNG plots; also written to ``path``."""
+        """A self-contained HTML page with tables and embedded PNG plots; also written to ``path`` (atomically)."""
         text = render.html(self.content)
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
         return text
 
 
@@ -434,8 +470,19 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
                 f"reading Parquet file {path.name!r} needs pyarrow or fastparquet, neither is installed; "
                 "run `pip install pyarrow` or convert the file to CSV"
             )
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
+        if len(table) == 0:
+            raise MultiFairError(f"predictions file {str(path)!r} has no rows")
+        return table
     try:
-        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise MultiFairError(f"could not parse {path.name!r} as {kind.upper()}: {exc}") from exc
+        table = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except pd.errors.EmptyDataError:
+        raise MultiFairError(f"predictions file {str(path)!r} is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        message = str(exc).replace("\n", " ")
+        raise MultiFairError(f"could not parse {str(path)!r} as {kind.upper()}: {message}") from None
+    if len(table) == 0:
+        raise MultiFairError(
+            f"predictions file {str(path)!r} has a header ({', '.join(map(str, table.columns))}) but no rows"
+        )
+    return table

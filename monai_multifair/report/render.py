@@ -42,12 +42,34 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+#: Most group curves drawn in one ROC or calibration plot (the largest groups; all are in the tables).
+MAX_CURVES = 12
+#: Most group bars drawn in one bar plot (the largest groups; all are in the tables).
+MAX_BARS = 40
+#: Marks an interval flagged as unreliable (``ci_flag``; the reason is in the notes).
+UNRELIABLE = " (unreliable)"
+
+
 def _with_interval(entry: dict[str, Any], digits: int = 3) -> str:
     text = _num(entry["estimate"], digits)
     ci = entry.get("ci")
     if ci:
         text += f" [{_num(ci[0], digits)}, {_num(ci[-1], digits)}]"
+        if entry.get("ci_flag"):
+            text += UNRELIABLE
     return text
+
+
+def _largest(c: dict[str, Any], entries: dict[str, Any], limit: int) -> tuple[dict[str, Any], str]:
+    """``entries`` (keyed by group label, plus ``"overall"``) limited to the ``limit`` largest groups
+    (in their order), and a caption note saying so."""
+    groups = [label for label in entries if label != "overall"]
+    if len(groups) <= limit:
+        return entries, ""
+    size = {g["group"]: g["n"] for g in c["cohort"]["groups"]}
+    kept = set(sorted(groups, key=lambda label: (-size.get(label, 0), label))[:limit])
+    shown = {label: value for label, value in entries.items() if label == "overall" or label in kept}
+    return shown, f" The {limit} largest of {len(groups)} groups are drawn; every group is in the tables."
 
 
 def _count(entry: dict[str, Any]) -> str:
@@ -70,7 +92,14 @@ def _settings_lines(c: dict[str, Any]) -> list[str]:
         q = s["ci_quantiles"]
         lines.append(
             f"Intervals: [{q[0]:g}, {q[-1]:g}] quantiles of {s['n_boot']} bootstrap replicates "
-            f"(resampling {s['resampling']}, random_state={s['random_state']})."
+            f"(percentile intervals; resampling {s['resampling']}, random_state={s['random_state']}); "
+            "intervals of group-extreme statistics that exclude their estimate or are strongly biased are "
+            "marked (unreliable)"
+            + (
+                f", and groups below {s['min_support']} samples are named in the notes."
+                if s.get("min_support")
+                else "."
+            )
         )
     else:
         lines.append("No bootstrap intervals (n_boot not set).")
@@ -89,10 +118,12 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
     def add(title: str, headers: list[str], rows: list[list[str]], caption: str = "") -> None:
         tables.append((title, headers, rows, caption))
 
+    flagged = "; (unreliable): the interval is flagged, see the notes"
     add(
         "Summary",
         ["statistic", "estimate [interval]"],
         [[SUMMARY_LABELS[k], _with_interval(v)] for k, v in c["summary"].items()],
+        "estimate [interval]" + flagged if any(v.get("ci_flag") for v in c["summary"].values()) else "",
     )
     add(
         "Cohort composition",
@@ -123,6 +154,7 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
         "Gaps between groups (max - min over defined groups)",
         ["metric", "gap [interval]"],
         [[METRIC_LABELS[m], _with_interval(v)] for m, v in c["gaps"].items()],
+        "gap [interval]" + flagged if any(v.get("ci_flag") for v in c["gaps"].values()) else "",
     )
     operating = [
         [label, *(_with_interval(v[m]) for m in ("selection_rate", "tpr", "fpr"))]
@@ -231,29 +263,32 @@ def _figure(png: str, alt: str, caption: str) -> str:
 def _figures(c: dict[str, Any]) -> dict[str, str]:
     """Embedded figures keyed by the table they follow."""
     figures = {}
-    cohort = pd.DataFrame(c["cohort"]["groups"]).set_index("group")
+    groups, note = _largest(c, {g["group"]: g for g in c["cohort"]["groups"]}, MAX_BARS)
+    cohort = pd.DataFrame(list(groups.values())).set_index("group")
     figures["Cohort composition"] = _figure(
-        plots.cohort_plot(cohort), "cohort composition", "Samples per group."
+        plots.cohort_plot(cohort), "cohort composition", "Samples per group." + note
     )
     if c["roc"]:
         ovr = c["settings"]["n_classes"] > 2
         caption = "ROC per group" + (f" (class {c['settings']['pos_label']} vs rest)" if ovr else "")
         caption += "; groups with an undefined AUC have no curve."
-        figures["Metrics by group"] = _figure(plots.roc_plot(c["roc"]), "ROC curves by group", caption)
+        curves, note = _largest(c, c["roc"], MAX_CURVES)
+        figures["Metrics by group"] = _figure(plots.roc_plot(curves), "ROC curves by group", caption + note)
     if c["calibration"]["by_group"]:
+        curves, note = _largest(c, c["calibration"]["by_group"], MAX_CURVES)
         figures["Metrics by group"] = figures.get("Metrics by group", "") + _figure(
-            plots.calibration_plot(c["calibration"]["by_group"]),
+            plots.calibration_plot(curves),
             "calibration by group",
-            "Reliability diagram per group (equal-width bins; empty bins omitted).",
+            "Reliability diagram per group (equal-width bins; empty bins omitted)." + note,
         )
-    rows = {"overall": c["metrics"]["overall"], **c["metrics"]["by_group"]}
+    rows, note = _largest(c, {"overall": c["metrics"]["overall"], **c["metrics"]["by_group"]}, MAX_BARS)
     selection = pd.DataFrame.from_dict(
         {label: _estimate_and_bounds(v["selection_rate"]) for label, v in rows.items()}, orient="index"
     )
     t = c["settings"]["threshold"]
     key = f"Operating point (threshold {t:g})"
     figures[key] = _figure(
-        plots.selection_rate_plot(selection, t), "selection rate by group", "Selection rate per group."
+        plots.selection_rate_plot(selection, t), "selection rate by group", "Selection rate per group." + note
     )
     training = c.get("training")
     if training:

@@ -86,7 +86,8 @@ def test_unknown_label_is_an_error(fairvlmed_root):
     root, written = fairvlmed_root
     path = sorted(p for p in written if "Test" in p)[4]
     np.savez(path, **{k: v for k, v in written[path].items() if k != "csv_note"} | {"glaucoma": np.int64(-1)})
-    with pytest.raises(MultiFairError, match=rf"{path} has label -1; expected a class index >= 0"):
+    message = rf"file '{path}': key 'glaucoma' has value -1; expected a class index in \[0, 2\) \(the documented values of 'glaucoma' are 0 and 1\)"
+    with pytest.raises(MultiFairError, match=message):
         FairVLMedDataset(root, "test")
 
 

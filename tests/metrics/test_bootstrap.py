@@ -19,6 +19,9 @@ from monai_multifair.metrics import (
 )
 
 AUC = METRIC_NAMES.index("auc")
+# These tests check the replicates against fairlearn on small cohorts; the warning about groups below
+# `min_support` is tested in test_bootstrap_small_groups.py.
+pytestmark = pytest.mark.filterwarnings("ignore::monai_multifair.metrics.SmallGroupWarning")
 
 
 def test_intervals_statistically_consistent_with_fairlearn_under_other_seeds(cohort_factory):

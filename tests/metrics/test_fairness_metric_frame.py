@@ -142,6 +142,7 @@ def test_ece_equals_calibration_curve_on_the_whole_cohort(cohort_factory):
     assert mf.overall["calibration_error"] == pytest.approx(expected, abs=ATOL)
 
 
+@pytest.mark.filterwarnings("ignore::monai_multifair.metrics.SmallGroupWarning")  # fairlearn parity only
 def test_bootstrap_intervals_equal_fairlearns_own_bootstrap(cohort_factory):
     """Same random_state -> the very same replicates: every *_ci accessor agrees with fairlearn's n_boot."""
     y, p, frame = cohort_factory(150, seed=5)

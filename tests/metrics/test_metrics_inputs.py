@@ -113,3 +113,48 @@ def test_summary_group_ids_are_checked():
 def test_frame_settings_are_validated(kwargs, message):
     with pytest.raises(MultiFairError, match=message):
         fairness_metric_frame([0, 1, 1], [0.2, 0.7, 0.9], sensitive_features=["a", "b", "b"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "function", [group_auc, equity_scaled_auc, fairness_metric_frame], ids=lambda f: f.__name__
+)
+def test_positional_sensitive_features_say_how_to_call(function):
+    # fairlearn's metrics take `sensitive_features` as a keyword argument; so do these, and say so
+    with pytest.raises(
+        TypeError, match=rf"{function.__name__}\(y_true, y_score, sensitive_features=groups\)"
+    ):
+        function([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.4], ["a", "a", "b", "b"])
+
+
+def test_bool_group_ids_are_refused_naming_the_argument():
+    with pytest.raises(MultiFairError, match=r"integer group ids in `groups`, got dtype bool"):
+        fairness_summary([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.4], np.array([True, True, False, False]))
+    with pytest.raises(MultiFairError, match="got dtype bool"):
+        fairness_summary([0, 1, 0, 1], [0.1, 0.9, 0.4, 0.4], torch.tensor([True, True, False, False]))
+
+
+def test_repeated_sensitive_columns_are_refused():
+    frame = pd.DataFrame([["a", "a"], ["b", "b"]], columns=["race", "race"])
+    with pytest.raises(
+        MultiFairError, match=r"distinct column names in `sensitive_features`, got \['race'\]"
+    ):
+        group_auc([0, 1], [0.2, 0.7], sensitive_features=frame)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("banana", r"`device` to be a torch device such as 'cpu'.*got 'banana'"),
+        ("meta", r"`device` of type 'cpu', 'cuda' or 'mps', got 'meta'"),
+        pytest.param(
+            "cuda",
+            r"`device` 'cuda': CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),
+        ),
+    ],
+)
+def test_bad_devices_are_one_clear_error(device, message):
+    with pytest.raises(MultiFairError, match=message):
+        fairness_metric_frame(
+            [0, 1, 0, 1], [0.1, 0.9, 0.4, 0.4], sensitive_features=list("aabb"), n_boot=2, device=device
+        )

@@ -99,8 +99,34 @@ def test_builtin_shape_and_every_parameter_gets_a_gradient(name):
 )
 def test_wrong_rank_is_a_clear_error(name, options, bad):
     encoder = create_encoder(name, **options)
-    with pytest.raises(MultiFairError, match=r"expected input `x` of shape \[B, .*\], got shape"):
+    argument = "input_ids" if name == "bow-text" else "x"
+    with pytest.raises(MultiFairError, match=rf"expected input `{argument}` of shape \[B, .*\], got shape"):
         encoder(bad)
+
+
+def test_texts_given_to_a_text_encoder_point_to_tokenize():
+    encoder = BagOfWordsEncoder(vocab_size=64, max_length=8)
+    message = (
+        "BagOfWordsEncoder: expected `input_ids`, integer token ids [B, L], got a list of 2 strings; tokenize "
+        "the texts first: `encoder(encoder.tokenize(texts))`"
+    )
+    with pytest.raises(MultiFairError) as info:
+        encoder(["IOP 24", "normal exam"])
+    assert str(info.value) == message
+    with pytest.raises(MultiFairError, match="got a string; tokenize the texts first"):
+        encoder("IOP 24")
+    assert encoder(encoder.tokenize(["IOP 24", "normal exam"])).shape == (2, encoder.out_features)
+
+
+def test_float64_inputs_are_cast_to_the_encoder_dtype():
+    torch.manual_seed(0)
+    tabular = TabularMLPEncoder(in_features=3, hidden_dims=(4,)).eval()
+    x = torch.randn(5, 3, dtype=torch.float64)  # e.g. torch.from_numpy(frame.to_numpy())
+    torch.testing.assert_close(tabular(x), tabular(x.float()))
+    cnn = SmallCNNEncoder(in_channels=1, channels=(4,)).eval()
+    image = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(cnn(image), cnn(image.float()))
+    assert tabular.double()(x.float()).dtype == torch.float64  # a float64 model casts the other way
 
 
 def test_channel_and_dtype_errors():

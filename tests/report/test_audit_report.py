@@ -125,7 +125,15 @@ def test_json_content_matches_the_metrics(report):
     assert data["roc"][group]["auc"] == pytest.approx(roc_auc_score(y[mask], p[mask]), abs=1e-12)
     assert data["training"]["final_guide_group_auc"]["oct"]["Black"] == pytest.approx(0.66)  # last defined
     assert data["training"]["other_columns"] == ["loss"]
-    assert data["notes"] == []
+    # no undefined metric and no small group; only flagged intervals are noted, each one marked
+    for section in ("summary", "gaps"):
+        for name, entry in data[section].items():
+            lo, hi = entry["ci"]
+            if entry["estimate"] is not None and not lo <= entry["estimate"] <= hi:
+                assert "the estimate lies outside its interval" in entry["ci_flag"]
+            expected = f"unreliable bootstrap interval of {section} `{name}`: {entry.get('ci_flag')}"
+            assert (expected in data["notes"]) == ("ci_flag" in entry)
+    assert all(note.startswith("unreliable bootstrap interval of ") for note in data["notes"])
 
 
 def test_markdown_tables(report):
@@ -136,7 +144,8 @@ def test_markdown_tables(report):
     assert "| race=White & sex=M |" in text
     data = report.to_dict()
     es = data["summary"]["es_auc"]
-    assert f"| ES-AUC | {es['estimate']:.3f} [{es['ci'][0]:.3f}, {es['ci'][1]:.3f}] |" in text
+    mark = " (unreliable)" if es.get("ci_flag") else ""
+    assert f"| ES-AUC | {es['estimate']:.3f} [{es['ci'][0]:.3f}, {es['ci'][1]:.3f}]{mark} |" in text
     assert "| modality_scale/fundus |" in text and "| gate |" in text
     assert "Other training statistics present (not shown): loss." in text
 

@@ -61,8 +61,13 @@ def test_report_writes_html_markdown_json(predictions, tmp_path, capsys):
         ]
     )
     assert code == 0
-    printed = capsys.readouterr().out.split()
+    captured = capsys.readouterr()
+    printed = captured.out.split()
     assert printed == [str(out / name) for name in ("report.html", "report.md", "report.json")]
+    # groups of ~33 rows: the small-group note is one line on stderr (and in the report), not a warning
+    notes = [line for line in captured.err.splitlines() if "fewer than min_support=30 samples" in line]
+    assert len(notes) == 1 and notes[0].startswith("multifair report: note: ")
+    assert "Warning" not in captured.err
     data = json.loads((out / "report.json").read_text())
     assert (
         data["title"] == "CLI audit"
@@ -78,6 +83,7 @@ def test_report_writes_html_markdown_json(predictions, tmp_path, capsys):
     assert html.count("data:image/png;base64,") == 5
     assert "race=Black &amp; gender=M" in html
     assert "# CLI audit" in (out / "report.md").read_text()
+    assert any("fewer than min_support=30 samples" in note for note in data["notes"])
 
 
 def test_no_bootstrap_option(predictions, tmp_path):

@@ -63,22 +63,60 @@ def check_input(
     channels: int | None = None,
     channel_dim: int = 1,
     floating: bool = True,
-) -> None:
+    *,
+    name: str = "x",
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Check a forward input against ``layout`` (e.g. ``"[B, C, H, W]"``): rank, channels and dtype
     (floating point, or integer ids when ``floating`` is false).
 
     Only tensor metadata is read, so the check never synchronises the device.
+
+    Args:
+        owner: the encoder's name, for messages.
+        x: the input.
+        layout: its expected layout; the rank is the number of entries.
+        channels: expected size of ``channel_dim`` (``None``: any).
+        channel_dim: the channel dimension.
+        floating: a floating-point input (``False``: integer token ids).
+        name: the argument's name, for messages (``"input_ids"`` for token ids).
+        dtype: cast a floating-point input to this dtype (the encoder's parameters'), so that a float64
+            tensor made from a pandas or numpy array works instead of failing in a matmul.
+
+    Returns:
+        ``x``, cast to ``dtype`` when given.
     """
     ndim = layout.count(",") + 1
+    if not floating and (
+        isinstance(x, str) or (isinstance(x, (list, tuple)) and x and all(isinstance(t, str) for t in x))
+    ):
+        what = "a string" if isinstance(x, str) else f"a {type(x).__name__} of {len(x)} strings"
+        raise MultiFairError(
+            f"{owner}: expected `{name}`, integer token ids {layout}, got {what}; tokenize the texts "
+            f"first: `encoder(encoder.tokenize(texts))`"
+        )
     if not isinstance(x, torch.Tensor) or x.ndim != ndim:
         got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise MultiFairError(f"{owner}: expected input `x` of shape {layout}, got {got}")
+        raise MultiFairError(f"{owner}: expected input `{name}` of shape {layout}, got {got}")
     if floating and not x.is_floating_point():
-        raise MultiFairError(f"{owner}: expected a floating-point input `x` {layout}, got dtype {x.dtype}")
+        raise MultiFairError(
+            f"{owner}: expected a floating-point input `{name}` {layout}, got dtype {x.dtype}"
+        )
     if not floating and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
-        raise MultiFairError(f"{owner}: expected integer token ids {layout}, got dtype {x.dtype}")
+        raise MultiFairError(f"{owner}: expected integer token ids `{name}` {layout}, got dtype {x.dtype}")
     if channels is not None and x.shape[channel_dim] != channels:
         raise MultiFairError(
-            f"{owner}: expected input `x` {layout} with {channels} channel(s) (`in_channels`), "
+            f"{owner}: expected input `{name}` {layout} with {channels} channel(s) (`in_channels`), "
             f"got shape {tuple(x.shape)}"
         )
+    if floating and dtype is not None and x.dtype != dtype:
+        return x.to(dtype)
+    return x
+
+
+def parameter_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating-point parameter (``None`` without one)."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return None

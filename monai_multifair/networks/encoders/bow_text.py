@@ -63,5 +63,5 @@ class BagOfWordsEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Encode ``input_ids`` ``[B, L]`` into ``[B, out_features]``."""
-        _checks.check_input(type(self).__name__, input_ids, "[B, L]", floating=False)
+        _checks.check_input(type(self).__name__, input_ids, "[B, L]", floating=False, name="input_ids")
         return self.mlp(self.embedding(input_ids))

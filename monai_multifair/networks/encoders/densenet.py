@@ -70,5 +70,7 @@ class DenseNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``x`` ``[B, C, *spatial]`` into ``[B, out_features]``."""
-        _checks.check_input(type(self).__name__, x, self._layout, self.in_channels)
+        x = _checks.check_input(
+            type(self).__name__, x, self._layout, self.in_channels, dtype=_checks.parameter_dtype(self)
+        )
         return self.net(x)

@@ -200,7 +200,7 @@ class HFTextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Encode ``input_ids`` ``[B, L]`` into ``[B, out_features]``."""
-        _checks.check_input(type(self).__name__, input_ids, "[B, L]", floating=False)
+        _checks.check_input(type(self).__name__, input_ids, "[B, L]", floating=False, name="input_ids")
         mask = input_ids != self.pad_token_id
         states = self.model(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
         if self.pooling == "cls":

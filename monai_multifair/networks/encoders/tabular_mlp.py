@@ -48,5 +48,7 @@ class TabularMLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``x`` ``[B, in_features]`` into ``[B, out_features]``."""
-        _checks.check_input(type(self).__name__, x, "[B, F]", self.in_features)
+        x = _checks.check_input(
+            type(self).__name__, x, "[B, F]", self.in_features, dtype=_checks.parameter_dtype(self)
+        )
         return self.mlp(x)

@@ -118,7 +118,7 @@ class ViTEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode ``x`` ``[B, C, *img_size]`` into ``[B, hidden_size]``."""
         owner = type(self).__name__
-        _checks.check_input(owner, x, self._layout, self.in_channels)
+        x = _checks.check_input(owner, x, self._layout, self.in_channels, dtype=_checks.parameter_dtype(self))
         if tuple(x.shape[2:]) != self.img_size:
             raise MultiFairError(
                 f"{owner}: expected input spatial size `img_size` {self.img_size}, got {tuple(x.shape[2:])}"

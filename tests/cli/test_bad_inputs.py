@@ -1,0 +1,302 @@
+"""A careless or hostile user's inputs, as a table: each gives exit code 2, one line on stderr naming
+the file / key / value, and leaves no half-written file behind (issue 15, items 4, 5, 6 and 8).
+
+Every case builds its inputs in ``tmp_path`` and returns the command line; the expected message is a
+regular expression matched against the whole line after ``multifair <command>: error: ``.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from monai_multifair import atomic_io
+from monai_multifair.cli import main, one_line
+
+_spec = importlib.util.spec_from_file_location(
+    "data_writers", Path(__file__).parents[1] / "data" / "conftest.py"
+)
+_writers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_writers)
+write_fairvision = _writers.write_fairvision  # the data tests' FairVision writer
+
+REPORT_FILES = ("report.html", "report.md", "report.json")
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[Path, pytest.MonkeyPatch], list[str]]
+    message: str  # regular expression; {tmp} is replaced by the escaped tmp_path
+    skip: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# inputs
+def _predictions(tmp: Path, rows: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    p = rng.random(rows)
+    table = pd.DataFrame(
+        {"y": (rng.random(rows) < p).astype(int), "p": p, "race": rng.choice(["A", "B"], rows)}
+    )
+    path = tmp / "preds.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def _report(tmp: Path, *extra: str, predictions: Path | None = None) -> list[str]:
+    predictions = predictions or _predictions(tmp)
+    return [
+        "report", str(predictions), "--label-column", "y", "--score-column", "p",
+        "--group-columns", "race", "--output", str(tmp / "out"), "--n-boot", "20", "--min-support", "1",
+        *extra,
+    ]  # fmt: skip
+
+
+def _read_only_folder(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A folder the process may not write into (simulated: tests may run as root, which ignores modes)."""
+    out = tmp / "out"
+    out.mkdir()
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kwargs):
+        if Path(path).parent == out and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(atomic_io.os, "open", refuse)
+    return _report(tmp)
+
+
+def _disk_full(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic_io.os, "fsync", fsync)
+    return _report(tmp)
+
+
+def _existing_report(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "report.md").write_text("an earlier audit\n")
+    return _report(tmp)
+
+
+def _header_only(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    path = tmp / "empty.csv"
+    path.write_text("y,p,race\n")
+    return _report(tmp, predictions=path)
+
+
+def _text_score(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    path = _predictions(tmp)
+    table = pd.read_csv(path)
+    table["p"] = table["p"].astype(object)
+    table.loc[7, "p"] = "high"
+    table.to_csv(path, index=False)
+    return _report(tmp, predictions=path)
+
+
+def _config(tmp: Path, text: str | bytes, name: str = "config.yaml") -> list[str]:
+    path = tmp / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return ["train", "--config", str(path), "--output", str(tmp / "run"), "--no-progress"]
+
+
+def _laughs(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    lines = ["base: demo-quick", "encoders:", "  notes:", "    name: bow-text", "    options:"]
+    lines.append("      a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]")
+    lines += [f"      a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    return _config(tmp, "\n".join(lines) + "\n")
+
+
+def _fairvision(tmp: Path, *, change: dict | None = None, corrupt: str | None = None) -> list[str]:
+    """A FairVision folder (6 files per split) and a config training on it for one epoch."""
+    root = tmp / "FairVision"
+    written = write_fairvision(root)
+    target = sorted(p for p in written if "/Training/" in p)[2]
+    if change:
+        np.savez(target, **{**written[target], **change})
+    if corrupt:  # flip bytes inside a stored member: its CRC check fails when it is read in training
+        with zipfile.ZipFile(target) as archive:
+            info = archive.getinfo(f"{corrupt}.npy")
+        data = bytearray(Path(target).read_bytes())
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 128 + 20
+        data[start : start + 8] = bytes(b ^ 0xFF for b in data[start : start + 8])
+        Path(target).write_bytes(bytes(data))
+    (tmp / "target.txt").write_text(target)
+    text = f"""
+data: {{source: fairvision, root: {root}, modalities: [fundus, oct], attributes: [race]}}
+encoders:
+  fundus: {{name: small-cnn-2d, options: {{in_channels: 1, channels: [4]}}}}
+  oct: {{name: slicewise-oct, options: {{slice_encoder: small-cnn-2d}}}}
+fusion: {{fusion_dim: 8, num_heads: 2, num_layers: 1}}
+trainer: {{epochs: 1, batch_size: 4}}
+evaluation: {{n_boot: 0}}
+"""
+    return _config(tmp, text)
+
+
+def _nan_fundus(tmp: Path) -> dict:
+    fundus = np.full((12, 12), 0.5, dtype=np.float32)
+    fundus[2, 5] = np.nan
+    return {"slo_fundus": fundus}
+
+
+CASES = [
+    # item 6: the report command and main's error mapping
+    Case("report into a read-only folder", _read_only_folder, r"Permission denied: '{tmp}/out/report\.html'"),
+    Case("report on a full disk", _disk_full, r"No space left on device: '{tmp}/out/report\.html'"),
+    Case(
+        "report over an earlier report",
+        _existing_report,
+        r"--output '{tmp}/out' already holds report\.md; pass --overwrite to replace them, or choose another folder",
+    ),
+    Case(
+        "report with a repeated group column",
+        lambda tmp, mp: [*_report(tmp), "--group-columns", "race,race"],
+        r"expected distinct column names for --group-columns, got 'race' more than once in 'race,race'",
+    ),
+    Case(
+        "report on cuda without CUDA",
+        lambda tmp, mp: _report(tmp, "--device", "cuda"),
+        r"--device 'cuda': CUDA is not available on this machine \(torch\.cuda\.is_available\(\) is False\); use 'cpu'",
+        skip="CUDA is available here" if torch.cuda.is_available() else None,
+    ),
+    Case(
+        "report on a made-up device",
+        lambda tmp, mp: _report(tmp, "--device", "banana"),
+        r"expected --device to be a torch device such as 'cpu', 'cuda' or 'cuda:1', got 'banana'",
+    ),
+    Case(
+        "report of a header-only file",
+        _header_only,
+        r"predictions file '{tmp}/empty\.csv' has a header \(y, p, race\) but no rows",
+    ),
+    Case(
+        "report with a text score",
+        _text_score,
+        r"expected numeric scores in column 'p' of '{tmp}/preds\.csv', got 'high' in row 7",
+    ),
+    # item 4: hostile YAML
+    Case(
+        "config whose aliases expand to a billion values",
+        _laughs,
+        r"{tmp}/config\.yaml: YAML document expands to more than 100,000 values \(at line 10, through "
+        r"aliases/anchors\); refused",
+    ),
+    Case(
+        "config with 5,000 nested brackets",
+        lambda tmp, mp: _config(tmp, "trainer: " + "[" * 5000 + "]" * 5000),
+        r"{tmp}/config\.yaml: YAML nesting deeper than 64 levels \(at line 1\); refused",
+    ),
+    # item 8: messages
+    Case(
+        "config that is not UTF-8",
+        lambda tmp, mp: _config(tmp, "# caf\xe9\ntrainer: {epochs: 1}\n".encode("latin-1")),
+        r"config file '{tmp}/config\.yaml' is not UTF-8 text: byte 0xe9 at line 1 \(save it as UTF-8\)",
+    ),
+    Case(
+        "a documented synonym",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--set", "trainer.learning_rate=0.1"],
+        r"unknown config key `trainer\.learning_rate` \(did you mean 'lr'\?\); known keys in `trainer`: .*",
+    ),
+    # item 5: data files, found at load time
+    Case(
+        "glaucoma=2 in one training file",
+        lambda tmp, mp: _fairvision(tmp, change={"glaucoma": np.int64(2)}),
+        r"file '{target}': key 'glaucoma' has value 2; expected a class index in \[0, 2\) "
+        r"\(the documented values of 'glaucoma' are 0 and 1\)",
+    ),
+    Case(
+        "race stored as text in one file",
+        lambda tmp, mp: _fairvision(tmp, change={"race": np.str_("1")}),
+        r"file '{target}': key 'race' has text value '1'; expected an integer code: 0 \(Asian\), 1 \(Black\), "
+        r"2 \(White\), or -1 \(unknown\)",
+    ),
+    Case(
+        "race=1.5 in a training file",
+        lambda tmp, mp: _fairvision(tmp, change={"race": np.float64(1.5)}),
+        r"file '{target}': key 'race' has value 1\.5; expected an integer code: .*",
+    ),
+    Case(
+        "a corrupt image member hit during training",
+        lambda tmp, mp: _fairvision(tmp, corrupt="oct_bscans"),
+        r"file '{target}': key 'oct_bscans' is corrupt or truncated \(BadZipFile: Bad CRC-32 for file 'oct_bscans\.npy'\)",
+    ),
+    Case(
+        "a NaN image hit during training",
+        lambda tmp, mp: _fairvision(tmp, change=_nan_fundus(tmp)),
+        r"file '{target}': key 'slo_fundus' holds nan at index \[2, 5\] \(1 NaN/inf value\(s\)\); "
+        r"expected finite image values",
+    ),
+]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_no_half_written_file(case, tmp_path, monkeypatch, capsys):
+    if case.skip:
+        pytest.skip(case.skip)
+    argv = case.build(tmp_path, monkeypatch)
+    before = _tree(tmp_path)
+    code = main(argv)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    prefix = f"multifair {argv[0]}: error: "
+    assert lines[0].startswith(prefix)
+    target = (tmp_path / "target.txt").read_text() if (tmp_path / "target.txt").exists() else ""
+    pattern = case.message.replace("{tmp}", str(tmp_path).replace(".", r"\.")).replace(
+        "{target}", target.replace(".", r"\.")
+    )
+    assert re.fullmatch(pattern, lines[0][len(prefix) :]), f"{lines[0][len(prefix) :]!r} !~ {pattern!r}"
+    after = _tree(tmp_path)
+    assert not [name for name in after if name.endswith(".tmp")], "a temporary file was left behind"
+    for name, data in before.items():  # nothing that existed was changed
+        assert after.get(name) == data, f"{name} was changed"
+    for name in after.keys() - before.keys():  # anything new is complete: no report, metrics or results
+        assert Path(name).name not in (*REPORT_FILES, "metrics.json", "predictions.csv"), name
+
+
+def test_overwrite_replaces_an_earlier_report(tmp_path, capsys):
+    argv = _existing_report(tmp_path, pytest.MonkeyPatch())
+    assert main([*argv, "--overwrite"]) == 0
+    assert (tmp_path / "out" / "report.md").read_text() != "an earlier audit\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(REPORT_FILES)
+
+
+def test_errors_from_dataloader_workers_keep_only_the_original_message():
+    from monai_multifair.errors import MultiFairError
+
+    wrapped = MultiFairError(
+        "Caught MultiFairError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "monai_multifair.errors.MultiFairError: file 'a.npz': key 'slo_fundus' holds nan at index [0, 0]\n"
+    )
+    assert one_line(wrapped) == "file 'a.npz': key 'slo_fundus' holds nan at index [0, 0]"
+    assert one_line(KeyError("missing key 'x'")) == "missing key 'x'"
+    assert one_line(OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b")) == (
+        "Invalid cross-device link: 'a' -> 'b'"
+    )
+    assert one_line(ValueError("two\nlines")) == "two lines"
