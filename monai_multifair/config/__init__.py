@@ -8,7 +8,8 @@ print(cfg.to_yaml())          # the resolved config
 ```
 
 A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encoders``, ``fusion``,
-``trainer``, ``modulation``, ``evaluation`` and ``output``; ``docs/reference/config.md`` lists every key.
+``trainer``, ``modulation``, ``evaluation``, ``output`` and ``pipeline``; ``docs/reference/config.md`` lists
+every key.
 """
 
 from monai_multifair.config.loader import (
@@ -29,6 +30,7 @@ from monai_multifair.config.schema import (
     ManifestConfig,
     ModulationConfig,
     OutputConfig,
+    PipelineConfig,
     RunConfig,
     TrainerConfig,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "ManifestConfig",
     "ModulationConfig",
     "OutputConfig",
+    "PipelineConfig",
     "RunConfig",
     "TrainerConfig",
     "apply_overrides",

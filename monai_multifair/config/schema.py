@@ -3,7 +3,7 @@
 Sections: ``data`` (:class:`DataConfig`), ``encoders`` (``{modality:`` :class:`EncoderConfig` ``}``),
 ``fusion`` (:class:`FusionConfig`), ``trainer`` (:class:`TrainerConfig`), ``modulation``
 (:class:`ModulationConfig`), ``evaluation`` (:class:`EvaluationConfig`), ``output``
-(:class:`OutputConfig`). YAML keys equal the field names; see ``docs/reference/config.md``.
+(:class:`OutputConfig`), ``pipeline`` (:class:`PipelineConfig`). YAML keys equal the field names; see ``docs/reference/config.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "ManifestConfig",
     "ModulationConfig",
     "OutputConfig",
+    "PipelineConfig",
     "RunConfig",
     "TrainerConfig",
 ]
@@ -401,6 +402,53 @@ class OutputConfig:
     save_predictions: bool = True
 
 
+@dataclass
+class PipelineConfig:
+    """``pipeline``: how samples are transformed, cached and handed to the device.
+
+    Transforms are MONAI dictionary transforms named in YAML (:data:`~monai_multifair.data.TRANSFORM_NAMES`),
+    one list per image or volume modality, each entry ``{name: <transform>, <argument>: <value>, ...}``
+    (``keys`` is the modality). OCT stacks go through 2D transforms slice by slice alike. Loader workers
+    are ``trainer.num_workers``.
+
+    Attributes:
+        transforms: ``{modality: [transform, ...]}`` for every split; deterministic transforms only
+            (intensity scaling, resizing, cropping, ...).
+        augment: ``{modality: [transform, ...]}`` for the training split only, after ``transforms``
+            (``RandFlipd``, ``RandRotated``, ``RandAffined``, ``RandGaussianNoised``, ...). Seeded per
+            ``(trainer.seed, epoch, worker)``.
+        cache: ``none``, ``memory`` (MONAI ``CacheDataset``: loaded samples and the deterministic
+            transforms' output held in memory) or ``disk`` (MONAI ``PersistentDataset`` under
+            ``cache_dir``, reused by later runs).
+        cache_dir: folder of the disk cache (``disk`` only).
+        cache_rate: fraction of each split held in memory (``memory`` only), in (0, 1].
+        pin_memory: pin batches in page-locked memory for faster copies to a CUDA device (ignored
+            without CUDA).
+    """
+
+    transforms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    augment: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cache: Literal["none", "memory", "disk"] = "none"
+    cache_dir: str | None = None
+    cache_rate: float = field(default=1.0, metadata=check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        from monai_multifair.data.transforms import check_transform_specs
+
+        check_transform_specs(self.transforms, "pipeline.transforms", random=False)
+        check_transform_specs(self.augment, "pipeline.augment", random=True)
+        if self.cache == "disk" and not self.cache_dir:
+            raise MultiFairError(
+                "config key `pipeline.cache_dir`: required when pipeline.cache is 'disk'; set it with "
+                "--set pipeline.cache_dir=PATH"
+            )
+        if self.cache != "disk" and self.cache_dir is not None:
+            raise key_error("pipeline.cache_dir", "null unless pipeline.cache is 'disk'", self.cache_dir)
+        if self.cache != "memory" and self.cache_rate != 1.0:
+            raise key_error("pipeline.cache_rate", "1.0 unless pipeline.cache is 'memory'", self.cache_rate)
+
+
 def _default_encoders() -> dict[str, EncoderConfig]:
     return {
         "fundus": EncoderConfig("small-cnn-2d", {"in_channels": 1}),
@@ -432,6 +480,7 @@ class RunConfig:
     modulation: ModulationConfig = field(default_factory=ModulationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, check_encoders: bool = True) -> RunConfig:
