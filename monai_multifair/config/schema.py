@@ -27,6 +27,7 @@ __all__ = [
     "SOURCES",
     "DataConfig",
     "EncoderConfig",
+    "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
     "ManifestConfig",
@@ -235,16 +236,81 @@ class DataConfig:
 
 
 @dataclass
+class EncoderWeightsConfig:
+    """``encoders.<modality>.weights``: a local state dict loaded into the encoder after it is built.
+
+    Read with ``torch.load(weights_only=True)`` on the CPU by
+    :func:`~monai_multifair.networks.encoders.load_encoder_weights`. A plain string is the ``path``.
+
+    Attributes:
+        path: the file (``torch.save`` of a state dict, or of a dict holding one under ``key``).
+        key: the entry of the file holding the state dict (e.g. ``state_dict``, ``model``; dots go down
+            nested dicts); ``null``: the file is the state dict.
+        prefix_map: ``{file key prefix: encoder key prefix}``, the longest matching prefix wins
+            (``{"module.": "net."}`` maps a DDP-saved MONAI ResNet onto ``resnet18-2d``).
+        exclude: file key prefixes dropped before loading (e.g. a classifier ``fc.``).
+        strict: every encoder key must be loaded and every file key used (otherwise the missing and
+            unexpected keys are logged and the matching ones loaded).
+    """
+
+    path: str
+    key: str | None = None
+    prefix_map: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    strict: bool = True
+
+    @classmethod
+    def from_section(cls, data: Any, path: str) -> EncoderWeightsConfig:
+        """Build from the YAML value: a mapping of the fields, or a string (the ``path``)."""
+        if isinstance(data, str):
+            data = {"path": data}
+        return build(cls, data, path, custom=False)
+
+    def __post_init__(self) -> None:
+        if not self.path.strip():
+            raise MultiFairError(f"key `path`: expected a file path, got {self.path!r}")
+
+
+@dataclass
 class EncoderConfig:
-    """``encoders.<modality>``: an encoder of the plugin registry and its options.
+    """``encoders.<modality>``: an encoder of the plugin registry, its options, and how it is trained.
 
     Attributes:
         name: registry name (``multifair plugins`` lists them), e.g. ``small-cnn-2d``, ``bow-text``.
         options: keyword options of that encoder's factory (checked against its signature).
+        weights: a local state dict to load after building (:class:`EncoderWeightsConfig`, or its path).
+        freeze: stop gradients to the encoder's parameters (``requires_grad=False``; they are left out
+            of the optimizer), except those matching ``trainable``.
+        trainable: parameter-name patterns (``fnmatch``, e.g. ``net.layer4.*``) that a frozen encoder
+            still trains; needs ``freeze: true``.
+        lr: learning rate of this encoder's trainable parameters (an optimizer parameter group);
+            ``null``: ``trainer.lr``.
     """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    weights: EncoderWeightsConfig | None = None
+    freeze: bool = False
+    trainable: list[str] = field(default_factory=list)
+    lr: float | None = field(default=None, metadata=check(_positive, "a number > 0 or null"))
+
+    def __post_init__(self) -> None:
+        # build() prefixes these messages with the section path (``encoders.<modality>``)
+        for i, pattern in enumerate(self.trainable):
+            if not pattern.strip():
+                raise MultiFairError(
+                    f"key `trainable[{i}]`: expected a parameter-name pattern, got {pattern!r}"
+                )
+        if self.trainable and not self.freeze:
+            raise MultiFairError(
+                "key `trainable`: expected only with `freeze: true` (it lists what a frozen encoder still "
+                f"trains), got trainable {self.trainable} with freeze: false"
+            )
+        if self.lr is not None and self.freeze and not self.trainable:
+            raise MultiFairError(
+                "key `lr`: expected no learning rate for an encoder frozen whole (freeze: true, no `trainable` "
+                f"patterns), got {self.lr}"
+            )
 
     def to_spec(self) -> dict[str, Any]:
         """``{"name": ..., **options}``, the form :class:`~monai_multifair.networks.MultimodalFusionClassifier` takes."""
