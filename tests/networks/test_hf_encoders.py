@@ -67,6 +67,15 @@ def test_hf_image_every_trainable_parameter_gets_a_gradient(model_type):
         assert frozen == {"model.pooler.dense.weight", "model.pooler.dense.bias"}  # CLS pooling skips it
 
 
+def test_hf_image_built_without_gradients_finds_the_same_unused_parameters():
+    with torch.no_grad():
+        encoder = HFImageEncoder(config=vision_config("dinov2"))
+    assert encoder.unused_parameters == ("model.embeddings.mask_token",)
+    with torch.inference_mode():
+        blind = HFImageEncoder(config=vision_config("dinov2"))
+    assert blind.unused_parameters == () and all(p.requires_grad for p in blind.parameters())
+
+
 def test_hf_image_poolings_and_grey_inputs(tmp_path):
     model = write_vision_model(tmp_path, "vit")
     images = _images(channels=1)

@@ -179,13 +179,16 @@ def find_unused_parameters(module: nn.Module, loss_of: Any) -> list[str]:
     """Names of the trainable parameters of ``module`` that get no gradient from ``loss_of(module)``.
 
     Runs one forward and backward pass in evaluation mode (no dropout, no random numbers drawn) and
-    clears the gradients it made; the training mode is restored.
+    clears the gradients it made; the training mode is restored. Where no gradient can be computed
+    (inside ``torch.inference_mode``), nothing is reported.
     """
     mode = module.training
     module.eval()
     try:
-        loss = loss_of(module)
-        if loss.requires_grad:
+        with torch.enable_grad():
+            loss = loss_of(module)
+            if not loss.requires_grad:
+                return []
             loss.backward()
     finally:
         module.train(mode)
