@@ -217,9 +217,10 @@ def build_sample_transform(
             (text, tabular); the errors of :func:`build_transform`.
 
     Example:
-        >>> compose = build_sample_transform({"fundus": "image"}, augment={"fundus": [{"name": "RandFlipd", "prob": 1.0}]})
-        >>> [type(t).__name__ for t in compose.transforms]
-        ['RandFlipd', 'EnsureTyped']
+        >>> flip = {"fundus": [{"name": "RandFlipd", "prob": 1.0}]}
+        >>> compose = build_sample_transform({"fundus": "image"}, augment=flip)
+        >>> " -> ".join(type(t).__name__ for t in compose.transforms)
+        'RandFlipd -> EnsureTyped'
     """
     from monai.transforms import Compose, EnsureTyped
 
