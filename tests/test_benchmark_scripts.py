@@ -76,3 +76,16 @@ def test_report_many_groups_quick(tmp_path):
         "html (plots)",
         "markdown + json",
     }
+
+
+def test_loader_throughput_quick(tmp_path):
+    _run(
+        "loader_throughput.py", "--quick", "--threads", "1", "--json", str(tmp_path / "r.json"), cwd=tmp_path
+    )
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert [row["workers"] for row in result["loader"]] == [0, 2]
+    assert all(row["samples"] == 8 and row["samples_per_s"] > 0 for row in result["loader"])
+    step = result["step"]
+    assert step["batch_size"] == 4 and step["seconds_per_step"] > 0
+    for row in result["loader"]:
+        assert row["ratio_to_step"] == pytest.approx(row["samples_per_s"] / step["samples_per_s"])

@@ -8,7 +8,8 @@ print(cfg.to_yaml())          # the resolved config
 ```
 
 A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encoders``, ``fusion``,
-``trainer``, ``method``, ``postprocessing``, ``evaluation`` and ``output``; ``docs/reference/config.md`` lists every key.
+``trainer``, ``method``, ``postprocessing``, ``evaluation``, ``output`` and ``pipeline``;
+``docs/reference/config.md`` lists every key.
 """
 
 from monai_multifair.config.loader import (
@@ -24,11 +25,13 @@ from monai_multifair.config.schema import (
     SOURCES,
     DataConfig,
     EncoderConfig,
+    EncoderWeightsConfig,
     EvaluationConfig,
     FusionConfig,
     ManifestConfig,
     MethodConfig,
     OutputConfig,
+    PipelineConfig,
     PostprocessingConfig,
     RunConfig,
     TrainerConfig,
@@ -39,11 +42,13 @@ __all__ = [
     "SOURCES",
     "DataConfig",
     "EncoderConfig",
+    "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
     "ManifestConfig",
     "MethodConfig",
     "OutputConfig",
+    "PipelineConfig",
     "PostprocessingConfig",
     "RunConfig",
     "TrainerConfig",

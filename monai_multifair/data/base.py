@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import Dataset
 
 from monai_multifair.data.attributes import AttributeCoding, apply_unknown_policy
 from monai_multifair.errors import MultiFairError
 
-__all__ = ["MODALITY_KINDS", "RESERVED_KEYS", "MultimodalDataset"]
+__all__ = ["CACHE_MODES", "MODALITY_KINDS", "PRESENCE_KEY", "RESERVED_KEYS", "MultimodalDataset"]
 
 #: What a modality holds: ``"image"`` float ``[C, H, W]``; ``"volume"`` a stack of slices float
 #: ``[S, C, H, W]`` (OCT B-scans); ``"text"`` a raw ``str``; ``"tabular"`` float ``[F]``.
 MODALITY_KINDS: tuple[str, ...] = ("image", "volume", "text", "tabular")
+#: Sample key of the modality-presence mask: bool ``[M]`` per sample (``[B, M]`` once collated), in
+#: :attr:`MultimodalDataset.modalities` order; ``False`` where the sample lacks that modality.
+PRESENCE_KEY = "present"
 #: Sample keys that are not modalities or attributes.
-RESERVED_KEYS: tuple[str, ...] = ("group", "id", "label")
+RESERVED_KEYS: tuple[str, ...] = ("group", "id", "label", PRESENCE_KEY)
+#: Caching of loaded (and deterministically transformed) samples: none, in memory, on disk.
+CACHE_MODES: tuple[str, ...] = ("none", "memory", "disk")
 
 
 class MultimodalDataset(Dataset, abc.ABC):
@@ -34,13 +42,19 @@ class MultimodalDataset(Dataset, abc.ABC):
     - one key per selected sensitive attribute: ``int`` code (``-1`` for an unknown value kept as its
       own group);
     - ``"group"``: ``int`` id in ``[0, K)`` of the intersection of the selected attributes;
-    - ``"id"``: ``str`` naming the sample's source (file or manifest row).
+    - ``"id"``: ``str`` naming the sample's source (file or manifest row);
+    - ``"present"`` (:data:`PRESENCE_KEY`): bool tensor ``[M]``, one entry per modality in
+      :attr:`modalities` order, ``False`` where the sample lacks the modality. A missing image,
+      volume or tabular modality holds zeros of the modality's shape and a missing note the empty
+      string, so samples still batch; the mask says which entries are real. An empty (or blank) note
+      counts as missing.
 
     The dict form works with MONAI dictionary transforms (``transform``) and with
-    :class:`~monai_multifair.data.MultimodalCollate`.
+    :class:`~monai_multifair.data.MultimodalCollate`, which stacks the mask to ``[B, M]``.
 
     Subclasses build a metadata frame (columns ``id``, ``label`` and the attributes, plus their own) and
-    implement :meth:`load_modalities`.
+    implement :meth:`load_modalities`, which returns ``None`` for a modality the sample lacks; a
+    subclass that may do so fills :attr:`placeholder_shapes`.
 
     Args:
         metadata: one row per candidate sample.
@@ -124,6 +138,10 @@ class MultimodalDataset(Dataset, abc.ABC):
         self._labels = metadata["label"].to_numpy(np.int64)
         self._groups = groups.astype(np.int64)
         self._codes = {a: codes[a].astype(np.int64) for a in attributes}
+        #: ``{modality: shape}`` of the zeros standing in for a missing image, volume or tabular entry
+        self.placeholder_shapes: dict[str, tuple[int, ...]] = {}
+        self._cache: Any = None
+        self.cache_mode = "none"
 
     # ------------------------------------------------------------------ validation
     def _check_names(self, attributes: list[str], metadata: pd.DataFrame) -> None:
@@ -160,25 +178,169 @@ class MultimodalDataset(Dataset, abc.ABC):
                     f"[0, {self._num_classes}) (the classes of the training split, or those the layout declares)"
                 )
 
+    def _check_presence(self, absent: Mapping[str, Sequence[bool]]) -> None:
+        """Refuse samples that lack every modality: ``absent[m][i]`` is true where sample ``i`` lacks ``m``.
+
+        Modalities not in ``absent`` are present in every sample.
+        """
+        if any(m not in absent for m in self.modality_kinds):
+            return
+        rows = np.ones(len(self), dtype=bool)
+        for flags in absent.values():
+            rows &= np.asarray(flags, dtype=bool)
+        if rows.any():
+            first = int(np.flatnonzero(rows)[0])
+            raise MultiFairError(
+                f"{self.name}: {int(rows.sum())} sample(s) have none of the modalities "
+                f"{list(self.modality_kinds)}, e.g. {self._ids[first]}; a sample needs at least one to be "
+                "classified"
+            )
+
     # ------------------------------------------------------------------ torch Dataset
     def __len__(self) -> int:
         return len(self._ids)
 
     @abc.abstractmethod
     def load_modalities(self, index: int) -> dict[str, Any]:
-        """The modality entries of sample ``index`` (``{modality: tensor or str}``)."""
+        """The modality entries of sample ``index`` (``{modality: tensor, str or None}``; ``None``: the
+        sample lacks the modality)."""
 
-    def __getitem__(self, index: int) -> Any:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
-        index = index % len(self)
+    def placeholder(self, modality: str) -> Any:
+        """What a sample lacking ``modality`` holds: ``""`` for text, else zeros of its shape."""
+        if self.modality_kinds[modality] == "text":
+            return ""
+        if modality not in self.placeholder_shapes:
+            raise MultiFairError(
+                f"{self.name}: a sample lacks modality {modality!r}, but the dataset knows no shape for it "
+                "(`placeholder_shapes`)"
+            )
+        return torch.zeros(self.placeholder_shapes[modality])
+
+    def raw_sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` (a non-negative position) before ``transform``, with its presence mask."""
         sample = self.load_modalities(index)
+        present = []
+        for modality, kind in self.modality_kinds.items():
+            value = sample.get(modality)
+            if value is None:
+                sample[modality] = self.placeholder(modality)
+                present.append(False)
+            else:
+                present.append(bool(value.strip()) if kind == "text" else True)
+        sample[PRESENCE_KEY] = torch.tensor(present, dtype=torch.bool)
         sample["label"] = int(self._labels[index])
         for attr in self.attributes:
             sample[attr] = int(self._codes[attr][index])
         sample["group"] = int(self._groups[index])
         sample["id"] = self._ids[index]
+        return sample
+
+    def __getitem__(self, index: int) -> Any:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
+        index = index % len(self)
+        if self._cache is not None:
+            return self._cache[index]
+        sample = self.raw_sample(index)
         return self.transform(sample) if self.transform is not None else sample
+
+    # ------------------------------------------------------------------ transforms and caching
+    @property
+    def has_random_transform(self) -> bool:
+        """Whether ``transform`` may differ between two reads of a sample (augmentation).
+
+        A MONAI ``Compose`` is random when one of its transforms is (``RandomizableTrait``); any other
+        callable is assumed random, since it cannot be inspected.
+        """
+        if self.transform is None:
+            return False
+        flatten = getattr(self.transform, "flatten", None)
+        if not callable(flatten):
+            return True
+        from monai.transforms import RandomizableTrait
+
+        return any(isinstance(t, RandomizableTrait) for t in flatten().transforms)
+
+    def set_random_state(self, seed: int) -> None:
+        """Seed the random transforms (``transform.set_random_state``, as MONAI's ``Compose`` offers).
+
+        The batch loaders call it per epoch and per DataLoader worker, so augmentation is a function of
+        ``(seed, epoch, worker)``.
+        """
+        setter = getattr(self.transform, "set_random_state", None)
+        if callable(setter):
+            setter(seed=int(seed) % (2**32))
+
+    def set_cache(
+        self,
+        mode: str,
+        *,
+        cache_dir: str | Path | None = None,
+        cache_rate: float = 1.0,
+        fingerprint: str = "",
+        num_workers: int | None = None,
+    ) -> None:
+        """Cache loaded samples and the output of the deterministic transforms (MONAI caching datasets).
+
+        The samples are read through MONAI's ``CacheDataset`` (``"memory"``: filled now, ``cache_rate``
+        of the samples) or ``PersistentDataset`` (``"disk"``: one file per sample under
+        ``cache_dir/<fingerprint hash>/``, written on first read and reused by later runs), with
+        ``Compose([load sample, *transform])``: MONAI caches up to the first random transform, and the
+        random ones still run on every read. ``"none"`` reads files on every access again.
+
+        Args:
+            mode: ``"none"``, ``"memory"`` or ``"disk"``.
+            cache_dir: folder of the disk cache (required for ``"disk"``).
+            cache_rate: fraction of the samples held in memory (``"memory"``), in (0, 1].
+            fingerprint: text naming everything the cached values depend on besides the sample (loader
+                settings, the deterministic transforms); the disk cache keeps one folder per fingerprint,
+                so a changed setting never reads stale files. The files themselves are not hashed: clear
+                the folder after changing them.
+            num_workers: threads filling the memory cache (``None``: one per CPU).
+
+        Raises:
+            MultiFairError: an unknown mode, ``cache_dir`` missing for ``"disk"``, ``cache_rate`` outside
+                (0, 1].
+        """
+        if mode not in CACHE_MODES:
+            raise MultiFairError(
+                f"{self.name}: expected cache `mode` to be one of {', '.join(map(repr, CACHE_MODES))}, got {mode!r}"
+            )
+        if (
+            isinstance(cache_rate, bool)
+            or not isinstance(cache_rate, (int, float))
+            or not 0 < cache_rate <= 1
+        ):
+            raise MultiFairError(f"{self.name}: expected `cache_rate` in (0, 1], got {cache_rate!r}")
+        self.cache_mode = mode
+        if mode == "none":
+            self._cache = None
+            return
+        from monai.data import CacheDataset, PersistentDataset
+        from monai.transforms import Compose
+
+        from monai_multifair.data.monai_transforms import LoadSampled
+
+        steps = [LoadSampled(self)]
+        if isinstance(self.transform, Compose):
+            steps += list(self.transform.transforms)
+        elif self.transform is not None:
+            steps.append(self.transform)
+        pipeline = Compose(steps)
+        items = [{"index": i, "id": sample_id} for i, sample_id in enumerate(self._ids)]
+        if mode == "memory":
+            self._cache = CacheDataset(
+                items, pipeline, cache_rate=float(cache_rate), num_workers=num_workers, progress=False
+            )
+            return
+        if cache_dir is None:
+            raise MultiFairError(f"{self.name}: expected `cache_dir` (a folder) for the disk cache, got None")
+        digest = hashlib.sha256(f"{type(self).__name__}\n{self.name}\n{fingerprint}".encode()).hexdigest()[
+            :16
+        ]
+        folder = Path(cache_dir) / digest
+        folder.mkdir(parents=True, exist_ok=True)
+        self._cache = PersistentDataset(items, pipeline, cache_dir=folder)
 
     # ------------------------------------------------------------------ metadata access
     @property

@@ -46,11 +46,12 @@ def read_notes_table(
         filename,use,note
         data_00001.npz,training,"61 y/o female ... IOP 24 ... superior arcuate defect ..."
 
-    ``filename`` is the ``.npz`` file name without folder (a path is reduced to its name).
+    ``filename`` is the ``.npz`` file name without folder (a path is reduced to its name). An empty
+    note cell is kept as ``""``: the dataset treats that sample's note as missing (``"present"`` mask).
 
     Raises:
-        MultiFairError: missing file or column (with the columns present and a close match), a file
-            listed twice, or an empty note; messages name the table and the file.
+        MultiFairError: missing file or column (with the columns present and a close match), or a file
+            listed twice; messages name the table and the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -73,8 +74,6 @@ def read_notes_table(
         name = Path(filename.strip()).name
         if name in notes:
             raise MultiFairError(f"notes table {str(path)!r} lists file {name!r} more than once")
-        if not note.strip():
-            raise MultiFairError(f"notes table {str(path)!r}: file {name!r} has an empty note")
         notes[name] = note
     return notes
 

@@ -102,6 +102,13 @@ class ManifestConfig:
         return kinds
 
 
+def _blank(value: Any) -> bool:
+    """An empty manifest cell: NaN (what pandas reads), ``None`` or a string of whitespace."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
 class ManifestDataset(MultimodalDataset):
     """Samples described by one manifest row each.
 
@@ -117,6 +124,11 @@ class ManifestDataset(MultimodalDataset):
     - tabular modalities (``tabular``): a modality name mapped to numeric columns, giving float ``[F]``;
     - attribute columns: strings or integer codes; an empty cell (or ``unknown_value``) is unknown;
     - the label column: integer class indices.
+
+    **Missing modalities**: a blank image, volume or note cell, or a tabular modality whose cells are all
+    blank, gives a sample lacking that modality: zeros of the modality's shape (read from the first file
+    of the column) or ``""``, and ``False`` in the ``"present"`` mask. A tabular modality with only
+    *some* cells blank is an error (impute it first), and so is a row with no modality at all.
 
     Files are checked for existence at construction and read by ``__getitem__`` with
     ``allow_pickle=False``; unsigned-integer images are scaled to [0, 1].
@@ -223,12 +235,17 @@ class ManifestDataset(MultimodalDataset):
         self.base_dir = base
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
 
-        paths: dict[str, list[Path]] = {}
+        paths: dict[str, list[Path | None]] = {}
         for modality, column in {**images, **volumes}.items():
             paths[modality] = []
             for sample_id, value in zip(ids, frame[column].tolist()):
-                if not isinstance(value, str) or not value.strip():
-                    raise MultiFairError(f"{sample_id}: column {column!r} has no file path (got {value!r})")
+                if _blank(value):
+                    paths[modality].append(None)
+                    continue
+                if not isinstance(value, str):
+                    raise MultiFairError(
+                        f"{sample_id}: column {column!r} holds {value!r}, expected a file path"
+                    )
                 file = Path(value) if Path(value).is_absolute() else base / value
                 if not file.is_file():
                     raise MultiFairError(
@@ -239,22 +256,31 @@ class ManifestDataset(MultimodalDataset):
         for modality, column in texts.items():
             notes[modality] = []
             for sample_id, value in zip(ids, frame[column].tolist()):
-                if not isinstance(value, str):
-                    raise MultiFairError(f"{sample_id}: text column {column!r} has no note (got {value!r})")
+                if _blank(value):
+                    value = ""
+                elif not isinstance(value, str):
+                    raise MultiFairError(
+                        f"{sample_id}: text column {column!r} holds {value!r}, expected a note"
+                    )
                 notes[modality].append(value)
         values: dict[str, np.ndarray] = {}
+        tab_absent: dict[str, np.ndarray] = {}
         for modality, columns in tabular.items():
             block = frame[columns]
+            cells = block.to_numpy(dtype=object)
+            blank = np.array([[_blank(v) for v in row] for row in cells], dtype=bool).reshape(cells.shape)
+            tab_absent[modality] = blank.all(axis=1)
             numeric = block.apply(pd.to_numeric, errors="coerce")
             bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
-            if bad.to_numpy().any():
-                row, col = np.argwhere(bad.to_numpy())[0]
+            bad = bad.to_numpy() & ~tab_absent[modality][:, None]
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
                 value = block.iloc[row, col]
                 value = value.item() if isinstance(value, np.generic) else value
                 raise MultiFairError(
                     f"{ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
                 )
-            values[modality] = numeric.to_numpy(np.float32)
+            values[modality] = np.nan_to_num(numeric.to_numpy(np.float32, na_value=np.nan), nan=0.0)
 
         metadata = pd.DataFrame(
             {"id": ids, "label": frame[label_column].tolist(), "_row": np.arange(len(frame))}
@@ -275,19 +301,40 @@ class ManifestDataset(MultimodalDataset):
         self._paths = {m: [p[i] for i in kept] for m, p in paths.items()}
         self._notes = {m: [n[i] for i in kept] for m, n in notes.items()}
         self._values = {m: torch.from_numpy(v[kept]) for m, v in values.items()}
+        self._tab_absent = {m: a[kept] for m, a in tab_absent.items()}
+        for modality, files in self._paths.items():
+            if all(f is None for f in files):
+                column = {**images, **volumes}[modality]
+                raise MultiFairError(
+                    f"manifest {source!r}: column {column!r} (modality {modality!r}) names no file in any kept row"
+                )
+            if any(f is None for f in files):
+                first = next(i for i, f in enumerate(files) if f is not None)
+                self.placeholder_shapes[modality] = tuple(self._read_image(modality, first).shape)
+        self.placeholder_shapes.update({m: (v.shape[1],) for m, v in self._values.items()})
+        absent = {m: [f is None for f in files] for m, files in self._paths.items()}
+        absent.update({m: [not n.strip() for n in notes] for m, notes in self._notes.items()})
+        absent.update({m: list(a) for m, a in self._tab_absent.items()})
+        self._check_presence(absent)
+
+    def _read_image(self, modality: str, index: int) -> torch.Tensor:
+        path = self._paths[modality][index]
+        array = load_array_file(path, self._npz_keys.get(modality))
+        convert = array_to_image if self.modality_kinds[modality] == "image" else array_to_stack
+        tensor = convert(array, key=self._npz_keys.get(modality, path.suffix), source=str(path))
+        return resize_images(tensor, self.image_size)
 
     def load_modalities(self, index: int) -> dict[str, Any]:
         """Images read from their files; notes and tabular values from memory."""
         sample: dict[str, Any] = {}
         for modality, kind in self.modality_kinds.items():
             if kind in ("image", "volume"):
-                path = self._paths[modality][index]
-                array = load_array_file(path, self._npz_keys.get(modality))
-                convert = array_to_image if kind == "image" else array_to_stack
-                tensor = convert(array, key=self._npz_keys.get(modality, path.suffix), source=str(path))
-                sample[modality] = resize_images(tensor, self.image_size)
+                missing = self._paths[modality][index] is None
+                sample[modality] = None if missing else self._read_image(modality, index)
             elif kind == "text":
                 sample[modality] = self._notes[modality][index]
+            elif self._tab_absent[modality][index]:
+                sample[modality] = None
             else:
                 sample[modality] = self._values[modality][index].clone()
         return sample

@@ -186,6 +186,11 @@ class NpzSubjectDataset(MultimodalDataset):
     ``__getitem__``. Unsigned-integer images are scaled to [0, 1] (``uint8 / 255``); float images are
     kept as stored.
 
+    **Missing modalities**: a file without an image or volume key (a FairVision subject without
+    ``oct_bscans``) gives a sample lacking that modality (zeros of the modality's shape, ``False`` in the
+    ``"present"`` mask); so does an empty note. A key that *no* file holds is an error (a misspelt key),
+    and so is a sample lacking every modality.
+
     Args:
         files: the ``.npz`` files, in sample order.
         modalities: ``{name: (kind, source)}``; ``kind`` ``"image"``/``"volume"``: ``source`` is the npz
@@ -210,11 +215,12 @@ class NpzSubjectDataset(MultimodalDataset):
         label_classes_note: why ``num_classes`` holds, for messages (e.g. "glaucoma is 0/1").
 
     Raises:
-        MultiFairError: a file is missing a key (listing those present), is a folder or a damaged
-            archive, has an image of the wrong shape, a label outside the declared classes, an
-            attribute that is text, a fraction or outside its code table, NaN/inf in a tabular value, a
-            pickled object array, or a note missing from the notes table; each message names the file,
-            the key and the value. NaN/inf in an image is reported when the image is loaded.
+        MultiFairError: a file is missing a label, attribute, note or tabular key (listing those
+            present), is a folder or a damaged archive, has an image of the wrong shape, a label outside
+            the declared classes, an attribute that is text, a fraction or outside its code table,
+            NaN/inf in a tabular value, a pickled object array, or a note missing from the notes table;
+            each message names the file, the key and the value. NaN/inf in an image is reported when the
+            image is loaded. No file holding an image key, or a sample with no modality at all.
     """
 
     def __init__(
@@ -267,9 +273,13 @@ class NpzSubjectDataset(MultimodalDataset):
         self._texts: dict[str, list[str]] = {m: [] for m in [*npz_text, *csv_text]}
         tab_values: dict[str, list[np.ndarray]] = {m: [] for m in tabular}
         out_shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
+        has_image: dict[str, list[bool]] = {m: [] for m in image_keys}
+        first_keys: list[str] = []
         for path in files:
             source = str(path)
-            infos, arrays = read_npz(path, load=load_keys, require=image_keys.values())
+            # image keys are optional per file (a subject without OCT: its presence mask says so)
+            infos, arrays = read_npz(path, load=load_keys)
+            first_keys = first_keys or sorted(infos)
             label = scalar_value(arrays[label_key], key=label_key, source=source)
             row: dict[str, Any] = {
                 "id": source,
@@ -287,6 +297,9 @@ class NpzSubjectDataset(MultimodalDataset):
                 )
             rows.append(row)
             for modality, key in image_keys.items():
+                has_image[modality].append(key in infos)
+                if key not in infos:
+                    continue
                 shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
                 first = out_shapes.setdefault(modality, (shape, path))
                 if first[0] != shape:
@@ -334,6 +347,12 @@ class NpzSubjectDataset(MultimodalDataset):
                         f"gives {tab_values[modality][0].shape[0]}"
                     )
                 tab_values[modality].append(vector)
+        for modality, key in image_keys.items():
+            if not any(has_image[modality]):
+                raise MultiFairError(
+                    f"{name}: no file holds key {key!r} (modality {modality!r}); keys of {str(files[0])!r}: "
+                    f"{first_keys}" + close_match_hint(key, first_keys)
+                )
         self._image_keys = image_keys
         frame = pd.DataFrame(rows)
         super().__init__(
@@ -352,6 +371,13 @@ class NpzSubjectDataset(MultimodalDataset):
         self._texts = {m: [v[i] for i in kept] for m, v in self._texts.items()}
         self._tabular = {m: torch.from_numpy(np.stack(v)[kept]) for m, v in tab_values.items()}
         self._paths = [files[i] for i in kept]
+        self._has_image = {m: [flags[i] for i in kept] for m, flags in has_image.items()}
+        self.placeholder_shapes = {m: shape for m, (shape, _) in out_shapes.items()}
+        self.placeholder_shapes.update({m: tuple(v.shape[1:]) for m, v in self._tabular.items()})
+        absent = {m: [not f for f in flags] for m, flags in self._has_image.items()}
+        absent.update({m: [not t.strip() for t in texts] for m, texts in self._texts.items()})
+        absent.update({m: [False] * len(kept) for m in self._tabular})
+        self._check_presence(absent)
 
     def _output_shape(
         self, modality: str, shape: tuple[int, ...], *, key: str, source: str
@@ -370,13 +396,17 @@ class NpzSubjectDataset(MultimodalDataset):
         return list(self._paths)
 
     def load_modalities(self, index: int) -> dict[str, Any]:
-        """Images read from the sample's file; notes and tabular values from memory."""
+        """Images read from the sample's file (``None`` for a key the file lacks); notes and tabular
+        values from memory."""
         path = self._paths[index]
         source = str(path)
         sample: dict[str, Any] = {}
-        arrays = read_npz(path, load=self._image_keys.values())[1] if self._image_keys else {}
+        held = [k for m, k in self._image_keys.items() if self._has_image[m][index]]
+        arrays = read_npz(path, load=held)[1] if held else {}
         for modality, (kind, _) in self._spec.items():
-            if kind == "image":
+            if kind in ("image", "volume") and not self._has_image[modality][index]:
+                sample[modality] = None
+            elif kind == "image":
                 key = self._image_keys[modality]
                 sample[modality] = resize_images(
                     array_to_image(arrays[key], key=key, source=source), self.image_size

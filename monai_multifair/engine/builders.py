@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -22,8 +23,11 @@ __all__ = [
     "build_network",
     "build_optimizer",
     "encoder_specs",
+    "parameter_groups",
     "resolve_device",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str, distributed: bool = False) -> torch.device:
@@ -89,15 +93,76 @@ def encoder_specs(config: RunConfig, dataset: MultimodalDataset) -> dict[str, di
     return specs
 
 
-def build_network(config: RunConfig, train_dataset: MultimodalDataset) -> MultimodalFusionClassifier:
+def _build_encoders(
+    config: RunConfig, train_dataset: MultimodalDataset, load_weights: bool
+) -> dict[str, nn.Module]:
+    """Each encoder built from the registry, its ``weights`` loaded and its ``freeze`` applied; errors
+    name the config key."""
+    from monai_multifair.networks.encoders import freeze_parameters, load_encoder_weights
+    from monai_multifair.plugins import create_encoder
+
+    encoders: dict[str, nn.Module] = {}
+    for modality, spec in encoder_specs(config, train_dataset).items():
+        encoder_config = config.encoders[modality]
+        path = f"encoders.{modality}"
+        options = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            encoder = create_encoder(spec["name"], **options)
+        except MultiFairError as err:
+            unset = [k for k in ("model_name_or_path",) if k in options and options[k] is None]
+            hint = f"; set it with --set {path}.options.{unset[0]}=PATH" if unset else ""
+            raise MultiFairError(f"config key `{path}`: {err}{hint}") from None
+        weights = encoder_config.weights
+        if weights is not None and load_weights:
+            try:
+                report = load_encoder_weights(
+                    encoder,
+                    weights.path,
+                    key=weights.key,
+                    prefix_map=weights.prefix_map,
+                    exclude=weights.exclude,
+                    strict=weights.strict,
+                )
+            except MultiFairError as err:
+                raise MultiFairError(f"config key `{path}.weights`: {err}") from None
+            logger.info("encoders.%s.weights: %s", modality, report.summary())
+        if encoder_config.freeze:
+            try:
+                kept = freeze_parameters(encoder, encoder_config.trainable)
+            except MultiFairError as err:
+                raise MultiFairError(f"config key `{path}.trainable`: {err}") from None
+            if encoder_config.lr is not None and not kept:
+                raise MultiFairError(
+                    f"config key `{path}.lr`: expected trainable parameters to apply it to, but the `trainable` "
+                    f"patterns {encoder_config.trainable} match only parameters the encoder keeps frozen"
+                )
+        encoders[modality] = encoder
+    return encoders
+
+
+def build_network(
+    config: RunConfig, train_dataset: MultimodalDataset, *, load_weights: bool = True
+) -> MultimodalFusionClassifier:
     """The :class:`~monai_multifair.networks.MultimodalFusionClassifier` a config describes.
 
-    Encoders come from the plugin registry (:func:`encoder_specs`); the number of classes and groups
-    from the training split.
+    Encoders come from the plugin registry (:func:`encoder_specs`); then each encoder's
+    ``encoders.<modality>.weights`` file is loaded (the report of loaded, missing and unexpected keys
+    is logged at INFO level) and ``freeze``/``trainable`` applied. The number of classes and groups
+    come from the training split.
+
+    Args:
+        config: the run config.
+        train_dataset: the training split.
+        load_weights: load the ``weights`` files (``False`` when a checkpoint of the whole network is
+            loaded next, e.g. to evaluate a trained run).
+
+    Raises:
+        MultiFairError: an encoder that cannot be built, a weights file that does not fit, a
+            ``trainable`` pattern matching nothing; each message names the config key.
     """
     fusion = config.fusion
     return MultimodalFusionClassifier(
-        encoder_specs(config, train_dataset),
+        _build_encoders(config, train_dataset, load_weights),
         num_classes=train_dataset.num_classes,
         fusion_dim=fusion.fusion_dim,
         num_heads=fusion.num_heads,
@@ -125,9 +190,69 @@ def build_collate(network: MultimodalFusionClassifier, dataset: MultimodalDatase
     return MultimodalCollate(tokenizers)
 
 
+def parameter_groups(config: RunConfig, network: nn.Module) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: one per encoder with its own ``lr``, then the rest at ``trainer.lr``.
+
+    Only parameters that require a gradient are included (frozen ones stay out of the optimizer, so
+    neither its update nor weight decay touches them). Each group has a ``"name"``
+    (``"encoders.<modality>"`` or ``"default"``); empty groups are left out. A DDP-wrapped network is
+    unwrapped (``network.module``).
+
+    Example:
+        >>> groups = parameter_groups(cfg, network)  # doctest: +SKIP
+        >>> [(g["name"], g.get("lr")) for g in groups]  # doctest: +SKIP
+        [('encoders.fundus', 1e-05), ('default', None)]
+    """
+    module = getattr(network, "module", network)
+    encoders = getattr(module, "encoders", {})
+    groups: list[dict[str, Any]] = []
+    claimed: set[int] = set()
+    for modality, encoder_config in config.encoders.items():
+        if encoder_config.lr is None:
+            continue
+        if modality not in encoders:
+            raise MultiFairError(
+                f"config key `encoders.{modality}.lr`: the network has no encoder {modality!r} "
+                f"(encoders: {', '.join(encoders)})"
+            )
+        params = [p for p in encoders[modality].parameters() if p.requires_grad and id(p) not in claimed]
+        claimed.update(id(p) for p in params)
+        if params:
+            groups.append({"name": f"encoders.{modality}", "params": params, "lr": encoder_config.lr})
+    rest = [p for p in module.parameters() if p.requires_grad and id(p) not in claimed]
+    if rest:
+        groups.append({"name": "default", "params": rest})
+    if not groups:
+        raise MultiFairError(
+            "the network has no trainable parameters (every encoder frozen and nothing else?)"
+        )
+    return groups
+
+
 def build_optimizer(config: RunConfig, parameters: Any) -> torch.optim.Optimizer:
-    """``trainer.optimizer``: AdamW (decoupled weight decay) or SGD with momentum (L2 weight decay)."""
+    """``trainer.optimizer``: AdamW (decoupled weight decay) or SGD with momentum (L2 weight decay).
+
+    Args:
+        config: the run config (``trainer.lr``, ``trainer.weight_decay``, ``trainer.momentum``, and the
+            per-encoder ``encoders.<modality>.lr``).
+        parameters: the network (an ``nn.Module``: :func:`parameter_groups` gives one group per encoder
+            with its own ``lr`` and leaves frozen parameters out), or an iterable of parameters or
+            groups (then no encoder may set ``lr``).
+
+    Raises:
+        MultiFairError: an encoder ``lr`` with plain parameters (the groups need the network).
+    """
     trainer = config.trainer
+    if isinstance(parameters, nn.Module):
+        parameters = parameter_groups(config, parameters)
+    else:
+        with_lr = [m for m, e in config.encoders.items() if e.lr is not None]
+        if with_lr:
+            raise MultiFairError(
+                f"config key `encoders.{with_lr[0]}.lr`: a per-encoder learning rate needs "
+                "build_optimizer(config, network) (the network, to find the encoder's parameters), got an "
+                "iterable of parameters"
+            )
     if trainer.optimizer == "sgd":
         return torch.optim.SGD(
             parameters, lr=trainer.lr, momentum=trainer.momentum, weight_decay=trainer.weight_decay

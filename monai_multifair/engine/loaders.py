@@ -6,7 +6,9 @@ sees exactly the batches an uninterrupted run sees, whatever happened before. Wi
 every rank computes the same epoch order and takes its strided share of it (``rank::num_replicas``):
 for training padded to equal length by repeating the first samples, as ``DistributedSampler`` does (every
 rank must step together); for evaluation (``pad=False``) not padded, so no sample is counted twice and
-the gathered predictions are the split exactly.
+the gathered predictions are the split exactly. Random transforms (augmentation) are seeded the same
+way: from ``(seed, epoch, rank)`` in the main process, and from ``(seed, epoch, rank, worker id)`` in each
+``DataLoader`` worker.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "EpochSampler",
     "EpochShuffle",
     "TensorBatchLoader",
+    "augmentation_seed",
     "epoch_draw",
     "epoch_permutation",
     "make_loader",
@@ -47,6 +50,21 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """
     generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1))
     return torch.randperm(n, generator=generator)
+
+
+def augmentation_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of the random transforms in ``epoch`` on ``rank`` (a pure function of the three, other
+    than the permutation's; every rank augments its share differently)."""
+    return (((int(seed) * 1_000_003 + int(epoch)) * 1_009 + int(rank)) * 2 + 1) % (2**32)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """``DataLoader`` ``worker_init_fn``: seed the dataset's random transforms with the worker's seed
+    (``base_seed + worker_id``, ``base_seed`` drawn from the loader's generator, seeded per epoch)."""
+    info = torch.utils.data.get_worker_info()
+    setter = getattr(info.dataset, "set_random_state", None)
+    if callable(setter):
+        setter(info.seed % (2**32))
 
 
 def epoch_draw(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
@@ -171,6 +189,7 @@ class TensorBatchLoader(_EpochOrder):
         num_replicas: ranks sharing the split (each yields its share, see the module docstring).
         rank: this rank.
         pad: pad the shares to equal length (training); ``False`` for evaluation.
+        pin_memory: pin each batch's tensors (page-locked memory, for asynchronous copies to CUDA).
 
     Example:
         >>> loader = TensorBatchLoader({"x": torch.arange(5), "id": list("abcde")}, batch_size=2)
@@ -188,6 +207,7 @@ class TensorBatchLoader(_EpochOrder):
         num_replicas: int = 1,
         rank: int = 0,
         pad: bool = True,
+        pin_memory: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise MultiFairError(f"expected `batch_size` to be an integer >= 1, got {batch_size!r}")
@@ -199,6 +219,7 @@ class TensorBatchLoader(_EpochOrder):
         super().__init__(next(iter(sizes.values())), shuffle, seed, weights, num_replicas, rank, pad)
         self.tensors = dict(tensors)
         self.batch_size = batch_size
+        self.pin_memory = bool(pin_memory)
 
     def __len__(self) -> int:
         return math.ceil(self.local_size / self.batch_size)
@@ -208,10 +229,13 @@ class TensorBatchLoader(_EpochOrder):
         for start in range(0, order.numel(), self.batch_size):
             index = order[start : start + self.batch_size]
             rows = index.tolist()
-            yield {
+            batch = {
                 key: value[index] if isinstance(value, torch.Tensor) else [value[i] for i in rows]
                 for key, value in self.tensors.items()
             }
+            if self.pin_memory:
+                batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            yield batch
 
 
 class EpochSampler(_EpochOrder, Sampler[int]):
@@ -264,27 +288,47 @@ def make_loader(
     num_replicas: int = 1,
     rank: int = 0,
     pad: bool = True,
+    pin_memory: bool = False,
 ) -> TensorBatchLoader | DataLoader:
     """The fastest batch iterable for ``dataset``.
 
-    A dataset without a transform whose collated tensors fit in :data:`MATERIALIZE_LIMIT_BYTES` is read
-    and collated once into a :class:`TensorBatchLoader` (always for an
-    :class:`~monai_multifair.data.InMemoryDataset` such as the synthetic cohort; for file-based datasets
-    when ``num_workers`` is 0, since reading them in parallel is what workers are for). Anything else
-    is read by a ``DataLoader`` with ``num_workers`` workers and an :class:`EpochSampler`. Either way
-    :func:`set_loader_epoch` selects an epoch's order; ``weights``, ``num_replicas``, ``rank`` and ``pad``
-    are passed to the order (a weighted draw; this rank's share, padded or not).
+    A dataset without random transforms (augmentation; see
+    :attr:`~monai_multifair.data.MultimodalDataset.has_random_transform`) whose collated tensors fit in
+    :data:`MATERIALIZE_LIMIT_BYTES` is read, transformed and collated once into a
+    :class:`TensorBatchLoader` (always for an :class:`~monai_multifair.data.InMemoryDataset` such as
+    the synthetic cohort; for file-based datasets when ``num_workers`` is 0, since reading them in
+    parallel is what workers are for). Anything else is read by a ``DataLoader`` with ``num_workers``
+    workers and an :class:`EpochSampler`; its workers seed the random transforms (``worker_init_fn``)
+    from the loader's generator, which :func:`set_loader_epoch` seeds with :func:`augmentation_seed`.
+    Either way :func:`set_loader_epoch` selects an epoch's order and augmentation.
+
+    Args:
+        dataset: the split.
+        collate: its collate function.
+        batch_size: samples per batch.
+        shuffle: shuffle per epoch.
+        seed: seed of the order and the augmentation (``trainer.seed``).
+        num_workers: ``DataLoader`` worker processes (``trainer.num_workers``).
+        weights: per-sample draw weights (a weighted draw with replacement each epoch).
+        num_replicas: ranks sharing the split; each yields its share.
+        rank: this rank.
+        pad: pad the shares to equal length (training); ``False`` for evaluation.
+        pin_memory: page-locked batches for faster host-to-GPU copies (``pipeline.pin_memory``); only
+            where CUDA is available (pinning needs it).
     """
     if len(dataset) == 0:
         raise MultiFairError(f"cannot train or evaluate on an empty dataset ({dataset!r})")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise MultiFairError(f"expected `num_workers` to be an integer >= 0, got {num_workers!r}")
+    pin = bool(pin_memory) and torch.cuda.is_available()
     eligible = isinstance(dataset, InMemoryDataset) or (
         isinstance(dataset, MultimodalDataset) and num_workers == 0
     )
-    if (
-        eligible
-        and getattr(dataset, "transform", None) is None
-        and _collated_bytes(dataset, collate) <= MATERIALIZE_LIMIT_BYTES
-    ):
+    random = getattr(dataset, "has_random_transform", getattr(dataset, "transform", None) is not None)
+    setter = getattr(dataset, "set_random_state", None)
+    if num_workers == 0 and callable(setter):
+        setter(augmentation_seed(seed, 1, rank))  # deterministic even before the first set_loader_epoch
+    if eligible and not random and _collated_bytes(dataset, collate) <= MATERIALIZE_LIMIT_BYTES:
         return TensorBatchLoader(
             materialize(dataset, collate),
             batch_size,
@@ -294,6 +338,7 @@ def make_loader(
             num_replicas=num_replicas,
             rank=rank,
             pad=pad,
+            pin_memory=pin,
         )
     return DataLoader(
         dataset,
@@ -309,14 +354,28 @@ def make_loader(
         ),
         collate_fn=collate,
         num_workers=num_workers,
+        pin_memory=pin,
+        worker_init_fn=_seed_worker if num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(augmentation_seed(seed, 1, rank)),
     )
 
 
 def set_loader_epoch(loader: TensorBatchLoader | DataLoader, epoch: int) -> None:
-    """Select the shuffling of ``epoch`` in a loader made by :func:`make_loader`."""
+    """Select the shuffling and the augmentation of ``epoch`` in a loader made by :func:`make_loader`.
+
+    Random transforms draw from :func:`augmentation_seed` ``(seed, epoch, rank)``: directly when the
+    loader reads in the main process, through each worker's seed otherwise.
+    """
     target = loader.sampler if isinstance(loader, DataLoader) else loader
     if isinstance(target, _EpochOrder):
         target.set_epoch(epoch)
+    if isinstance(loader, DataLoader) and isinstance(target, _EpochOrder):
+        seed = augmentation_seed(target.seed, epoch, target.rank)
+        if loader.generator is not None:
+            loader.generator.manual_seed(seed)
+        setter = getattr(loader.dataset, "set_random_state", None)
+        if loader.num_workers == 0 and callable(setter):
+            setter(seed)
 
 
 class EpochShuffle:

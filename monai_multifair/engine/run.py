@@ -39,7 +39,7 @@ from torch import nn
 
 from monai_multifair.config import RunConfig
 from monai_multifair.core.distributed import barrier, on_rank_zero, rank
-from monai_multifair.data import SPLIT_NAMES, MultimodalDataset
+from monai_multifair.data import PRESENCE_KEY, SPLIT_NAMES, MultimodalDataset
 from monai_multifair.engine.builders import build_optimizer
 from monai_multifair.engine.checkpoint_state import (
     LastCheckpointPruner,
@@ -52,6 +52,7 @@ from monai_multifair.engine.checkpoint_state import (
 )
 from monai_multifair.engine.gradient_clipping import GradientClipper
 from monai_multifair.engine.loaders import EpochShuffle
+from monai_multifair.engine.modality_dropout import ModalityDropout
 from monai_multifair.engine.monitoring import ProgressReporter, TrainingMonitor
 from monai_multifair.engine.outputs import HEADLINE_METRICS, write_json
 from monai_multifair.engine.results import write_split_results
@@ -247,7 +248,7 @@ def train(
     method = config.method.create()
     method.setup(parts.method_context(stats_interval))  # before the random state is restored on resume
     train_loader = parts.loader("train", shuffle=True, weights=method.sampling_weights(), training=True)
-    optimizer = build_optimizer(config, parts.network.parameters())
+    optimizer = build_optimizer(config, parts.network)
     evaluator, best_saver = _validation(parts, ckpt_dir)
     trainer = _trainer(parts, train_loader, optimizer)
 
@@ -276,7 +277,12 @@ def train(
         ordered.append(
             CheckpointLoader(load_path=str(resume_from), load_dict=save_dict, map_location=parts.device)
         )
-    ordered += [EpochShuffle(train_loader), *method.train_handlers()]
+    ordered.append(EpochShuffle(train_loader))
+    if config.trainer.modality_dropout > 0:
+        ordered.append(
+            ModalityDropout(config.trainer.modality_dropout, config.trainer.seed, PRESENCE_KEY, rank())
+        )
+    ordered += method.train_handlers()
     if config.trainer.grad_clip is not None:
         ordered.append(GradientClipper(config.trainer.grad_clip, config.trainer.accumulation_steps))
     ordered += [monitor, *handlers, validation]
@@ -377,7 +383,7 @@ def evaluate(
     if run_dir.exists() and not run_dir.is_dir():
         raise MultiFairError(f"output folder {str(run_dir)!r} is an existing file, expected a folder")
     lead = rank() == 0
-    parts = build_run_parts(config, datasets)
+    parts = build_run_parts(config, datasets, load_weights=False)
     model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
     config = with_output_dir(config, run_dir)

@@ -42,6 +42,10 @@ RESUMABLE_KEYS: tuple[str, ...] = (
     "evaluation.ci_level",
     "evaluation.random_state",
     "postprocessing",
+    "pipeline.pin_memory",
+    "pipeline.cache",
+    "pipeline.cache_dir",
+    "pipeline.cache_rate",
     "output",
 )
 #: The best model's checkpoint in ``checkpoints/``.

@@ -23,7 +23,7 @@ from torch import nn
 
 from monai_multifair.config import RunConfig
 from monai_multifair.core.distributed import all_gather_objects, rank, world_size
-from monai_multifair.data import SPLIT_NAMES, MultimodalDataset, build_datasets
+from monai_multifair.data import PRESENCE_KEY, SPLIT_NAMES, MultimodalDataset, build_datasets
 from monai_multifair.engine.builders import (
     amp_settings,
     build_collate,
@@ -67,7 +67,8 @@ def _datasets(
     if datasets is None:
         if config.data.source != "synthetic":
             return build_datasets(config)
-        key = json.dumps(json_ready(config.data.to_section()), sort_keys=True)
+        sections = config.to_dict()
+        key = json.dumps(json_ready({k: sections[k] for k in ("data", "pipeline")}), sort_keys=True)
         if key not in _SYNTHETIC_CACHE:
             while len(_SYNTHETIC_CACHE) >= _SYNTHETIC_CACHE_SIZE:
                 _SYNTHETIC_CACHE.pop(next(iter(_SYNTHETIC_CACHE)))
@@ -150,6 +151,7 @@ class RunParts:
             accumulation_steps=self.config.trainer.accumulation_steps,
             stats_interval=stats_interval,
             seed=self.config.trainer.seed,
+            presence_key=PRESENCE_KEY,
         )
 
     def loader(
@@ -174,6 +176,7 @@ class RunParts:
             num_replicas=self.world_size,
             rank=self.rank,
             pad=training,
+            pin_memory=self.config.pipeline.pin_memory,
         )
 
     def predict(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -216,21 +219,30 @@ def _distributed_model(config: RunConfig, network: nn.Module, device: torch.devi
     return nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
 
 
-def build_run_parts(config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None = None) -> RunParts:
+def build_run_parts(
+    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None = None, *, load_weights: bool = True
+) -> RunParts:
     """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing.
 
     Under ``torch.distributed`` the device ``auto``/``cuda`` is this rank's GPU (``LOCAL_RANK``) and the
-    trainer's model is wrapped in ``DistributedDataParallel``.
+    trainer's model is wrapped in ``DistributedDataParallel``. ``load_weights=False`` skips the encoders'
+    ``weights`` files (a checkpoint of the whole network is loaded next).
     """
     device = resolve_device(config.trainer.device, distributed=world_size() > 1)
     splits = _datasets(config, datasets)
     seed_everything(config.trainer.seed)
-    network = build_network(config, splits["train"]).to(device)
+    network = build_network(config, splits["train"], load_weights=load_weights).to(device)
+    if tuple(network.modality_names) != tuple(splits["train"].modalities):
+        raise MultiFairError(
+            f"the network's modalities {list(network.modality_names)} are not in the order of the data's "
+            f"{list(splits['train'].modalities)} (the presence masks follow the data)"
+        )
     amp, inferer = amp_settings(config, device)
     prepare = MultimodalPrepareBatch(
         list(network.modality_names),
         label_key="label",
         group_key="group" if config.fusion.demographic_token else None,
+        presence_key=PRESENCE_KEY,
     )
     collate = build_collate(network, splits["train"])
     parts = RunParts(config, device, splits, network, collate, prepare, amp, inferer)

@@ -11,12 +11,15 @@ same module and is recognised, not registered twice.
 | ``densenet121-2d`` | image2d | ``[B, C, H, W]`` | 1024 |
 | ``resnet18-2d`` / ``resnet50-2d`` | image2d | ``[B, C, H, W]`` | 512 / 2048 |
 | ``vit-2d`` | image2d | ``[B, C, 224, 224]`` | 768 |
+| ``hf-image`` | image2d | ``[B, C, H, W]`` in [0, 1] | the backbone's width (ViT-B: 768) |
+| ``hf-clip-vision`` | image2d | ``[B, C, H, W]`` in [0, 1] | CLIP's ``projection_dim`` (512) |
 | ``small-cnn-3d`` | image3d | ``[B, C, D, H, W]`` | 64 |
 | ``densenet121-3d`` | image3d | ``[B, C, D, H, W]`` | 1024 |
 | ``resnet18-3d`` / ``resnet50-3d`` | image3d | ``[B, C, D, H, W]`` | 512 / 2048 |
 | ``vit-3d`` | image3d | ``[B, C, 96, 96, 96]`` | 768 |
 | ``slicewise-oct`` | oct | ``[B, S, C, H, W]`` | that of its 2D encoder |
 | ``hf-text`` / ``minilm-text`` / ``bow-text`` | text | ``input_ids [B, L]`` | hidden size / 384 / 128 |
+| ``hf-clip-text`` | text | ``input_ids [B, L]`` | CLIP's ``projection_dim`` (512) |
 | ``tabular-mlp`` | tabular | ``[B, F]`` | 64 |
 """
 
@@ -101,6 +104,25 @@ def _specs() -> list[EncoderSpec]:
             ),
         ]
     specs += [
+        EncoderSpec(
+            "hf-image",
+            "image2d",
+            encoders.HFImageEncoder,
+            "transformers vision backbone (ViT, DeiT, Swin, ConvNeXt, DINOv2, CLIP vision) from a local folder, "
+            "hub id or config; its image-processor normalisation applied inside; pooled features",
+        ),
+        EncoderSpec(
+            "hf-clip-vision",
+            "image2d",
+            encoders.HFCLIPVisionEncoder,
+            "image tower of a CLIP checkpoint (projected image embeddings; FairCLIP's image encoder)",
+        ),
+        EncoderSpec(
+            "hf-clip-text",
+            "text",
+            encoders.HFCLIPTextEncoder,
+            "text tower of a CLIP checkpoint with its tokenizer (projected text embeddings; FairCLIP's)",
+        ),
         EncoderSpec(
             "slicewise-oct",
             "oct",

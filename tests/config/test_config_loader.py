@@ -14,16 +14,16 @@ from monai_multifair.config import (
 )
 from monai_multifair.errors import MultiFairError
 
-ROOTED = {"fairvision", "fairvlmed"}
+ROOTED = {"fairvision", "fairvlmed", "fairvlmed-vit-bert"}
 
 
 def test_presets_are_packaged():
-    assert set(list_presets()) == {"demo", "demo-quick", "fairvision", "fairvlmed"}
+    assert set(list_presets()) == {"demo", "demo-quick", "fairvision", "fairvlmed", "fairvlmed-vit-bert"}
     with pytest.raises(MultiFairError, match=r"unknown preset 'dmeo' \(did you mean 'demo'\?\)"):
         preset_path("dmeo")
 
 
-@pytest.mark.parametrize("name", ["demo", "demo-quick", "fairvision", "fairvlmed"])
+@pytest.mark.parametrize("name", ["demo", "demo-quick", "fairvision", "fairvlmed", "fairvlmed-vit-bert"])
 def test_every_preset_loads_and_round_trips(name, tmp_path):
     overrides = [f"data.root={tmp_path}"] if name in ROOTED else []
     cfg = load_config(name, overrides)

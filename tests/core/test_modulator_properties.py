@@ -52,8 +52,10 @@ def test_equal_group_performance_gives_factor_one(
         stats = mod.stats()
         group_auc = stats["guide_group_auc"]
         assert torch.allclose(group_auc, group_auc[:, :1].expand_as(group_auc), atol=1e-6)
+        # the factor is 1 + kappa (mean - E_g) / tau: float32 rounding of the equal AUCs (~1e-7) is
+        # amplified by kappa / tau = 200 here
         torch.testing.assert_close(
-            stats["group_factor"], torch.ones(num_modalities, num_groups), atol=1e-5, rtol=0
+            stats["group_factor"], torch.ones(num_modalities, num_groups), atol=1e-7 * 2.0 / 0.01 * 4, rtol=0
         )
         assert float(stats["gate"]) == 0.0
 

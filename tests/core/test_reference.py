@@ -152,5 +152,9 @@ def test_reference_rejects_presence_mask(make_net, make_batch):
     batch = make_batch(0, num_groups=2)
     present = torch.ones(24, 2, dtype=torch.bool)
     present[:5, 0] = False
-    with pytest.raises(MultiFairError, match="`present`"):
+    with pytest.raises(MultiFairError, match="cannot handle missing modalities; got a `present` mask"):
         mod(net(batch.inputs), batch.labels, batch.groups, present=present)
+    # a mask with every modality present (what the data pipeline gives for complete samples) is accepted
+    full = torch.ones(24, 2, dtype=torch.bool)
+    aux = mod(net(batch.inputs), batch.labels, batch.groups, present=full)
+    assert float(aux) == 0.0

@@ -33,7 +33,8 @@ def test_modalities_resize_and_slices(fairvision_root):
     root, written = fairvision_root
     ds = FairVisionDataset(root, "val", modalities=["oct"], image_size=(6, 6), oct_slices=3)
     sample = ds[0]
-    assert set(sample) == {"oct", "label", "race", "group", "id"}
+    assert set(sample) == {"oct", "label", "race", "group", "id", "present"}
+    assert sample["present"].tolist() == [True]
     raw = torch.from_numpy(written[sample["id"]]["oct_bscans"] / 255.0).float()[[0, 2, 4]][:, None]
     expected = F.interpolate(raw, size=(6, 6), mode="bilinear", align_corners=False, antialias=True)
     assert torch.allclose(sample["oct"], expected)
@@ -65,11 +66,39 @@ def test_missing_key_names_file(fairvision_root):
     root, written = fairvision_root
     path = sorted(p for p in written if "Validation" in p)[2]
     arrays = dict(written[path])
+    del arrays["glaucoma"]
+    np.savez(path, **arrays)
+    with pytest.raises(MultiFairError, match=rf"{path}.*lacks key\(s\) \['glaucoma'\]"):
+        FairVisionDataset(root, "val")
+
+
+def test_a_subject_without_oct_is_a_sample_lacking_that_modality(fairvision_root):
+    root, written = fairvision_root
+    path = sorted(p for p in written if "Validation" in p)[2]
+    arrays = dict(written[path])
     del arrays["oct_bscans"]
     np.savez(path, **arrays)
-    with pytest.raises(MultiFairError, match=rf"{path}.*lacks key\(s\) \['oct_bscans'\]"):
-        FairVisionDataset(root, "val")
-    assert len(FairVisionDataset(root, "val", modalities=["fundus"])) == 6  # not needed without OCT
+    ds = FairVisionDataset(root, "val", oct_slices=3)
+    masks = {ds[i]["id"]: ds[i]["present"].tolist() for i in range(len(ds))}
+    assert masks[path] == [True, False] and all(m == [True, True] for k, m in masks.items() if k != path)
+    sample = ds[ds.ids.index(path)]
+    assert torch.equal(sample["oct"], torch.zeros(3, 1, 12, 12))  # the shape the other subjects have
+    assert torch.equal(sample["fundus"], torch.from_numpy(arrays["slo_fundus"] / 255.0).float()[None])
+    assert len(FairVisionDataset(root, "val", modalities=["fundus"])) == 6
+
+
+def test_a_key_no_file_holds_and_a_subject_with_nothing_are_errors(fairvision_root):
+    root, written = fairvision_root
+    for path in (p for p in written if "Test" in p):
+        arrays = dict(written[path])
+        del arrays["oct_bscans"]
+        np.savez(path, **arrays)
+    with pytest.raises(MultiFairError, match=r"FairVision\[test\]: no file holds key 'oct_bscans'"):
+        FairVisionDataset(root, "test")
+    with pytest.raises(MultiFairError, match=r"1 sample\(s\) have none of the modalities \['oct'\]"):
+        path = sorted(p for p in written if "Validation" in p)[0]
+        np.savez(path, **{k: v for k, v in written[path].items() if k != "oct_bscans"})
+        FairVisionDataset(root, "val", modalities=["oct"])
 
 
 def test_wrong_shape_and_inconsistent_shape(fairvision_root):

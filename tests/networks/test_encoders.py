@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from _hf_checkpoints import clip_tokenizer, vision_config
 from torch import nn
 
 from monai_multifair.errors import MultiFairError
@@ -64,6 +65,10 @@ TINY = {
     "tabular-mlp": ({"in_features": 5, "hidden_dims": (8, 6)}, (2, 5), 6),
     "bow-text": ({"vocab_size": 128, "embedding_dim": 8, "max_length": 16}, None, 8),
     "hf-text": ({"config": TINY_BERT, "max_length": 16}, None, 16),
+    "hf-image": ({"config": vision_config("vit"), "in_channels": 1}, (2, 1, 40, 40), 16),
+    "hf-clip-vision": ({"config": vision_config("clip")}, (2, 3, 32, 32), 12),
+    # its tokenizer (a CLIP one, saved to a temporary folder) is added by the test
+    "hf-clip-text": ({"config": vision_config("clip")}, None, 12),
 }
 
 
@@ -72,8 +77,10 @@ def test_every_builtin_but_minilm_has_a_tiny_case():
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_builtin_shape_and_every_parameter_gets_a_gradient(name):
+def test_builtin_shape_and_every_parameter_gets_a_gradient(name, tmp_path):
     options, shape, width = TINY[name]
+    if name == "hf-clip-text":
+        options = {**options, "tokenizer": clip_tokenizer(tmp_path)}
     torch.manual_seed(0)
     encoder = create_encoder(name, **options)
     x = encoder.tokenize(NOTES) if shape is None else torch.randn(shape)

@@ -24,7 +24,7 @@ def test_lists_plugins_and_encoders(builtins_only, capsys):
     assert lines[0] == "Plugins (1):"
     assert lines[2].split()[:4] == ["builtin", "0.1.0", "monai-multifair", "built"]
     assert f"Encoders ({len(list_encoders())}):" in lines
-    rows = {line.split()[0]: line.split()[1:3] for line in lines[lines.index("Encoders (15):") + 2 :] if line}
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[lines.index("Encoders (18):") + 2 :] if line}
     assert rows["slicewise-oct"] == ["oct", "builtin"]
     assert rows["bow-text"] == ["text", "builtin"]
     assert "failed" not in out
