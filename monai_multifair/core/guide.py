@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GuideHead", "guide_logits_and_gradients"]
+__all__ = ["GuideHead", "guide_logits_and_gradients", "step_guide_optimizer"]
 
 
 class GuideHead(nn.Module):
@@ -112,3 +114,76 @@ def guide_logits_and_gradients(
             for m, x in enumerate(features)
         ]
     return logits, grads
+
+
+def _functional_adam() -> Callable[..., None] | None:
+    """torch.optim's functional Adam when it takes AdamW's ``decoupled_weight_decay`` (torch >= 2.6)."""
+    adam = getattr(importlib.import_module("torch.optim.adam"), "adam", None)
+    if adam is None:
+        return None
+    try:
+        parameters = inspect.signature(adam).parameters
+    except (TypeError, ValueError):
+        return None
+    return adam if "decoupled_weight_decay" in parameters else None
+
+
+_ADAM = _functional_adam()
+_OPTIMIZER_MODULE = importlib.import_module("torch.optim.optimizer")  # holds the global step hooks
+
+
+def step_guide_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()`` for the guide heads, without ``Optimizer.step``'s per-call wrapper where safe.
+
+    For a one-group fused AdamW (the modulator's default) whose state is initialised, no step hook is
+    registered and ``step`` is not patched (an LR scheduler patches it), this calls the functional
+    AdamW that ``AdamW.step`` itself calls, with the same tensors and hyperparameters: the same
+    update, state and ``state_dict`` (the test suite compares them exactly), without the profiler
+    record, hook lookups and grad-mode guard around it, which on a CPU cost more than the update of a
+    few small heads. Anything else runs ``optimizer.step()``.
+    """
+    group = optimizer.param_groups[0] if len(optimizer.param_groups) == 1 else None
+    params = group["params"] if group is not None else ()
+    if (
+        _ADAM is None
+        or type(optimizer) is not torch.optim.AdamW
+        or group is None
+        or not group.get("fused")
+        or group.get("amsgrad")
+        or group.get("differentiable")
+        or "decoupled_weight_decay" not in group
+        or "step" in vars(optimizer)
+        or getattr(optimizer, "_optimizer_step_pre_hooks", None)
+        or getattr(optimizer, "_optimizer_step_post_hooks", None)
+        or getattr(_OPTIMIZER_MODULE, "_global_optimizer_pre_hooks", None)
+        or getattr(_OPTIMIZER_MODULE, "_global_optimizer_post_hooks", None)
+        or len(optimizer.state) != len(params)
+        or any(p.grad is None for p in params)
+    ):
+        optimizer.step()
+        return
+    states = [optimizer.state[p] for p in params]
+    with torch.no_grad():
+        _ADAM(
+            list(params),
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            foreach=group["foreach"],
+            capturable=group["capturable"],
+            differentiable=False,
+            fused=True,
+            grad_scale=getattr(optimizer, "grad_scale", None),
+            found_inf=getattr(optimizer, "found_inf", None),
+            has_complex=False,
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            amsgrad=False,
+            beta1=group["betas"][0],
+            beta2=group["betas"][1],
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )

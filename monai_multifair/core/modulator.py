@@ -25,7 +25,7 @@ from torch.autograd.function import once_differentiable
 from monai_multifair.core.compiled_step import CompiledStep
 from monai_multifair.core.distributed import gather_batch
 from monai_multifair.core.functional import auc_by_group_and_overall, logistic_group_statistic
-from monai_multifair.core.guide import GuideHead, guide_logits_and_gradients
+from monai_multifair.core.guide import GuideHead, guide_logits_and_gradients, step_guide_optimizer
 from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError, close_match_hint
 
@@ -319,7 +319,7 @@ class ModulatorBase(nn.Module):
         outputs, grads = self._guide_gradient_step(labels.device, self, list(feats), labels, present, masks)
         for m, param_name, param in self._guide_param_slots:
             param.grad = grads[m][param_name]
-        self.guide_optimizer.step()
+        step_guide_optimizer(self.guide_optimizer)
         return outputs
 
     def _dropout_masks(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Tensor | None:

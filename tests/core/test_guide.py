@@ -55,3 +55,74 @@ def test_closed_form_gradients_equal_autograd(num_classes, with_presence, with_d
     if with_presence:
         assert all(not grads[1][name].any() for name in names)
     assert not logits.requires_grad and not any(g.requires_grad for d in grads for g in d.values())
+
+
+def _guide_optimizers(num: int = 2):
+    """``num`` identical (heads, fused AdamW) pairs, gradients set as the modulator sets them."""
+    pairs = []
+    for _ in range(num):
+        torch.manual_seed(0)
+        heads = torch.nn.ModuleList([GuideHead(5, 4, 2), GuideHead(3, 4, 2)])
+        pairs.append((heads, torch.optim.AdamW(heads.parameters(), lr=1e-2, weight_decay=3e-3, fused=True)))
+    return pairs
+
+
+def _set_grads(heads, seed):
+    gen = torch.Generator().manual_seed(seed)
+    for p in heads.parameters():
+        p.grad = torch.randn(p.shape, generator=gen)
+
+
+def test_step_guide_optimizer_equals_optimizer_step():
+    """The short path (torch's functional AdamW, no Optimizer.step wrapper) makes exactly the update,
+    state and state_dict of ``optimizer.step()``, step after step, with an lr change on the way."""
+    from monai_multifair.core import guide
+
+    (heads_a, opt_a), (heads_b, opt_b) = _guide_optimizers()
+    calls = []
+    original = guide._ADAM
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    guide._ADAM = counting
+    try:
+        for t in range(5):
+            if t == 3:
+                for opt in (opt_a, opt_b):
+                    opt.param_groups[0]["lr"] = 3e-3
+            _set_grads(heads_a, t)
+            _set_grads(heads_b, t)
+            opt_a.step()
+            guide.step_guide_optimizer(opt_b)
+            for pa, pb in zip(heads_a.parameters(), heads_b.parameters()):
+                assert torch.equal(pa, pb)
+        sa, sb = opt_a.state_dict(), opt_b.state_dict()
+        assert sa["param_groups"] == sb["param_groups"]
+        for key in sa["state"]:
+            for name, value in sa["state"][key].items():
+                assert torch.equal(value, sb["state"][key][name]), (key, name)
+    finally:
+        guide._ADAM = original
+    if original is not None:  # torch with the functional AdamW: the first step initialises the state
+        assert len(calls) == 4
+
+
+def test_step_guide_optimizer_keeps_hooks_and_schedulers():
+    """A step hook, or an LR scheduler (which patches ``step``), sends the update through ``step()``."""
+    from monai_multifair.core.guide import step_guide_optimizer
+
+    (heads, opt), _ = _guide_optimizers()
+    seen = []
+    handle = opt.register_step_post_hook(lambda optimizer, args, kwargs: seen.append(1))
+    for t in range(2):
+        _set_grads(heads, t)
+        step_guide_optimizer(opt)
+    handle.remove()
+    assert seen == [1, 1]
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    _set_grads(heads, 3)
+    step_guide_optimizer(opt)
+    scheduler.step()  # warns if it thinks the optimizer did not step (warnings are errors here)
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-3)
