@@ -157,25 +157,20 @@ def auc_by_group_and_overall(
     if groups.shape != (n,):
         raise ValueError(f"expected `groups` of shape [{n}], got {tuple(groups.shape)}")
     dtype = torch.promote_types(scores.dtype, torch.float32) if scores.is_floating_point() else torch.float32
-    x = scores.to(dtype).contiguous()
-    columns = torch.arange(num_groups + 1, device=scores.device)
+    x = scores.to(dtype)
+    width = num_groups + 1
+    columns = torch.arange(width, device=scores.device)
     # member[i, g]: sample i counts in column g (its own group, and the last column: every sample)
     member = ((groups.to(torch.long).unsqueeze(1) == columns) | (columns == num_groups)).to(dtype)
-    target = positive.to(dtype)
-    if weights is None:
-        pos_w = target.expand(s_rows, n)
-        neg_w = 1.0 - pos_w
-    else:
-        pos_w = target * weights.to(dtype)
-        neg_w = weights.to(dtype) - pos_w
-    width = num_groups + 1
-    neg_member = neg_w.unsqueeze(2) * member  # [S, N, K+1]
-    pos_member = pos_w.unsqueeze(2) * member
+    weighted = member if weights is None else weights.to(dtype).unsqueeze(2) * member  # [(S,) N, K+1]
+    pos_member = (positive.to(dtype).unsqueeze(-1) * weighted).expand(s_rows, n, width)
+    neg_member = weighted.expand(s_rows, n, width) - pos_member
     if s_rows * n * n <= PAIRWISE_AUC_MAX_ELEMENTS:
         # Small batch: compare every pair at once. step[i, j] = [x_i > x_j] + 0.5 [x_i = x_j].
         step = (x.unsqueeze(2) - x.unsqueeze(1)).sign_().add_(1.0).mul_(0.5)  # [S, N, N]
         wins = torch.bmm(step, neg_member)  # [S, N, K+1]: negatives below i (ties half), per column
     else:
+        x = x.contiguous()
         sorted_x, order = torch.sort(x, dim=1)
         # First and one-past-last sorted position of each value: strictly below, and below or tied.
         bounds = torch.cat(

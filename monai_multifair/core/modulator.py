@@ -584,7 +584,7 @@ def _statistics(
 
     # Step 4: modality balance coefficient B_m from the change of each guide's AUC.
     current = torch.where(guide_valid, guide_auc, previous_auc)
-    delta = torch.where(has_previous & guide_valid, current - previous_auc, 0.0)
+    delta = (current - previous_auc) * has_previous  # 0 where carried over (current is previous there)
     if cfg.coefficient_rule == "none":
         balance = torch.ones_like(delta)
     elif cfg.coefficient_rule == "signed":
@@ -614,8 +614,11 @@ def _statistics(
 
     # Step 6: group factor f_{m,g}.
     tau = cfg.fairness_threshold
+    fused_gaps = fused_level.unsqueeze(0) - fused_level.unsqueeze(1)  # [g, h]: level_h - level_g
     if cfg.group_factor_rule == "routing":
-        shortfall = _below_mean(fused_level, fused_known, dim=0).clamp_min(0) * fused_known  # [K]
+        # [K]: how far group g lies below the mean fused level (0 above it or where unknown)
+        below = (fused_gaps * fused_known).sum(1) / fused_known.sum().clamp_min(1)
+        shortfall = below.clamp_min(0) * fused_known
         # [M, K]: how much better guide m is on group g than the mean guide (over modalities)
         advantage = torch.tanh(_below_mean(group_ema, group_seen, dim=0) / -tau)
         raw = (shortfall * (cfg.group_strength / tau)) * advantage + 1.0
@@ -625,16 +628,15 @@ def _statistics(
         known = group_seen
     group_factor = torch.where(known, raw.clamp(cfg.group_factor_min, cfg.group_factor_max), 1.0)
 
-    # Step 7: fairness gate on the gap of the fused per-group AUCs.
-    best = torch.where(fused_known, fused_level, -float("inf")).amax()
-    worst = torch.where(fused_known, fused_level, float("inf")).amin()
-    gate = ((fused_known.sum() >= 2) & ((best - worst) > tau)).to(modality_scale.dtype)
+    # Step 7: fairness gate: the largest gap between two groups of known fused level exceeds tau
+    # (0 with fewer than two such groups: tau > 0 keeps the gate closed then).
+    both_known = fused_known.unsqueeze(0) & fused_known.unsqueeze(1)
+    gate = ((fused_gaps * both_known).amax() > tau).to(modality_scale.dtype)
 
     # Step 8: per-sample scale of dL/dh_m: rho B_m (gate f_{m,a_i} + 1 - gate), 0 where missing.
-    sample_factor = group_factor.index_select(1, groups)  # [M, B]
+    scales = (modality_scale.unsqueeze(1) * ((group_factor - 1.0) * gate + 1.0)).index_select(1, groups)
     if cfg.group_factor_reduction == "batch":  # one scalar per modality (research-code style)
-        sample_factor = sample_factor.mean(dim=1, keepdim=True).expand_as(sample_factor)
-    scales = modality_scale.unsqueeze(1) * ((sample_factor - 1.0) * gate + 1.0)
+        scales = scales.mean(dim=1, keepdim=True).expand_as(scales)
     if present is not None:
         scales = scales * present.t()
 
@@ -752,35 +754,36 @@ def _fairness_loss_and_grad(
         targets = labels.unsqueeze(0) == torch.arange(c, device=labels.device).unsqueeze(1)
     z = margins / cfg.surrogate_temperature
     member = (groups.unsqueeze(1) == torch.arange(k, device=groups.device)).to(dtype)  # [B, K]
-    positive = targets.to(dtype)
-    pos_member = positive.unsqueeze(2) * member  # [C', B, K]
-    neg_member = (1.0 - positive).unsqueeze(2) * member
+    pos_member = targets.to(dtype).unsqueeze(2) * member  # [C', B, K]
+    neg_member = member - pos_member
     pair = torch.sigmoid(z.unsqueeze(2) - z.unsqueeze(1))  # [C', B, B]: sigmoid(z_i - z_j)
     numerator = (torch.bmm(pair, neg_member) * pos_member).sum(1)  # [C', K]
     pairs = pos_member.sum(1) * neg_member.sum(1)  # [C', K]
     valid = pairs > 0
-    surrogate = torch.where(valid, numerator / pairs, 0.0)
+    surrogate = (numerator / pairs).nan_to_num_(0.0)  # 0 / 0 where a group lacks a class
     if c == 2:
-        level, known, per_column = surrogate[0], valid[0], valid.to(dtype)
+        level, known = surrogate[0], valid[0]
     else:  # macro average over the one-vs-rest columns
         count = valid.sum(0)
         level, known = surrogate.sum(0) / count.clamp_min(1), count > 0
-        per_column = valid.to(dtype) / count.clamp_min(1)
     num_known = known.sum().clamp_min(1)
     mean = (level * known).sum() / num_known
     if cfg.fairness_loss == "shortfall":
         # The reference level is a stop-gradient: the loss lifts lagging groups and never rewards
         # lowering the best one (a differentiable mean would, by 1/K per lagging group).
         gap = mean - level
-        value = (gap.clamp_min(0) * known).sum() / num_known
-        grad_level = -(known & (gap >= 0)).to(dtype) / num_known
+        active = known & (gap >= 0)  # relu(gap) passes its gradient at 0, as autograd's does
+        value = (gap * active).sum() / num_known
+        grad_level = active.to(dtype) / -num_known
     else:
         diff = level - mean
-        value = (diff.abs() * known).sum() / num_known
         signs = diff.sign() * known
+        value = (diff * signs).sum() / num_known
         grad_level = (signs - signs.sum() * known / num_known) / num_known
+    if c > 2:  # through the macro average
+        grad_level = grad_level * valid / count.clamp_min(1)
     # dF/dA_{c,g} / (P N), spread over the pairs (i pos, j neg) of group g: weight[c, i, j]
-    coeff = torch.where(valid, grad_level * per_column / pairs, 0.0)  # [C', K]
+    coeff = (grad_level / pairs).nan_to_num_(0.0)  # [C', K]; 0 where the group lacks a class
     weight = torch.bmm(pos_member * coeff.unsqueeze(1), neg_member.transpose(1, 2))  # [C', B, B]
     flow = weight * pair * (1.0 - pair)  # dF/dz_i from pair (i, j) is +flow, to z_j -flow
     grad_margins = (flow.sum(2) - flow.sum(1)) / cfg.surrogate_temperature  # [C', B]
