@@ -476,10 +476,10 @@ class DualLevelGradientModulator(ModulatorBase):
                     labels,
                     groups,
                     present_local,
-                    tuple(getattr(self, name) for name in _STATE),
+                    tuple(self._buffers[name] for name in _STATE),
                     None if head is None else head.weight.detach(),
                 )
-                torch._foreach_copy_([getattr(self, name) for name in _STATE], list(state))
+                torch._foreach_copy_([self._buffers[name] for name in _STATE], list(state))
         self._set_scales(slots, scales)
         self._stats = dict(zip(_STAT_NAMES, stats))
         if grad_logits is None and grad_weight is None:
