@@ -31,13 +31,29 @@ def _run(script: str, *args: str, cwd: Path) -> str:
 def test_step_overhead_quick(tmp_path):
     _run("step_overhead.py", "--quick", "--threads", "1", "--json", str(tmp_path / "r.json"), cwd=tmp_path)
     arms = json.loads((tmp_path / "r.json").read_text())["arms"]
+    # on a CPU the compiled arm runs only when asked for (below)
     assert set(arms) == {"plain", "default", "default+validate", "paper", "reference", "reference-loop"}
     assert arms["plain"]["ratio_to_plain"] == 1.0
+    assert (
+        arms["plain"]["modulator_seconds_per_call"] is None
+        and arms["default"]["modulator_seconds_per_call"] > 0
+    )
     # the sync count is a property of the code, not of the machine: the default path has none
     assert arms["default"]["host_syncs_per_step"] == 0 and arms["paper"]["host_syncs_per_step"] == 0
     assert (
         arms["default+validate"]["host_syncs_per_step"] > 0 and arms["reference"]["host_syncs_per_step"] > 0
     )
+    _run(
+        "step_overhead.py",
+        *("--quick", "--threads", "1", "--clock", "thread", "--arms", "default+compile"),
+        *("--json", str(tmp_path / "c.json")),
+        cwd=tmp_path,
+    )
+    arms = json.loads((tmp_path / "c.json").read_text())["arms"]
+    assert set(arms) == {"plain", "default+compile"}
+    # every step ran compiled: 1 warm-up + 2 timed (the sync count skips this arm)
+    assert arms["default+compile"]["compiled_calls"] == {"guide step": 3, "statistics step": 3}
+    assert arms["default+compile"]["host_syncs_per_step"] is None  # not countable under a dispatch mode
 
 
 @pytest.mark.slow

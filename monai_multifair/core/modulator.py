@@ -19,12 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from monai_multifair.core.compiled_step import CompiledStep
 from monai_multifair.core.distributed import gather_batch
-from monai_multifair.core.functional import grouped_auc, logistic_group_statistic, surrogate_group_auc
-from monai_multifair.core.guide import GuideHead
+from monai_multifair.core.functional import auc_by_group_and_overall, logistic_group_statistic
+from monai_multifair.core.guide import GuideHead, guide_logits_and_gradients, step_guide_optimizer
 from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError, close_match_hint
 
@@ -36,6 +37,7 @@ MODULATOR_CLASSES: dict[str, type[ModulatorBase]] = {}
 
 
 _GUIDE_SEED = 20_26_0731
+_COSINE_EPS = 1e-8  # floor of |W_F| |W_G| in the direction loss's cosine (as F.cosine_similarity)
 
 
 class _ScaleSlot:
@@ -62,8 +64,23 @@ def _macro(auc: Tensor, valid: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     return mean, ok
 
 
-def _masked_mean(values: Tensor, mask: Tensor, dim: int) -> Tensor:
-    return torch.where(mask, values, torch.zeros_like(values)).sum(dim) / mask.sum(dim).clamp_min(1)
+def _below_mean(values: Tensor, mask: Tensor, dim: int) -> Tensor:
+    """``mean(values over dim where mask) - values``, for finite ``values``.
+
+    Computed as the mean of the differences ``values_h - values_g`` so that equal values give exactly
+    0 (a mean taken first need not round back to the values it averages).
+    """
+    differences = values.unsqueeze(dim) - values.unsqueeze(dim + 1)  # [..., g, h, ...]: v_h - v_g
+    return (differences * mask.unsqueeze(dim)).sum(dim + 1) / mask.sum(dim, keepdim=True).clamp_min(1)
+
+
+def _guide_gradients(
+    mod: ModulatorBase, feats: list[Tensor], labels: Tensor, present: Tensor | None, masks: Tensor | None
+) -> tuple[Tensor, list[dict[str, Tensor]]]:
+    """Pre-step guide logits ``[M, N, C]`` and the gradients of the guide loss (step 2), a pure function
+    of its inputs and the guide parameters (compiled when ``config.compile`` says so)."""
+    heads = [mod.guides[name] for name in mod.modality_names]
+    return guide_logits_and_gradients(heads, feats, labels, present, masks)
 
 
 class ModulatorBase(nn.Module):
@@ -181,6 +198,13 @@ class ModulatorBase(nn.Module):
         object.__setattr__(self, "_encoder_modules", dict(encoders))
         object.__setattr__(self, "_fused_head", fused_head)
         self._guide_calls = 0  # host-side counter: seeds the guides' dropout stream (no device read)
+        self._dropout_generators: dict[torch.device, torch.Generator] = {}
+        self._guide_param_slots = [
+            (m, param_name, param)
+            for m, name in enumerate(self.modality_names)
+            for param_name, param in self.guides[name].named_parameters()
+        ]
+        self._guide_gradient_step = CompiledStep(_guide_gradients, "guide step", config.compile)
         self._captured: dict[str, tuple[Tensor, _ScaleSlot]] = {}
         self._stats: dict[str, Tensor] = {}
         self._hook_handles = [
@@ -261,7 +285,7 @@ class ModulatorBase(nn.Module):
                 f"expected `present` of shape [B={b}, M={len(self.modality_names)}] (modality order "
                 f"{list(self.modality_names)}), got {tuple(present.shape)}"
             )
-        guide_device = next(self.guides.parameters()).device
+        guide_device = self.guides[self.modality_names[0]].output.weight.device
         if guide_device != logits.device:
             raise MultiFairError(
                 f"the modulator is on {guide_device} but `logits` are on {logits.device}: call `modulator.to(device)` "
@@ -283,58 +307,40 @@ class ModulatorBase(nn.Module):
                     raise MultiFairError(f"the feature of modality {name!r} contains NaN or inf")
 
     # ------------------------------------------------------------------ guide step
-    def _guide_step(self, feats: list[Tensor], labels: Tensor, present: Tensor | None) -> list[Tensor]:
-        """One optimizer step of every guide head on detached features; returns pre-step logits.
+    def _guide_step(self, feats: list[Tensor], labels: Tensor, present: Tensor | None) -> Tensor:
+        """One optimizer step of every guide head on detached features; returns the pre-step logits
+        ``[M, N, C]`` (modality order ``modality_names``).
 
-        The guides' dropout draws from a private stream seeded by a host-side call counter, so every
-        DDP rank makes the same guide update and the caller's random stream is left untouched.
+        The guides' dropout masks are drawn from a private stream seeded by a host-side call counter,
+        so every DDP rank makes the same guide update, the caller's random stream is left untouched, and
+        an eager and a compiled step (``config.compile``) apply the same masks.
         """
-        self.guides.train()
-        outputs = []
-        device = labels.device
-        seed = _GUIDE_SEED + self._guide_calls
-        self._guide_calls += 1
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type="cuda"):
-            if device.type == "cuda":
-                with torch.cuda.device(device):
-                    torch.cuda.manual_seed(seed)
-            else:
-                torch.default_generator.manual_seed(seed)
-            return self._guide_update(feats, labels, present, outputs)
-
-    def _guide_update(
-        self, feats: list[Tensor], labels: Tensor, present: Tensor | None, outputs: list[Tensor]
-    ) -> list[Tensor]:
-        with torch.enable_grad():
-            self.guide_optimizer.zero_grad(set_to_none=True)
-            loss = torch.zeros((), device=labels.device)
-            for m, name in enumerate(self.modality_names):
-                out = self.guides[name](feats[m])
-                ce = F.cross_entropy(out, labels, reduction="none")
-                if present is None:
-                    loss = loss + ce.mean()
-                else:
-                    w = present[:, m].to(ce.dtype)
-                    loss = loss + (ce * w).sum() / w.sum().clamp_min(1.0)
-                outputs.append(out.detach())
-            loss.backward()
-            self.guide_optimizer.step()
+        masks = self._dropout_masks(labels.shape[0], labels.device, feats[0].dtype)
+        outputs, grads = self._guide_gradient_step(labels.device, self, list(feats), labels, present, masks)
+        for m, param_name, param in self._guide_param_slots:
+            param.grad = grads[m][param_name]
+        step_guide_optimizer(self.guide_optimizer)
         return outputs
 
-    def _score_columns(self, probs: Tensor) -> Tensor:
-        """Binary: the positive-class column ``[N, 1]``; multi-class: every class ``[N, C]`` (one-vs-rest)."""
-        if self.num_classes == 2:
-            return probs[:, self.config.positive_class : self.config.positive_class + 1]
-        return probs
-
-    def _target_columns(self, labels: Tensor) -> Tensor:
-        if self.num_classes == 2:
-            return (labels == self.config.positive_class).unsqueeze(1)
-        return labels.unsqueeze(1) == torch.arange(self.num_classes, device=labels.device)
+    def _dropout_masks(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Tensor | None:
+        """``[M, N, hidden]`` guide dropout multipliers (``1/(1-p)`` kept, 0 dropped); None when ``p = 0``."""
+        p = self.config.guide_dropout
+        seed = _GUIDE_SEED + self._guide_calls
+        self._guide_calls += 1
+        if p == 0:
+            return None
+        hidden = self.guides[self.modality_names[0]].output.in_features
+        shape = (len(self.modality_names), batch_size, hidden)
+        generator = self._dropout_generators.get(device)
+        if generator is None:
+            generator = self._dropout_generators[device] = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        draws = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        return draws.lt_(1.0 - p).div_(1.0 - p)  # kept with probability 1 - p, as 1 / (1 - p)
 
     def _work_dtype(self) -> torch.dtype:
         """Statistics run in the guide heads' dtype, at least float32 (autocast is switched off)."""
-        return torch.promote_types(next(self.guides.parameters()).dtype, torch.float32)
+        return torch.promote_types(self.guides[self.modality_names[0]].output.weight.dtype, torch.float32)
 
     def _set_scales(self, slots: list[_ScaleSlot], scales: Tensor) -> None:
         for m, slot in enumerate(slots):
@@ -412,6 +418,7 @@ class DualLevelGradientModulator(ModulatorBase):
         self.register_buffer("fused_auc_ema", torch.zeros(k))
         self.register_buffer("fused_seen", torch.zeros(k, dtype=torch.bool))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self._statistics_step = CompiledStep(_statistics, "statistics step", self.config.compile)
 
     def reset_state(self) -> None:
         """Forget the EMAs and previous AUCs (guide heads and their optimizer are kept)."""
@@ -436,9 +443,7 @@ class DualLevelGradientModulator(ModulatorBase):
             The scalar ``lambda_gm L_gm + gamma gate F_G``.
         """
         self._check_inputs(logits, labels, groups, present)
-        cfg = self.config
-        batch_size = labels.shape[0]
-        feats, slots = self._features(batch_size)
+        feats, slots = self._features(labels.shape[0])
         labels = labels.long()
         groups = groups.long()
         present_local = None if present is None else present.to(torch.bool)
@@ -446,200 +451,371 @@ class DualLevelGradientModulator(ModulatorBase):
         work = self._work_dtype()
         with torch.autocast(device_type=logits.device.type, enabled=False):
             flat = [f.detach().flatten(1).to(work) for f in feats]
-            fused_probs = torch.softmax(logits.detach().to(work), dim=1)
             extra = [] if present_local is None else [present_local]
-            gathered = gather_batch([*flat, fused_probs, labels, groups, *extra], self.process_group)
-            flat, fused_probs = gathered[:num_modalities], gathered[num_modalities]
-            all_labels, all_groups = gathered[num_modalities + 1], gathered[num_modalities + 2]
+            gathered = gather_batch(
+                [*flat, logits.detach().to(work), labels, groups, *extra], self.process_group
+            )
+            flat = gathered[:num_modalities]
+            all_logits, all_labels, all_groups = gathered[num_modalities : num_modalities + 3]
             all_present = gathered[num_modalities + 3] if present_local is not None else None
-
-            # Step 2: guide step. Steps 3 and 5: exact AUCs of every guide, overall and per group.
+            # Step 2: guide step. Steps 3-10: one pure function of tensors (compiled when configured).
             guide_logits = self._guide_step(flat, all_labels, all_present)
-            # One grouped_auc call for everything: columns are every guide's scores and then the fused
-            # scores; rows are the batch twice, once with its group ids and once as group K ("overall").
-            columns = [self._score_columns(torch.softmax(o, dim=1)) for o in guide_logits]
-            columns.append(self._score_columns(fused_probs))
-            scores = torch.cat(columns, dim=1)
-            cols = columns[0].shape[1]
-            k = self.num_groups
-            targets = self._target_columns(all_labels).repeat(1, num_modalities + 1)
-            rows_groups = torch.cat([all_groups, torch.full_like(all_groups, k)])
-            weights = None
-            if all_present is not None:
-                fused_present = torch.ones_like(all_present[:, :1])
-                weights = torch.cat([all_present, fused_present], dim=1).to(scores.dtype)
-                weights = weights.repeat_interleave(cols, dim=1).repeat(2, 1)
-            auc, valid = grouped_auc(scores.repeat(2, 1), targets.repeat(2, 1), rows_groups, k + 1, weights)
-            auc = auc.view(num_modalities + 1, cols, k + 1)
-            valid = valid.view(num_modalities + 1, cols, k + 1)
-            guide_auc, guide_valid = _macro(auc[:num_modalities, :, k], valid[:num_modalities, :, k], dim=1)
-            group_auc, group_valid = _macro(auc[:num_modalities, :, :k], valid[:num_modalities, :, :k], dim=1)
-            fused_auc, fused_valid = _macro(auc[num_modalities, :, :k], valid[num_modalities, :, :k], dim=0)
-            if cfg.group_statistic == "logistic":  # ablation: the research code's surrogate statistic
-                group_auc, group_valid = self._logistic_group_statistic(
-                    columns[:num_modalities], all_labels, all_groups, all_present
+            if not isinstance(guide_logits, Tensor):
+                guide_logits = torch.stack(list(guide_logits))
+            head = self.fused_head if self.config.direction_weight > 0 else None
+            with torch.no_grad():
+                value, grad_logits, grad_weight, scales, state, stats = self._statistics_step(
+                    logits.device,
+                    self,
+                    guide_logits,
+                    all_logits,
+                    all_labels,
+                    all_groups,
+                    all_present,
+                    logits.detach().to(work),
+                    labels,
+                    groups,
+                    present_local,
+                    tuple(self._buffers[name] for name in _STATE),
+                    None if head is None else head.weight.detach(),
                 )
-
-            # Step 4: modality balance coefficient B_m from the change of each guide's AUC.
-            current = torch.where(guide_valid, guide_auc, self.previous_auc)
-            delta = torch.where(
-                self.has_previous_auc & guide_valid, current - self.previous_auc, torch.zeros_like(current)
-            )
-            if cfg.coefficient_rule == "none":
-                balance = torch.ones_like(delta)
-            elif cfg.coefficient_rule == "signed":
-                total = delta.sum()
-                safe_total = torch.where(total.abs() > cfg.eps, total, torch.ones_like(total))
-                balance = torch.where(
-                    total.abs() > cfg.eps, (total - delta) / safe_total, torch.ones_like(delta)
-                )
-            else:
-                balance = 1.0 - delta.abs() / (delta.abs().sum() + cfg.eps)
-            self.previous_auc.copy_(current)
-            self.has_previous_auc.logical_or_(guide_valid)
-            decay = cfg.coefficient_ema_decay
-            self.balance_ema.mul_(decay).add_((1.0 - decay) * balance)
-            modality_scale = cfg.modality_scale * self.balance_ema
-
-            # Step 5: per-group EMAs of guide AUCs; step 7 input: fused per-group AUCs.
-            beta = cfg.ema_decay
-            updated = torch.where(
-                self.group_seen, beta * self.group_auc_ema + (1 - beta) * group_auc, group_auc
-            )
-            self.group_auc_ema.copy_(torch.where(group_valid, updated, self.group_auc_ema))
-            self.group_seen.logical_or_(group_valid)
-            if cfg.gate_smoothing:
-                f_updated = torch.where(
-                    self.fused_seen, beta * self.fused_auc_ema + (1 - beta) * fused_auc, fused_auc
-                )
-                self.fused_auc_ema.copy_(torch.where(fused_valid, f_updated, self.fused_auc_ema))
-                self.fused_seen.logical_or_(fused_valid)
-                fused_level, fused_known = self.fused_auc_ema, self.fused_seen
-            else:
-                fused_level = torch.where(fused_valid, fused_auc, torch.zeros_like(fused_auc))
-                fused_known = fused_valid
-
-            # Step 6: group factor f_{m,g}.
-            ema, seen = self.group_auc_ema, self.group_seen
-            tau = cfg.fairness_threshold
-            if cfg.group_factor_rule == "routing":
-                fused_mean = _masked_mean(fused_level, fused_known, dim=0)
-                shortfall = torch.where(
-                    fused_known, (fused_mean - fused_level).clamp_min(0), torch.zeros_like(fused_level)
-                )
-                across = _masked_mean(ema, seen, dim=0)  # [K]: mean guide AUC over modalities, per group
-                advantage = torch.tanh((ema - across.unsqueeze(0)) / tau)
-                raw = 1.0 + cfg.group_strength * (shortfall / tau).unsqueeze(0) * advantage
-                known = seen & fused_known.unsqueeze(0)
-            else:
-                modality_mean = _masked_mean(ema, seen, dim=1)  # [M]
-                raw = 1.0 + cfg.group_strength * (modality_mean.unsqueeze(1) - ema) / tau
-                known = seen
-            group_factor = torch.where(
-                known, raw.clamp(cfg.group_factor_min, cfg.group_factor_max), torch.ones_like(raw)
-            )
-
-            # Step 7: fairness gate on the gap of the fused per-group AUCs.
-            best = torch.where(fused_known, fused_level, torch.full_like(fused_level, -float("inf"))).max()
-            worst = torch.where(fused_known, fused_level, torch.full_like(fused_level, float("inf"))).min()
-            gate = ((fused_known.sum() >= 2) & ((best - worst) > tau)).to(modality_scale.dtype)
-
-            # Step 8: per-sample scale of dL/dh_m.
-            sample_factor = group_factor.index_select(1, groups)  # [M, B]
-            if cfg.group_factor_reduction == "batch":  # one scalar per modality (research-code style)
-                sample_factor = sample_factor.mean(dim=1, keepdim=True).expand_as(sample_factor)
-            per_sample = gate * sample_factor + (1.0 - gate)
-            scales = modality_scale.unsqueeze(1) * per_sample
-            if present_local is not None:
-                scales = scales * present_local.t().to(scales.dtype)
-            self._set_scales(slots, scales)
-
-            # Step 9: direction loss (gradient into the fused head only).
-            aux = torch.zeros((), device=logits.device)
-            direction = torch.zeros((), device=logits.device)
-            if cfg.direction_weight > 0:
-                fused_weight = self.fused_head.weight.to(work).reshape(1, -1)
-                coeff = self.balance_ema.detach()
-                cosines = torch.stack(
-                    [
-                        F.cosine_similarity(
-                            fused_weight, self.guides[n].output.weight.detach().reshape(1, -1)
-                        )[0]
-                        for n in self.modality_names
-                    ]
-                )
-                direction = (coeff.abs().sum() - (coeff * cosines).sum()) / num_modalities
-                aux = aux + cfg.direction_weight * direction
-
-            # Step 10: fairness loss on the local batch's fused logits (carries gradient).
-            fairness = torch.zeros((), device=logits.device)
-            if cfg.fairness_weight > 0:
-                fairness = self._fairness_loss(logits.to(work), labels, groups)
-                aux = aux + cfg.fairness_weight * gate * fairness
-
-        self.steps.add_(1)
-        self._stats = {
-            "modality_scale": modality_scale.detach(),
-            "balance": balance.detach(),
-            "group_factor": group_factor.detach(),
-            "gate": gate.detach(),
-            "guide_auc": guide_auc.detach(),
-            "guide_group_auc": group_auc.detach(),
-            "fused_group_auc": fused_auc.detach(),
-            "direction_loss": direction.detach(),
-            "fairness_loss": fairness.detach(),
-        }
-        return aux
-
-    def _logistic_group_statistic(
-        self, columns: list[Tensor], labels: Tensor, groups: Tensor, present: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """``[M, K]`` logistic surrogate of each guide per group (macro over one-vs-rest columns)."""
-        targets = self._target_columns(labels)
-        values, valids = [], []
-        for m, scores in enumerate(columns):
-            w = None if present is None else present[:, m].to(scores.dtype)
-            per_class = [
-                logistic_group_statistic(scores[:, c], targets[:, c], groups, self.num_groups, w)
-                for c in range(scores.shape[1])
-            ]
-            value, valid = _macro(
-                torch.stack([v for v, _ in per_class]), torch.stack([o for _, o in per_class]), 0
-            )
-            values.append(value)
-            valids.append(valid)
-        return torch.stack(values), torch.stack(valids)
-
-    def _fairness_loss(self, logits: Tensor, labels: Tensor, groups: Tensor) -> Tensor:
-        """Dispersion (or shortfall) of the per-group surrogate AUC of the fused margins."""
-        cfg = self.config
-        if self.num_classes == 2:
-            pos = cfg.positive_class
-            margins = [logits[:, pos] - logits[:, 1 - pos]]
-            targets = [labels == pos]
-        else:
-            eye = torch.eye(self.num_classes, dtype=torch.bool, device=logits.device)
-            margins = [
-                logits[:, c] - torch.logsumexp(logits.masked_fill(eye[c], -float("inf")), dim=1)
-                for c in range(self.num_classes)
-            ]
-            targets = [labels == c for c in range(self.num_classes)]
-        per_class = [
-            surrogate_group_auc(z, t, groups, self.num_groups, cfg.surrogate_temperature)
-            for z, t in zip(margins, targets)
-        ]
-        surrogate, valid = _macro(
-            torch.stack([a for a, _ in per_class]), torch.stack([v for _, v in per_class]), 0
+                torch._foreach_copy_([self._buffers[name] for name in _STATE], list(state))
+        self._set_scales(slots, scales)
+        self._stats = dict(zip(_STAT_NAMES, stats))
+        if grad_logits is None and grad_weight is None:
+            return value
+        return _AuxLoss.apply(
+            value,
+            grad_logits,
+            grad_weight,
+            None if grad_logits is None else logits,
+            None if grad_weight is None else head.weight,
         )
-        surrogate = torch.where(valid, surrogate, torch.zeros_like(surrogate))  # no NaN reaches the backward
-        mean = _masked_mean(surrogate, valid, dim=0)
-        if cfg.fairness_loss == "shortfall":
-            # The reference level is a stop-gradient: the loss lifts lagging groups and never rewards
-            # lowering the best one (a differentiable mean would, by 1/K per lagging group).
-            spread = (mean.detach() - surrogate).clamp_min(0)
-        else:
-            spread = (surrogate - mean).abs()
-        return _masked_mean(spread, valid, dim=0)
+
+
+#: State buffers of DualLevelGradientModulator, in the order the statistics step takes and returns them.
+_STATE = (
+    "previous_auc",
+    "has_previous_auc",
+    "balance_ema",
+    "group_auc_ema",
+    "group_seen",
+    "fused_auc_ema",
+    "fused_seen",
+    "steps",
+)
+#: Keys of ``stats()``, in the order the statistics step returns them.
+_STAT_NAMES = (
+    "modality_scale",
+    "balance",
+    "group_factor",
+    "gate",
+    "guide_auc",
+    "guide_group_auc",
+    "fused_group_auc",
+    "direction_loss",
+    "fairness_loss",
+)
+
+
+def _statistics(
+    mod: DualLevelGradientModulator,
+    guide_logits: Tensor,
+    all_logits: Tensor,
+    all_labels: Tensor,
+    all_groups: Tensor,
+    all_present: Tensor | None,
+    logits: Tensor,
+    labels: Tensor,
+    groups: Tensor,
+    present: Tensor | None,
+    state: tuple[Tensor, ...],
+    fused_weight: Tensor | None,
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Steps 3-10 of the training step (``docs/concepts/method.md``) as one pure function of tensors.
+
+    Args:
+        mod: the modulator (read for its config, sizes and guide output weights only).
+        guide_logits: ``[M, N, C]`` pre-step guide logits of the (gathered) batch.
+        all_logits, all_labels, all_groups, all_present: the gathered batch's detached fused logits
+            ``[N, C]``, labels, groups and optional presence mask ``[N, M]``.
+        logits, labels, groups, present: the local batch (``logits`` detached, in the work dtype).
+        state: the buffers named in ``_STATE``, in that order.
+        fused_weight: the fused head's detached weight when the direction loss is on.
+
+    Returns:
+        ``(aux, grad_logits, grad_weight, scales [M, B], new state (as _STATE), statistics (as
+        _STAT_NAMES))``: the auxiliary loss value and its gradients with respect to ``logits`` and
+        ``fused_weight`` (``None`` when the corresponding loss is off).
+    """
+    cfg = mod.config
+    num_modalities, k, c = guide_logits.shape[0], mod.num_groups, mod.num_classes
+    previous_auc, has_previous, balance_ema, group_ema, group_seen, fused_ema, fused_seen, steps = state
+    n = all_labels.shape[0]
+
+    # Steps 3, 5 and 7 (inputs): exact AUC of every guide and of the fused output, per group and over
+    # the batch, from one sort per score row. Rows: each guide, then the fused output (x C one-vs-rest).
+    probs = torch.softmax(torch.cat([guide_logits, all_logits.unsqueeze(0)]), dim=2)  # [M+1, N, C]
+    if c == 2:
+        scores = probs[:, :, cfg.positive_class]  # [M+1, N]
+        positive = all_labels == cfg.positive_class
+    else:
+        scores = probs.transpose(1, 2).reshape((num_modalities + 1) * c, n)
+        positive = (all_labels == torch.arange(c, device=all_labels.device).unsqueeze(1)).repeat(
+            num_modalities + 1, 1
+        )
+    weights = None
+    if all_present is not None:  # a missing modality drops the sample from that guide's AUCs
+        weights = torch.cat([all_present.t(), all_present.new_ones((1, n))]).to(scores.dtype)
+        if c > 2:
+            weights = weights.repeat_interleave(c, dim=0)
+    auc, valid = auc_by_group_and_overall(scores, positive, all_groups, k, weights)  # [S, K+1]
+    if c > 2:  # one-vs-rest macro average over classes
+        auc, valid = _macro(
+            auc.view(num_modalities + 1, c, k + 1), valid.view(num_modalities + 1, c, k + 1), 1
+        )
+    guide_auc, guide_valid = auc[:num_modalities, k], valid[:num_modalities, k]
+    group_auc, group_valid = auc[:num_modalities, :k], valid[:num_modalities, :k]
+    fused_auc, fused_valid = auc[num_modalities, :k], valid[num_modalities, :k]
+    if cfg.group_statistic == "logistic":  # ablation: the research code's surrogate statistic
+        group_auc, group_valid = _logistic_group_statistic(
+            mod, probs[:num_modalities], all_labels, all_groups, all_present
+        )
+
+    # Step 4: modality balance coefficient B_m from the change of each guide's AUC.
+    current = torch.where(guide_valid, guide_auc, previous_auc)
+    delta = (current - previous_auc) * has_previous  # 0 where carried over (current is previous there)
+    if cfg.coefficient_rule == "none":
+        balance = torch.ones_like(delta)
+    elif cfg.coefficient_rule == "signed":
+        total = delta.sum()
+        ok = total.abs() > cfg.eps
+        balance = torch.where(ok, (total - delta) / torch.where(ok, total, 1.0), 1.0)
+    else:
+        magnitude = delta.abs()
+        balance = 1.0 - magnitude / (magnitude.sum() + cfg.eps)
+    balance_ema = torch.lerp(balance_ema, balance, 1.0 - cfg.coefficient_ema_decay)
+    modality_scale = cfg.modality_scale * balance_ema
+
+    # Step 5: per-group EMAs of guide AUCs (updated where a group has both classes); step 7 input.
+    beta = cfg.ema_decay
+    group_ema = torch.where(
+        group_valid, torch.where(group_seen, torch.lerp(group_auc, group_ema, beta), group_auc), group_ema
+    )
+    group_seen = group_seen | group_valid
+    if cfg.gate_smoothing:
+        fused_ema = torch.where(
+            fused_valid, torch.where(fused_seen, torch.lerp(fused_auc, fused_ema, beta), fused_auc), fused_ema
+        )
+        fused_seen = fused_seen | fused_valid
+        fused_level, fused_known = fused_ema, fused_seen
+    else:
+        fused_level, fused_known = torch.where(fused_valid, fused_auc, 0.0), fused_valid
+
+    # Step 6: group factor f_{m,g}.
+    tau = cfg.fairness_threshold
+    fused_gaps = fused_level.unsqueeze(0) - fused_level.unsqueeze(1)  # [g, h]: level_h - level_g
+    if cfg.group_factor_rule == "routing":
+        # [K]: how far group g lies below the mean fused level (0 above it or where unknown)
+        below = (fused_gaps * fused_known).sum(1) / fused_known.sum().clamp_min(1)
+        shortfall = below.clamp_min(0) * fused_known
+        # [M, K]: how much better guide m is on group g than the mean guide (over modalities)
+        advantage = torch.tanh(_below_mean(group_ema, group_seen, dim=0) / -tau)
+        raw = (shortfall * (cfg.group_strength / tau)) * advantage + 1.0
+        known = group_seen & fused_known
+    else:
+        raw = _below_mean(group_ema, group_seen, dim=1) * (cfg.group_strength / tau) + 1.0
+        known = group_seen
+    group_factor = torch.where(known, raw.clamp(cfg.group_factor_min, cfg.group_factor_max), 1.0)
+
+    # Step 7: fairness gate: the largest gap between two groups of known fused level exceeds tau
+    # (0 with fewer than two such groups: tau > 0 keeps the gate closed then).
+    both_known = fused_known.unsqueeze(0) & fused_known.unsqueeze(1)
+    gate = ((fused_gaps * both_known).amax() > tau).to(modality_scale.dtype)
+
+    # Step 8: per-sample scale of dL/dh_m: rho B_m (gate f_{m,a_i} + 1 - gate), 0 where missing.
+    scales = (modality_scale.unsqueeze(1) * ((group_factor - 1.0) * gate + 1.0)).index_select(1, groups)
+    if cfg.group_factor_reduction == "batch":  # one scalar per modality (research-code style)
+        scales = scales.mean(dim=1, keepdim=True).expand_as(scales)
+    if present is not None:
+        scales = scales * present.t()
+
+    # Steps 9 and 10: the auxiliary losses, with their gradients in closed form (``_AuxLoss``).
+    aux = direction = fairness = logits.new_zeros(())
+    grad_logits = grad_weight = None
+    if fused_weight is not None:  # direction loss: gradient into the fused head only
+        direction, grad_direction = _direction_loss_and_grad(mod, balance_ema, fused_weight.to(logits.dtype))
+        aux = cfg.direction_weight * direction
+        grad_weight = (cfg.direction_weight * grad_direction).to(fused_weight.dtype)
+    if cfg.fairness_weight > 0:  # fairness loss on the local batch's fused logits, gated
+        fairness, grad_fairness = _fairness_loss_and_grad(mod, logits, labels, groups)
+        aux = aux + (cfg.fairness_weight * gate) * fairness
+        grad_logits = (cfg.fairness_weight * gate) * grad_fairness
+
+    new_state = (
+        current,
+        has_previous | guide_valid,
+        balance_ema,
+        group_ema,
+        group_seen,
+        fused_ema,
+        fused_seen,
+        steps + 1,
+    )
+    stats = (
+        modality_scale,
+        balance,
+        group_factor,
+        gate,
+        guide_auc,
+        group_auc,
+        fused_auc,
+        direction.detach(),
+        fairness.detach(),
+    )
+    return aux, grad_logits, grad_weight, scales, new_state, stats
+
+
+def _logistic_group_statistic(
+    mod: ModulatorBase, probs: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """``[M, K]`` logistic surrogate of each guide per group (macro over one-vs-rest columns)."""
+    c = mod.num_classes
+    classes = [mod.config.positive_class] if c == 2 else list(range(c))
+    values, valids = [], []
+    for m in range(probs.shape[0]):
+        w = None if present is None else present[:, m].to(probs.dtype)
+        per_class = [
+            logistic_group_statistic(probs[m, :, cls], labels == cls, groups, mod.num_groups, w)
+            for cls in classes
+        ]
+        value, valid = _macro(
+            torch.stack([v for v, _ in per_class]), torch.stack([o for _, o in per_class]), 0
+        )
+        values.append(value)
+        valids.append(valid)
+    return torch.stack(values), torch.stack(valids)
+
+
+def _direction_loss_and_grad(
+    mod: ModulatorBase, balance: Tensor, fused_weight: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``L_gm = (1/M) sum_m (|B_m| - B_m cos(W_F, sg(W_{G_m})))`` (step 9) and ``dL_gm / dW_F``.
+
+    With ``cos_m = <G_m, w> / max(|G_m| |w|, eps)``:
+    ``dcos_m/dw = G_m / max(|G_m||w|, eps) - [|G_m||w| >= eps] cos_m w / |w|^2``.
+    """
+    num_modalities = balance.shape[0]
+    w = fused_weight.reshape(-1)
+    guides = torch.stack([mod.guides[name].output.weight.reshape(-1) for name in mod.modality_names]).to(
+        w.dtype
+    )
+    w_norm = w.norm()
+    norms = guides.norm(dim=1) * w_norm  # [M]
+    denom = norms.clamp_min(_COSINE_EPS)
+    cosines = (guides @ w) / denom
+    value = (balance.abs() - balance * cosines).sum() / num_modalities
+    coeff = balance / -num_modalities  # dL/dcos_m
+    radial = (coeff * cosines * (norms >= _COSINE_EPS)).sum() / w_norm.square().clamp_min(1e-30)
+    grad = (coeff / denom) @ guides - radial * w
+    return value, grad.view_as(fused_weight)
+
+
+def _fairness_loss_and_grad(
+    mod: ModulatorBase, logits: Tensor, labels: Tensor, groups: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Fairness loss ``F_G`` (step 10) of the local batch and ``dF_G / dlogits``, in closed form.
+
+    Per one-vs-rest column ``c`` (one column for a binary task), the surrogate group AUC of the margins
+    ``z`` (positive logit minus the log-sum-exp of the others, over the temperature ``T``) is
+    ``A_{c,g} = sum_{i pos, j neg in g} sigmoid(z_i - z_j) / (P_g N_g)``
+    (:func:`~monai_multifair.core.functional.surrogate_group_auc`), macro-averaged over columns into
+    ``A_g``; ``F_G`` is the shortfall ``mean_g relu(sg(mean A) - A_g)`` or the dispersion
+    ``mean_g |A_g - mean A|`` over groups with both classes. The gradient follows the same chain as
+    autograd would (``relu`` passing at 0, ``|x|`` with ``sign``), through
+    ``dA_{c,g}/dz_i = sum_j sigmoid'(z_i - z_j) / (P_g N_g)`` for a positive ``i`` (minus the mirror
+    term for a negative one); the test suite checks it against autograd on ``surrogate_group_auc``.
+    """
+    cfg = mod.config
+    c, k = mod.num_classes, mod.num_groups
+    dtype = logits.dtype
+    if c == 2:
+        pos = cfg.positive_class
+        margins = (logits[:, pos] - logits[:, 1 - pos]).unsqueeze(0)  # [1, B]
+        targets = (labels == pos).unsqueeze(0)
+        others = None
+    else:
+        eye = torch.eye(c, dtype=torch.bool, device=logits.device)
+        masked = logits.unsqueeze(0).masked_fill(
+            eye.unsqueeze(1), -float("inf")
+        )  # [C, B, C]: class c removed
+        margins = logits.t() - torch.logsumexp(masked, dim=2)  # [C, B]
+        others = torch.softmax(masked, dim=2)  # d logsumexp_{k != c} / d logit_k
+        targets = labels.unsqueeze(0) == torch.arange(c, device=labels.device).unsqueeze(1)
+    z = margins / cfg.surrogate_temperature
+    member = (groups.unsqueeze(1) == torch.arange(k, device=groups.device)).to(dtype)  # [B, K]
+    pos_member = targets.to(dtype).unsqueeze(2) * member  # [C', B, K]
+    neg_member = member - pos_member
+    pair = torch.sigmoid(z.unsqueeze(2) - z.unsqueeze(1))  # [C', B, B]: sigmoid(z_i - z_j)
+    numerator = (torch.bmm(pair, neg_member) * pos_member).sum(1)  # [C', K]
+    pairs = pos_member.sum(1) * neg_member.sum(1)  # [C', K]
+    valid = pairs > 0
+    surrogate = (numerator / pairs).nan_to_num_(0.0)  # 0 / 0 where a group lacks a class
+    if c == 2:
+        level, known = surrogate[0], valid[0]
+    else:  # macro average over the one-vs-rest columns
+        count = valid.sum(0)
+        level, known = surrogate.sum(0) / count.clamp_min(1), count > 0
+    num_known = known.sum().clamp_min(1)
+    mean = (level * known).sum() / num_known
+    if cfg.fairness_loss == "shortfall":
+        # The reference level is a stop-gradient: the loss lifts lagging groups and never rewards
+        # lowering the best one (a differentiable mean would, by 1/K per lagging group).
+        gap = mean - level
+        active = known & (gap >= 0)  # relu(gap) passes its gradient at 0, as autograd's does
+        value = (gap * active).sum() / num_known
+        grad_level = active.to(dtype) / -num_known
+    else:
+        diff = level - mean
+        signs = diff.sign() * known
+        value = (diff * signs).sum() / num_known
+        grad_level = (signs - signs.sum() * known / num_known) / num_known
+    if c > 2:  # through the macro average
+        grad_level = grad_level * valid / count.clamp_min(1)
+    # dF/dA_{c,g} / (P N), spread over the pairs (i pos, j neg) of group g: weight[c, i, j]
+    coeff = (grad_level / pairs).nan_to_num_(0.0)  # [C', K]; 0 where the group lacks a class
+    weight = torch.bmm(pos_member * coeff.unsqueeze(1), neg_member.transpose(1, 2))  # [C', B, B]
+    flow = weight * pair * (1.0 - pair)  # dF/dz_i from pair (i, j) is +flow, to z_j -flow
+    grad_margins = (flow.sum(2) - flow.sum(1)) / cfg.surrogate_temperature  # [C', B]
+    if c == 2:
+        signed = grad_margins[0] if pos == 1 else -grad_margins[0]
+        grad = torch.stack([-signed, signed], dim=1)  # margin = logit_pos - logit_neg
+    else:
+        grad = grad_margins.t() - torch.einsum("cb,cbk->bk", grad_margins, others)
+    return value, grad
+
+
+class _AuxLoss(torch.autograd.Function):
+    """The auxiliary loss value with its gradients computed in the step (no autograd graph to walk).
+
+    ``backward`` scales the precomputed ``dL/dlogits`` and ``dL/dW_F`` by the incoming gradient (the
+    loss is added to the task loss, so that gradient is the loss scale under AMP). Not twice
+    differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, value, grad_logits, grad_weight, logits, weight):
+        ctx.save_for_backward(grad_logits, grad_weight)
+        ctx.dtypes = tuple(None if t is None else t.dtype for t in (logits, weight))
+        return value.clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        grad_logits, grad_weight = ctx.saved_tensors
+        out_logits = None if grad_logits is None else (grad_output * grad_logits).to(ctx.dtypes[0])
+        out_weight = None if grad_weight is None else (grad_output * grad_weight).to(ctx.dtypes[1])
+        return None, None, None, out_logits, out_weight
 
 
 def build_modulator(

@@ -100,6 +100,8 @@ BAD_VALUES = [
     ("group_factor_rule", "route"),
     ("fairness_loss", "variance"),
     ("guide_optimizer", "adam"),
+    ("compile", "yes"),
+    ("compile", 1),
 ]
 
 
@@ -157,3 +159,13 @@ def test_replace_validates():
     assert cfg.replace(fairness_threshold=0.07).fairness_threshold == 0.07
     with pytest.raises(MultiFairError, match="`fairness_threshold` > 0, got -0.07"):
         cfg.replace(fairness_threshold=-0.07)
+
+
+def test_compile_switch_reads_yaml_on_and_off():
+    """``compile: on`` / ``off`` unquoted are YAML booleans: they mean "on" / "off"; default "auto"."""
+    assert MultiFairConfig().compile == "auto" and MultiFairConfig(preset="paper").compile == "auto"
+    assert MultiFairConfig.from_dict(yaml.safe_load("compile: on")).compile == "on"
+    assert MultiFairConfig.from_dict(yaml.safe_load("compile: off")).compile == "off"
+    assert MultiFairConfig.from_dict(yaml.safe_load("compile: auto")).compile == "auto"
+    with pytest.raises(MultiFairError, match="expected `compile` to be one of 'auto', 'on', 'off', got 'of'"):
+        MultiFairConfig(compile="of")

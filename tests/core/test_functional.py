@@ -205,3 +205,44 @@ def test_surrogate_invalid_groups_are_nan_without_nan_gradients():
     (grad,) = torch.autograd.grad(torch.where(valid, auc, 0.0).sum(), margins)
     assert torch.isfinite(grad).all()
     assert grad[2:].abs().sum() == 0 and grad[:2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("pairwise", [True, False], ids=["pairwise", "sorted"])
+@pytest.mark.parametrize("integer_scores", [False, True], ids=["continuous", "ties"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_auc_by_group_and_overall_matches_sklearn(pairwise, integer_scores, weighted, monkeypatch):
+    """Both algorithms (all pairs for small batches, one sort above) give sklearn's AUC per group and
+    overall, per score row, with resample-count weights (0 drops a sample), one-class and empty groups."""
+    import monai_multifair.core.functional as functional
+
+    monkeypatch.setattr(functional, "PAIRWISE_AUC_MAX_ELEMENTS", 1 << 30 if pairwise else 0)
+    rng = np.random.default_rng(int(pairwise) * 4 + int(integer_scores) * 2 + int(weighted))
+    n, rows, k = 50, 3, 5
+    y = rng.integers(0, 2, n)
+    g = rng.integers(0, k - 1, n)  # group k - 1 stays empty
+    y[g == 0] = 1  # group 0 has positives only
+    s = rng.integers(0, 5, (rows, n)).astype(np.float64) if integer_scores else rng.normal(size=(rows, n))
+    w = rng.integers(0, 3, (rows, n)) if weighted else np.ones((rows, n), dtype=np.int64)
+    auc, valid = functional.auc_by_group_and_overall(
+        torch.tensor(s),
+        torch.tensor(y),
+        torch.tensor(g),
+        k,
+        torch.tensor(w, dtype=torch.float64) if weighted else None,
+    )
+    assert auc.shape == valid.shape == (rows, k + 1)
+    for r in range(rows):
+        # a weight is a resample count: repeat each sample that many times for sklearn
+        idx = np.repeat(np.arange(n), w[r])
+        expected = [*_sk_grouped(y[idx], s[r, idx], g[idx], k), _sk_auc(y[idx], s[r, idx])]
+        np.testing.assert_allclose(auc[r].numpy(), expected, rtol=0, atol=1e-12, equal_nan=True)
+        np.testing.assert_array_equal(valid[r].numpy(), np.isfinite(expected))
+
+
+def test_auc_by_group_and_overall_rejects_bad_shapes():
+    from monai_multifair.core import auc_by_group_and_overall
+
+    with pytest.raises(ValueError, match=r"expected `scores` of shape \[S, N\], got \(4,\)"):
+        auc_by_group_and_overall(torch.zeros(4), torch.zeros(4), torch.zeros(4, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"expected `groups` of shape \[4\], got \(3,\)"):
+        auc_by_group_and_overall(torch.zeros(1, 4), torch.zeros(4), torch.zeros(3, dtype=torch.long), 2)

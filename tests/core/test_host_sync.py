@@ -121,13 +121,17 @@ def _cuda_syncs(fn) -> list[str]:
 @pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device (run by benchmarks/gpu_suite.sh)"
 )
+@pytest.mark.parametrize("compile_step", ["off", "on"])
 @pytest.mark.parametrize("preset", ["default", "paper"])
-def test_modulated_step_has_no_cuda_sync(preset):
-    """On CUDA, CUDA's own sync detector sees no synchronisation in forward, modulator call, backward."""
+def test_modulated_step_has_no_cuda_sync(preset, compile_step):
+    """On CUDA, CUDA's own sync detector sees no synchronisation in forward, modulator call, backward,
+    eager or compiled (``config.compile``)."""
     device = torch.device("cuda")
     torch.manual_seed(0)
     net = TwoTower().to(device)
-    config = MultiFairConfig(preset=preset, validate_args=False, fairness_threshold=1e-3)
+    config = MultiFairConfig(
+        preset=preset, validate_args=False, fairness_threshold=1e-3, compile=compile_step
+    )
     mod = DualLevelGradientModulator(
         {"image": net.image, "text": net.text},
         2,
@@ -152,6 +156,8 @@ def test_modulated_step_has_no_cuda_sync(preset):
     assert _cuda_syncs(lambda: torch.ones(3, device=device).sum().item()) != []  # the detector works
     opt.step()
     assert mod.stats()["gate"].item() == 1.0
+    if compile_step == "on":  # the step measured above really ran compiled
+        assert mod._statistics_step.compiled_calls >= 2 and mod._statistics_step.eager_calls == 0
 
 
 def test_counter_counts_instead_of_raising():

@@ -195,3 +195,87 @@ def test_dispersion_levels_down_the_best_group(make_net, make_batch, make_modula
 def test_shortfall_never_penalises_the_best_group_improving(make_net, make_batch, make_modulator):
     # The one-sided loss must not push the best group down: its slope along that change is <= 0.
     assert _best_group_directional_derivative("shortfall", make_net, make_batch, make_modulator) <= 1e-7
+
+
+# ---------------------------------------------------------------------- closed-form gradients
+
+
+def _fairness_autograd(logits, labels, groups, k, temperature, form, positive_class):
+    """The fairness loss as plain autograd code on the public ``surrogate_group_auc`` (the oracle)."""
+    from monai_multifair.core import surrogate_group_auc
+
+    c = logits.shape[1]
+    if c == 2:
+        margins = [logits[:, positive_class] - logits[:, 1 - positive_class]]
+        targets = [labels == positive_class]
+    else:
+        eye = torch.eye(c, dtype=torch.bool)
+        margins = [
+            logits[:, j] - torch.logsumexp(logits.masked_fill(eye[j], -float("inf")), 1) for j in range(c)
+        ]
+        targets = [labels == j for j in range(c)]
+    per_class = [surrogate_group_auc(z, t, groups, k, temperature) for z, t in zip(margins, targets)]
+    values = torch.stack([torch.where(v, a, torch.zeros_like(a)) for a, v in per_class])
+    valid = torch.stack([v for _, v in per_class])
+    count = valid.sum(0)
+    level, known = values.sum(0) / count.clamp_min(1), count > 0
+    mean = (level * known).sum() / known.sum().clamp_min(1)
+    spread = (mean.detach() - level).clamp_min(0) if form == "shortfall" else (level - mean).abs()
+    return (spread * known).sum() / known.sum().clamp_min(1)
+
+
+@pytest.mark.parametrize("form", ["dispersion", "shortfall"])
+@pytest.mark.parametrize(("num_classes", "positive_class"), [(2, 1), (2, 0), (3, 1)])
+@pytest.mark.parametrize("layout", ["mixed", "one-valid-group"])
+def test_fairness_closed_form_gradient_equals_autograd(form, num_classes, positive_class, layout):
+    """``_fairness_loss_and_grad`` against autograd, in float64: value and d/dlogits, with a one-class
+    group and an empty group (``mixed``), and with a single group that has both classes (where the
+    shortfall's relu sits exactly at 0 and autograd still passes the gradient)."""
+    from types import SimpleNamespace
+
+    from monai_multifair import MultiFairConfig
+    from monai_multifair.core.modulator import _fairness_loss_and_grad
+
+    gen = torch.Generator().manual_seed(num_classes * 10 + positive_class + (layout == "mixed"))
+    n, k, temperature = 40, 4, 0.3
+    logits = torch.randn(n, num_classes, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, num_classes, (n,), generator=gen)
+    groups = torch.randint(0, 3, (n,), generator=gen)  # group 3 stays empty
+    if layout == "mixed":
+        labels[groups == 2] = positive_class  # group 2 has one class only
+    else:
+        groups[:] = torch.where(labels == positive_class, 1, 2) if num_classes == 2 else groups
+        groups[: n // 2] = 0  # group 0 has both classes; 1 and 2 (binary) one class each
+    config = MultiFairConfig(
+        fairness_loss=form, surrogate_temperature=temperature, positive_class=positive_class
+    )
+    mod = SimpleNamespace(config=config, num_classes=num_classes, num_groups=k)
+
+    value, grad = _fairness_loss_and_grad(mod, logits, labels, groups)
+    leaf = logits.clone().requires_grad_(True)
+    expected = _fairness_autograd(leaf, labels, groups, k, temperature, form, positive_class)
+    (expected_grad,) = torch.autograd.grad(expected, leaf)
+    assert value.item() == pytest.approx(expected.item(), abs=1e-12)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-12)
+    if layout == "mixed" or form == "shortfall":  # (one group's dispersion is 0 whatever the logits)
+        assert expected_grad.abs().sum() > 0
+
+
+def test_direction_closed_form_gradient_equals_autograd(make_net, make_modulator):
+    from monai_multifair.core.modulator import _direction_loss_and_grad
+
+    net = make_net(5)
+    mod = make_modulator(net).double()
+    with torch.no_grad():
+        for head in mod.guides.values():
+            head.output.weight.normal_()
+    balance = torch.tensor([0.7, -0.2], dtype=torch.float64)
+    fused = net.head.weight.detach().double()
+    value, grad = _direction_loss_and_grad(mod, balance, fused)
+    leaf = fused.clone().requires_grad_(True)
+    expected = _direction_by_hand(
+        balance, leaf, [mod.guides[n].output.weight.detach() for n in mod.modality_names]
+    )
+    (expected_grad,) = torch.autograd.grad(expected, leaf)
+    assert value.item() == pytest.approx(expected.item(), abs=1e-12)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-9, atol=1e-12)
