@@ -1,4 +1,4 @@
-"""``multifair evaluate``: metrics, predictions and audit report of a checkpoint on the test split.
+"""``multifair evaluate``: metrics, predictions and audit report of a checkpoint on a split.
 
 Example::
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                 f"(looked for {str(source)!r})"
             )
     config = load_run_config(source, args.overrides)
-    result = evaluate(config, checkpoint, args.output, split=args.split)
+    result = evaluate(config, checkpoint, args.output, split=args.split, overwrite=args.overwrite)
     if rank() == 0:
         print("\n".join(result_lines(result)))
     return 0
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` sub-command."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="evaluate a checkpoint on the test split: metrics, predictions, audit report",
+        help="evaluate a checkpoint on a split (--split, default test): metrics, predictions, audit report",
         description=(
             "Build the network of a config, load a checkpoint (best.pt or checkpoint_epoch=N.pt of a run, or a "
             "model state dict) and write metrics.json, predictions.csv and the audit report for a split."
@@ -61,5 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output", default=None, help="output folder (default: evaluation/ in the checkpoint's run folder)"
     )
     parser.add_argument("--split", choices=("test", "val", "train"), default="test", help="split to evaluate")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier evaluation's files in --output (a training run's own folder is always refused)",
+    )
     add_override_argument(parser)
     parser.set_defaults(func=run, torchrun=True)

@@ -707,6 +707,8 @@ class RunConfig:
         """
         text = dump_yaml(self.to_dict())
         if path is not None:
+            from monai_multifair.atomic_io import atomic_write_text
+
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text, encoding="utf-8")
+            atomic_write_text(path, text)
         return text

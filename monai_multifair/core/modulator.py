@@ -15,6 +15,7 @@ synchronisation (only ``torch.optim`` internals of the guide optimizer may read 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -206,6 +207,8 @@ class ModulatorBase(nn.Module):
         ]
         self._guide_gradient_step = CompiledStep(_guide_gradients, "guide step", config.compile)
         self._captured: dict[str, tuple[Tensor, _ScaleSlot]] = {}
+        self._earlier: dict[str, list[Any]] = {}  # grad_fns of outputs a later call replaced
+        self._warned_repeats: set[str] = set()
         self._stats: dict[str, Tensor] = {}
         self._hook_handles = [
             module.register_forward_hook(self._make_capture(name)) for name, module in encoders.items()
@@ -223,6 +226,9 @@ class ModulatorBase(nn.Module):
                     f"encoder of modality {name!r} returned {type(output).__name__}; the modulator needs a "
                     "batch-first feature tensor [B, ...]: wrap the encoder so that its forward returns it"
                 )
+            previous = self._captured.get(name)
+            if previous is not None and previous[0].grad_fn is not None and output.requires_grad:
+                self._earlier.setdefault(name, []).append(previous[0].grad_fn)
             slot = _ScaleSlot()
             self._captured[name] = (output, slot)
             if output.requires_grad and torch.is_grad_enabled():
@@ -236,6 +242,7 @@ class ModulatorBase(nn.Module):
             handle.remove()
         self._hook_handles = []
         self._captured.clear()
+        self._earlier.clear()
 
     @property
     def fused_head(self) -> nn.Module | None:
@@ -265,6 +272,42 @@ class ModulatorBase(nn.Module):
         return feats, slots
 
     def _check_inputs(self, logits: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None) -> None:
+        if self._earlier:
+            self._warn_repeated_calls(logits)
+        self._check_input_values(logits, labels, groups, present)
+
+    def _warn_repeated_calls(self, logits: Tensor) -> None:
+        """Warn (once per modality) when an encoder ran more than once in the forward that produced
+        ``logits`` (two eyes through one encoder): only its last output is modulated. An earlier output
+        that ``logits`` does not depend on (a separate forward, e.g. a reference pass) is no concern.
+        This walks the autograd graph on the host, only in the rare step where an encoder ran twice."""
+        earlier, self._earlier = self._earlier, {}
+        pending = {name: set(fns) for name, fns in earlier.items() if name not in self._warned_repeats}
+        if not pending or logits.grad_fn is None:
+            return
+        seen: set[int] = set()
+        stack = [logits.grad_fn]
+        while stack and pending:
+            fn = stack.pop()
+            if fn is None or id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            for name in [n for n, fns in pending.items() if fn in fns]:
+                del pending[name]
+                self._warned_repeats.add(name)
+                warnings.warn(
+                    f"the encoder of modality {name!r} ran more than once in the forward that produced the "
+                    "logits (e.g. two eyes through one encoder): the modulator scales the gradient of its last "
+                    "output only. Give each call an encoder of its own, or register the module that combines "
+                    "the calls as the encoder.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            stack.extend(next_fn for next_fn, _ in fn.next_functions)
+
+    def _check_input_values(
+        self, logits: Tensor, labels: Tensor, groups: Tensor, present: Tensor | None
+    ) -> None:
         if labels.dim() != 1:
             raise MultiFairError(f"expected `labels` of shape [B] (class ids), got {tuple(labels.shape)}")
         b = labels.shape[0]

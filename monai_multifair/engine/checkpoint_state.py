@@ -1,34 +1,27 @@
 """What a run's checkpoints hold besides the model: adapters that give ``state_dict()`` / ``load_state_dict()``
-to the pieces of a run that lack them (random state, AMP scaler, best-model saver, selection record), the
-pruning of older per-epoch checkpoints, and reading a model state back with a clear error.
+to the pieces of a run that lack them (random state, AMP scaler, selection record), and reading a model
+state back with a clear error. Writing the files is :mod:`~monai_multifair.engine.checkpoint_files`.
 """
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from monai.utils import IgniteInfo, min_version, optional_import
+from torch import nn
 
 if TYPE_CHECKING:
-    from ignite.engine import Engine, Events
-else:
-    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
-    Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
-from torch import nn
+    from ignite.engine import Engine
 
 from monai_multifair.engine.selection import SelectionScore
 from monai_multifair.errors import MultiFairError
 
 __all__ = [
     "CHECKPOINT_PATTERN",
-    "LastCheckpointPruner",
     "RNGState",
-    "SaverState",
     "ScalerState",
     "SelectionRecord",
     "apply_model_state",
@@ -36,7 +29,7 @@ __all__ = [
     "load_model_state",
 ]
 
-#: File names of the per-epoch ("last") checkpoints written by ``CheckpointSaver``.
+#: File names of the per-epoch ("last") checkpoints (:class:`~monai_multifair.engine.checkpoint_files.EpochCheckpointWriter`).
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_epoch=(\d+)\.pt$")
 
 
@@ -60,23 +53,6 @@ class SelectionRecord:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.loaded = dict(state)
-
-
-class SaverState:
-    """The best-model ``CheckpointSaver``'s tracking list as a checkpointable object.
-
-    MONAI's ``CheckpointSaver`` restores the list with ``load_state_dict`` but offers no
-    ``state_dict``; the list is read from the ignite ``Checkpoint`` it wraps.
-    """
-
-    def __init__(self, saver: Any) -> None:
-        self.saver = saver
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.saver._key_metric_checkpoint.state_dict())
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.saver.load_state_dict(state)
 
 
 class RNGState:
@@ -116,27 +92,6 @@ class ScalerState:
             scaler.load_state_dict(state)
 
 
-class LastCheckpointPruner:
-    """After the per-epoch ``CheckpointSaver``: delete older ``checkpoint_epoch=N.pt`` files.
-
-    The saver keeps one file itself, but not across a resume (a new saver does not know the files of
-    the interrupted process).
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        current = int(engine.state.epoch)
-        for path in self.directory.glob("checkpoint_epoch=*.pt"):
-            epoch = checkpoint_epoch(path)
-            if epoch is not None and epoch < current:
-                path.unlink()
-
-
 def load_model_state(path: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``(model state dict, selection record or None)`` of a checkpoint file (``weights_only`` loading).
 
@@ -147,9 +102,14 @@ def load_model_state(path: Path, device: torch.device) -> tuple[dict[str, Any], 
         raise MultiFairError(f"checkpoint {str(path)!r} does not exist or is not a file")
     try:
         content = torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # re-raised below as one message naming the file
+        # a text or other foreign file fails inside the (weights-only) unpickler with whatever it tripped
+        # on (KeyError of an opcode byte, IndexError, UnpicklingError, EOFError...): name the file and
+        # say what it is not
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         raise MultiFairError(
-            f"cannot read checkpoint {str(path)!r}: {type(error).__name__}: {error}"
+            f"cannot read checkpoint {str(path)!r}: it is not a PyTorch checkpoint, or it is damaged or truncated "
+            f"({detail})"
         ) from None
     if not isinstance(content, Mapping):
         raise MultiFairError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, expected a dict")

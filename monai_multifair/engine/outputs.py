@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monai_multifair.atomic_io import atomic_write_text
 from monai_multifair.config import RunConfig
 from monai_multifair.data import MultimodalDataset
 from monai_multifair.errors import MultiFairError
@@ -60,9 +61,8 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(payload: Any, path: Path) -> Path:
-    """Write ``payload`` as indented strict JSON (NaN as ``null``)."""
-    path.write_text(json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return path
+    """Write ``payload`` as indented strict JSON (NaN as ``null``), atomically."""
+    return atomic_write_text(path, json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n")
 
 
 def scores_of(probabilities: np.ndarray) -> np.ndarray:

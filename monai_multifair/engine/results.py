@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monai_multifair.atomic_io import atomic_write_text
 from monai_multifair.core.distributed import rank
 from monai_multifair.engine.outputs import (
     REPORT_FILES,
@@ -117,7 +118,7 @@ def write_split_results(
     if rank() != 0:
         return metrics, frame, None
     if config.output.save_predictions:
-        frame.to_csv(run_dir / "predictions.csv", index=False)
+        atomic_write_text(run_dir / "predictions.csv", frame.to_csv(index=False))
         files["predictions"] = run_dir / "predictions.csv"
     report = None
     if config.output.report_formats:

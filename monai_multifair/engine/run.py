@@ -25,6 +25,7 @@ hold) and :mod:`~monai_multifair.engine.results` (what the run leaves behind).
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -34,17 +35,17 @@ from typing import Any
 
 import pandas as pd
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.handlers import CheckpointLoader
 from torch import nn
 
+from monai_multifair.atomic_io import atomic_write_text, remove_stale_temporaries
 from monai_multifair.config import RunConfig
 from monai_multifair.core.distributed import barrier, on_rank_zero, rank
 from monai_multifair.data import PRESENCE_KEY, SPLIT_NAMES, MultimodalDataset
 from monai_multifair.engine.builders import build_optimizer
+from monai_multifair.engine.checkpoint_files import BestModelWriter, EpochCheckpointWriter
 from monai_multifair.engine.checkpoint_state import (
-    LastCheckpointPruner,
     RNGState,
-    SaverState,
     ScalerState,
     SelectionRecord,
     apply_model_state,
@@ -58,6 +59,8 @@ from monai_multifair.engine.outputs import HEADLINE_METRICS, write_json
 from monai_multifair.engine.results import write_split_results
 from monai_multifair.engine.run_folder import (
     BEST_CHECKPOINT,
+    RunFolderLock,
+    check_evaluation_folder,
     latest_checkpoint,
     open_run_folder,
     with_output_dir,
@@ -123,8 +126,8 @@ def _method_summary(config: RunConfig, method: FairnessMethod) -> dict[str, Any]
 
 # ---------------------------------------------------------------------------------------------------
 # the pieces of a training run
-def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, CheckpointSaver]:
-    """The evaluator: fairness metrics, the selection score, and the best-model saver."""
+def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, BestModelWriter]:
+    """The evaluator: fairness metrics, the selection score, and the best-model writer."""
     evaluation = parts.config.evaluation
     train_set = parts.datasets["train"]
     fairness = FairnessEvaluationHandler(
@@ -135,17 +138,11 @@ def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, C
         threshold=evaluation.threshold,
         alpha=evaluation.alpha,
     )
-    best_saver = CheckpointSaver(
-        save_dir=str(ckpt_dir),
-        save_dict={"model": parts.network},
-        save_key_metric=True,
-        key_metric_name=SelectionScore.KEY,
-        key_metric_filename=BEST_CHECKPOINT,
-    )
     loader = parts.loader("val")  # this rank's unpadded share; the fairness handler gathers every share
     evaluator = SupervisedEvaluator(val_data_loader=loader, epoch_length=len(loader), **parts.engine_kwargs())
     quiet(evaluator, "evaluator")
-    best_saver.save_dict["selection"] = SelectionRecord(evaluator, evaluation.selection_metric)
+    selection = SelectionRecord(evaluator, evaluation.selection_metric)
+    best_saver = BestModelWriter(ckpt_dir / BEST_CHECKPOINT, {"model": parts.network, "selection": selection})
     for handler in (fairness, SelectionScore(evaluation.selection_metric), best_saver):
         handler.attach(evaluator)
     return evaluator, best_saver
@@ -233,13 +230,62 @@ def train(
     run_dir = Path(run_dir if run_dir is not None else config.output.dir)
     config = with_output_dir(config, run_dir)
     files: dict[str, Path] = {"config": run_dir / "config.yaml"}
+    say = _messenger(log)
+    lock = RunFolderLock(run_dir, "multifair train")
 
-    def prepare_folder() -> Path | None:  # rank 0 decides and writes; every rank gets the outcome
-        found = open_run_folder(config, run_dir, resume=resume, overwrite=overwrite)
-        config.to_yaml(files["config"])
-        return found
+    def prepare_folder() -> tuple[Path | None, list[str]]:  # rank 0 decides; every rank gets the outcome
+        if run_dir.exists() and not run_dir.is_dir():
+            raise MultiFairError(f"run folder {str(run_dir)!r} is an existing file, expected a folder")
+        lock.acquire()
+        try:
+            found, skipped = open_run_folder(config, run_dir, resume=resume, overwrite=overwrite)
+            atomic_write_text(files["config"], config.to_yaml())
+        except BaseException:
+            lock.release()
+            raise
+        return found, skipped
 
-    resume_from = on_rank_zero(prepare_folder)
+    resume_from, skipped = on_rank_zero(prepare_folder)
+    try:
+        if lock.stale_owner is not None:
+            owner = lock.stale_owner
+            say(
+                f"the run folder's previous owner (pid {owner.get('pid')} on {owner.get('host')}, since "
+                f"{owner.get('started')}) ended without releasing it; continuing"
+            )
+        for line in skipped:
+            say(f"resume: skipped {line}")
+        if resume_from is not None and skipped:
+            say(f"resume: continuing from {resume_from.name}")
+        return _train_in_folder(
+            config, run_dir, resume_from, files, started, progress, datasets, stats_interval, log, handlers
+        )
+    finally:
+        lock.release()
+
+
+def _messenger(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``log`` on rank 0, or the engine's logger when there is none."""
+    if rank() != 0:
+        return lambda message: None
+    if log is not None:
+        return log
+    return logging.getLogger("monai_multifair.engine").warning
+
+
+def _train_in_folder(
+    config: RunConfig,
+    run_dir: Path,
+    resume_from: Path | None,
+    files: dict[str, Path],
+    started: float,
+    progress: bool,
+    datasets: Mapping[str, MultimodalDataset] | None,
+    stats_interval: int,
+    log: Callable[[str], None] | None,
+    handlers: Sequence[Any],
+) -> RunResult:
+    """The run itself, in a folder this process holds (see :func:`train`)."""
     ckpt_dir = run_dir / "checkpoints"
     lead = rank() == 0
 
@@ -261,14 +307,14 @@ def train(
         "trainer": trainer,
         "monitor": monitor,
         "validation": validation,
-        "best_saver": SaverState(best_saver),
+        "best_saver": best_saver,
         "rng": RNGState(),
         "method": method,
     }
     if parts.amp:
         save_dict["scaler"] = ScalerState(trainer)
 
-    # -- the trainer's handlers, in order (checkpoints are written by rank 0 only: ignite's DiskSaver)
+    # -- the trainer's handlers, in order (checkpoints are written by rank 0 only, atomically)
     reporter = ProgressReporter(
         monitor, validation, config.evaluation.selection_metric, progress and lead, log if lead else None
     )
@@ -286,10 +332,7 @@ def train(
     if config.trainer.grad_clip is not None:
         ordered.append(GradientClipper(config.trainer.grad_clip, config.trainer.accumulation_steps))
     ordered += [monitor, *handlers, validation]
-    ordered.append(CheckpointSaver(save_dir=str(ckpt_dir), save_dict=save_dict, save_interval=1, n_saved=1))
-    if lead:
-        ordered.append(LastCheckpointPruner(ckpt_dir))
-    ordered.append(reporter)
+    ordered += [EpochCheckpointWriter(ckpt_dir, save_dict, _messenger(log)), reporter]
     for handler in ordered:
         handler.attach(trainer)
     try:
@@ -306,8 +349,8 @@ def train(
     apply_model_state(parts.network, model_state, ckpt_dir / BEST_CHECKPOINT)
     stats, history = pd.DataFrame(monitor.rows), pd.DataFrame(validation.history)
     if lead:
-        stats.to_csv(run_dir / "training_stats.csv", index=False)
-        history.to_csv(run_dir / "validation.csv", index=False)
+        atomic_write_text(run_dir / "training_stats.csv", stats.to_csv(index=False))
+        atomic_write_text(run_dir / "validation.csv", history.to_csv(index=False))
     files.update(
         training_stats=run_dir / "training_stats.csv",
         validation=run_dir / "validation.csv",
@@ -348,6 +391,7 @@ def evaluate(
     *,
     split: str = "test",
     datasets: Mapping[str, MultimodalDataset] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Evaluate a checkpoint on a split (default the test split); write metrics, predictions, report.
 
@@ -362,13 +406,16 @@ def evaluate(
         run_dir: the output folder (default: ``evaluation/`` next to the checkpoint's run folder).
         split: ``"test"``, ``"val"`` or ``"train"``.
         datasets: splits to use instead of building the config's ``data`` section.
+        overwrite: replace the files of an earlier evaluation in ``run_dir`` (never a training run's:
+            an evaluation never writes into a training run's own folder).
 
     Returns:
         :class:`RunResult` (``training_stats`` and ``validation`` are ``None``).
 
     Raises:
         MultiFairError: a missing or unreadable checkpoint, one that does not fit the config's network,
-            or an unknown split.
+            an unknown split, a training run's folder as ``run_dir``, earlier results without
+            ``overwrite``, or a folder another process is writing to.
     """
     started = time.perf_counter()
     if split not in SPLIT_NAMES:
@@ -380,9 +427,7 @@ def evaluate(
         base = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
         run_dir = base / "evaluation"
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise MultiFairError(f"output folder {str(run_dir)!r} is an existing file, expected a folder")
-    lead = rank() == 0
+    on_rank_zero(lambda: check_evaluation_folder(run_dir, overwrite=overwrite))
     parts = build_run_parts(config, datasets, load_weights=False)
     model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
@@ -390,11 +435,37 @@ def evaluate(
     parts.config = config
     files: dict[str, Path] = {"config": run_dir / "config.yaml"}
 
+    lock = RunFolderLock(run_dir, "multifair evaluate")
+
     def prepare_folder() -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.to_yaml(files["config"])
+        lock.acquire()
+        try:
+            check_evaluation_folder(run_dir, overwrite=overwrite)  # again, now that the folder is ours
+            remove_stale_temporaries(run_dir)
+            atomic_write_text(files["config"], config.to_yaml())
+        except BaseException:
+            lock.release()
+            raise
 
     on_rank_zero(prepare_folder)
+    try:
+        return _evaluate_in_folder(parts, config, checkpoint, selection, run_dir, split, files, started)
+    finally:
+        lock.release()
+
+
+def _evaluate_in_folder(
+    parts: RunParts,
+    config: RunConfig,
+    checkpoint: Path,
+    selection: Any,
+    run_dir: Path,
+    split: str,
+    files: dict[str, Path],
+    started: float,
+) -> RunResult:
+    """Predict, measure and write the evaluation, in a folder this process holds (see :func:`evaluate`)."""
+    lead = rank() == 0
     device = parts.device
     best_epoch = int(selection["epoch"]) if isinstance(selection, Mapping) and "epoch" in selection else None
     extra: dict[str, Any] = {"checkpoint": str(checkpoint), "best_epoch": best_epoch, "device": str(device)}

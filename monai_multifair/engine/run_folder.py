@@ -4,19 +4,29 @@ that a resumed run must match."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from monai_multifair.atomic_io import remove_stale_temporaries
 from monai_multifair.config import RunConfig, load_config
+from monai_multifair.engine.checkpoint_files import intact_checkpoints, record_path
 from monai_multifair.engine.checkpoint_state import checkpoint_epoch
 from monai_multifair.engine.outputs import REPORT_FILES
 from monai_multifair.errors import MultiFairError
 
 __all__ = [
     "BEST_CHECKPOINT",
+    "EVALUATION_FILES",
+    "LOCK_FILE",
     "RESUMABLE_KEYS",
     "RUN_FILES",
+    "RunFolderLock",
+    "check_evaluation_folder",
     "check_resume",
     "clear_run",
     "latest_checkpoint",
@@ -113,19 +123,25 @@ def clear_run(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
     folder = run_dir / "checkpoints"
     if folder.is_dir():
-        for path in folder.glob("checkpoint_epoch=*.pt"):
-            path.unlink()
-        (folder / BEST_CHECKPOINT).unlink(missing_ok=True)
+        for path in [*folder.glob("checkpoint_epoch=*.pt"), folder / BEST_CHECKPOINT]:
+            path.unlink(missing_ok=True)
+            record_path(path).unlink(missing_ok=True)
+        remove_stale_temporaries(folder)
+    remove_stale_temporaries(run_dir)
 
 
-def open_run_folder(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool) -> Path | None:
-    """Make ``run_dir`` ready for a training run; returns the checkpoint to resume from (or ``None``).
+def open_run_folder(
+    config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool
+) -> tuple[Path | None, list[str]]:
+    """Make ``run_dir`` ready for a training run; returns the checkpoint to resume from (or ``None``) and
+    one line per damaged checkpoint that was skipped.
 
-    A folder that already holds a run is continued (``resume``), cleared (``overwrite``) or refused.
+    A folder that already holds a run is continued (``resume``, from the newest checkpoint that matches
+    its record), cleared (``overwrite``) or refused.
 
     Raises:
         MultiFairError: ``resume`` and ``overwrite`` together, a file where the folder should be,
-            nothing to resume, a resumed config that differs, or a run in the way.
+            nothing (intact) to resume, a resumed config that differs, or a run in the way.
     """
     if resume and overwrite:
         raise MultiFairError("`resume` and `overwrite` exclude each other: continue the run or start it over")
@@ -133,11 +149,19 @@ def open_run_folder(config: RunConfig, run_dir: Path, *, resume: bool, overwrite
         raise MultiFairError(f"run folder {str(run_dir)!r} is an existing file, expected a folder")
     ckpt_dir = run_dir / "checkpoints"
     last = latest_checkpoint(run_dir)
+    skipped: list[str] = []
     if resume:
         if last is None:
             raise MultiFairError(
                 f"nothing to resume in {str(ckpt_dir)!r}: no checkpoint_epoch=N.pt; start the run without --resume"
             )
+        intact, skipped = intact_checkpoints(ckpt_dir)
+        if not intact:
+            raise MultiFairError(
+                f"nothing intact to resume in {str(ckpt_dir)!r}: {'; '.join(skipped)}; start the run over with "
+                "--overwrite"
+            )
+        last = intact[0]
         check_resume(config, run_dir, last)
     elif last is not None or (ckpt_dir / BEST_CHECKPOINT).exists():
         if not overwrite:
@@ -149,9 +173,128 @@ def open_run_folder(config: RunConfig, run_dir: Path, *, resume: bool, overwrite
     elif overwrite:
         clear_run(run_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    return last if resume else None
+    remove_stale_temporaries(run_dir)  # left by a killed writer; the caller holds the folder's lock
+    return (last if resume else None), skipped
+
+
+#: What an evaluation writes into its output folder.
+EVALUATION_FILES: tuple[str, ...] = ("config.yaml", "metrics.json", "predictions.csv", *REPORT_FILES.values())
+
+
+def check_evaluation_folder(folder: Path, *, overwrite: bool) -> None:
+    """An evaluation may write into ``folder``: not a training run's own folder (whose results it would
+    replace), and no earlier evaluation's files unless ``overwrite``.
+
+    Raises:
+        MultiFairError: naming the folder, what is in the way and what to do.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise MultiFairError(f"output folder {str(folder)!r} is an existing file, expected a folder")
+    if (folder / "checkpoints").is_dir() or (folder / "training_stats.csv").is_file():
+        raise MultiFairError(
+            f"output folder {str(folder)!r} is a training run's folder: an evaluation must not replace that "
+            "run's results; write it to another folder (the default is <run>/evaluation)"
+        )
+    existing = [name for name in EVALUATION_FILES if (folder / name).exists()]
+    if existing and not overwrite:
+        raise MultiFairError(
+            f"output folder {str(folder)!r} already holds results ({', '.join(existing)}); replace them with "
+            "--overwrite or choose another --output"
+        )
 
 
 def with_output_dir(config: RunConfig, run_dir: Path) -> RunConfig:
     """``config`` with ``output.dir`` set to ``run_dir`` (so config.yaml names the folder it is in)."""
     return dataclasses.replace(config, output=dataclasses.replace(config.output, dir=str(run_dir)))
+
+
+LOCK_FILE = ".multifair.lock"
+
+
+class RunFolderLock:
+    """An exclusive lock on a run folder, held while a run (or an evaluation) writes into it.
+
+    The lock is an ``flock`` on ``<folder>/.multifair.lock``, which records the owner (pid, host, start
+    time, command). The operating system releases it when the owner ends, however it ends, so a lock
+    left by a killed run never blocks the next one: the next run takes it over and reports it
+    (:attr:`stale_owner`). Where ``fcntl`` is missing (Windows), the file is created exclusively instead,
+    and a stale one must be removed by hand (the error says so).
+
+    Raises:
+        MultiFairError: another live process holds the folder (its pid, host and start time named).
+
+    Example:
+        >>> with RunFolderLock(Path("runs/mine"), "multifair train"):  # doctest: +SKIP
+        ...     train(config, "runs/mine")
+    """
+
+    def __init__(self, folder: Path, command: str = "multifair") -> None:
+        self.folder = Path(folder)
+        self.command = command
+        self.path = self.folder / LOCK_FILE
+        self.stale_owner: dict[str, Any] | None = None
+        self._fd: int | None = None
+
+    def _owner(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+            owner = json.loads(text) if text.strip() else None
+        except (OSError, ValueError):
+            return None
+        return owner if isinstance(owner, dict) else None
+
+    def _busy(self, owner: dict[str, Any] | None) -> MultiFairError:
+        who = (
+            f"pid {owner.get('pid')} on host {owner.get('host')!r} ({owner.get('command')}, since {owner.get('started')})"
+            if owner
+            else "another process"
+        )
+        return MultiFairError(
+            f"run folder {str(self.folder)!r} is in use by {who}: two runs must not write into one folder; "
+            "wait for it to finish or choose another --output"
+        )
+
+    def acquire(self) -> RunFolderLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": self.command,
+        }
+        try:
+            import fcntl
+        except ImportError:  # Windows: an exclusively created file
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                error = self._busy(self._owner())
+                raise MultiFairError(
+                    f"{error}; if that process has ended, remove {str(self.path)!r}"
+                ) from None
+        else:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._busy(self._owner()) from None
+            self.stale_owner = self._owner()  # a lock file with an owner nobody holds: that run was killed
+            os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)  # closing releases the flock
+        self._fd = None
+
+    def __enter__(self) -> RunFolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

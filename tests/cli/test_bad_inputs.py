@@ -157,7 +157,70 @@ def _nan_fundus(tmp: Path) -> dict:
     return {"slo_fundus": fundus}
 
 
+TINY = Path(__file__).parents[1] / "tiny.yaml"
+
+
+def _evaluate(tmp: Path, checkpoint: Path, output: Path) -> list[str]:
+    return ["evaluate", "--config", str(TINY), "--checkpoint", str(checkpoint), "--output", str(output)]
+
+
+def _text_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    path = tmp / "notes.txt"
+    path.write_text("epoch 3: auc 0.91\n")
+    return _evaluate(tmp, path, tmp / "eval")
+
+
+def _fake_run(tmp: Path) -> Path:
+    run = tmp / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"model": {}}, run / "checkpoints" / "best.pt")
+    return run
+
+
+def _evaluate_into_run(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    run = _fake_run(tmp)
+    return _evaluate(tmp, run / "checkpoints" / "best.pt", run)
+
+
+def _evaluate_over_results(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    run = _fake_run(tmp)
+    (tmp / "eval").mkdir()
+    (tmp / "eval" / "metrics.json").write_text("{}\n")
+    return _evaluate(tmp, run / "checkpoints" / "best.pt", tmp / "eval")
+
+
+def _resume_damaged(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    run = _fake_run(tmp)
+    (run / "checkpoints" / "checkpoint_epoch=2.pt").write_bytes(b"\x00" * 10)  # killed before its record
+    return ["train", "--config", str(TINY), "--output", str(run), "--resume"]
+
+
 CASES = [
+    # items 1, 3 and 8: checkpoints and run folders
+    Case(
+        "evaluate a text file as checkpoint",
+        _text_checkpoint,
+        r"cannot read checkpoint '{tmp}/notes\.txt': it is not a PyTorch checkpoint, or it is damaged or "
+        r"truncated \(.+\)",
+    ),
+    Case(
+        "evaluate into a training run's folder",
+        _evaluate_into_run,
+        r"output folder '{tmp}/run' is a training run's folder: an evaluation must not replace that run's "
+        r"results; write it to another folder \(the default is <run>/evaluation\)",
+    ),
+    Case(
+        "evaluate over an earlier evaluation",
+        _evaluate_over_results,
+        r"output folder '{tmp}/eval' already holds results \(metrics\.json\); replace them with --overwrite or "
+        r"choose another --output",
+    ),
+    Case(
+        "resume with no intact checkpoint",
+        _resume_damaged,
+        r"nothing intact to resume in '{tmp}/run/checkpoints': checkpoint_epoch=2\.pt has no record "
+        r"checkpoint_epoch=2\.pt\.json \(the run was stopped while writing it\); start the run over with --overwrite",
+    ),
     # item 6: the report command and main's error mapping
     Case("report into a read-only folder", _read_only_folder, r"Permission denied: '{tmp}/out/report\.html'"),
     Case("report on a full disk", _disk_full, r"No space left on device: '{tmp}/out/report\.html'"),

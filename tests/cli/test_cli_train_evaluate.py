@@ -45,7 +45,10 @@ def test_resume_with_more_epochs_reads_the_run_config(trained, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"resuming {trained / 'config.yaml'} -> {trained}: 3 epochs")
     assert "epoch 3/3" in out and "epoch 2/3" not in out
-    assert sorted(p.name for p in (trained / "checkpoints").iterdir()) == ["best.pt", "checkpoint_epoch=3.pt"]
+    assert sorted(p.name for p in (trained / "checkpoints").glob("*.pt")) == [
+        "best.pt",
+        "checkpoint_epoch=3.pt",
+    ]
 
 
 def test_evaluate_finds_the_run_config(trained, capsys):

@@ -235,3 +235,53 @@ def test_features_are_not_reused_by_a_second_call(setup):
     mod(net(batch.inputs), batch.labels, batch.groups)
     with pytest.raises(MultiFairError, match="no feature captured for modality 'image'"):
         mod(torch.zeros(24, 2), batch.labels, batch.groups)
+
+
+def test_an_encoder_called_twice_in_a_step_is_reported_once():
+    import warnings as _warnings
+
+    from torch import nn as _nn
+
+    from monai_multifair import DualLevelGradientModulator, MultiFairConfig
+
+    class TwoEyes(_nn.Module):
+        """One fundus encoder applied to both eyes, plus a notes encoder."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.eye = _nn.Linear(4, 6)
+            self.notes = _nn.Linear(3, 6)
+            self.head = _nn.Linear(18, 2)
+
+        def forward(self, left, right, notes):
+            return self.head(torch.cat([self.eye(left), self.eye(right), self.notes(notes)], dim=1))
+
+    torch.manual_seed(0)
+    net = TwoEyes()
+    mod = DualLevelGradientModulator(
+        {"eye": net.eye, "notes": net.notes},
+        2,
+        2,
+        config=MultiFairConfig(direction_weight=0.0),
+        feature_dims={"eye": 6, "notes": 6},
+    )
+    x = torch.randn(8, 4), torch.randn(8, 4), torch.randn(8, 3)
+    labels, groups = torch.tensor([0, 1] * 4), torch.tensor([0, 0, 1, 1] * 2)
+    with pytest.warns(RuntimeWarning, match="modality 'eye' ran more than once in the forward that produced"):
+        mod(net(*x), labels, groups)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        mod(net(*x), labels, groups)  # reported once per modulator
+    # a separate earlier forward (e.g. a reference pass) whose output the logits do not use: no warning
+    other = DualLevelGradientModulator(
+        {"eye": net.eye, "notes": net.notes},
+        2,
+        2,
+        config=MultiFairConfig(direction_weight=0.0),
+        feature_dims={"eye": 6, "notes": 6},
+    )
+    net.eye(x[0]), net.notes(x[2])
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error", RuntimeWarning)
+        logits = net.head(torch.cat([net.eye(x[0]), torch.zeros(8, 6), net.notes(x[2])], dim=1))
+        other(logits, labels, groups)

@@ -80,7 +80,7 @@ def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(uninterrupted, 
     config = tiny_config(*SETTINGS)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path, progress=False, handlers=[InterruptAt(epoch=3, index=2)])
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
         "best.pt",
         "checkpoint_epoch=2.pt",
     ]
@@ -89,7 +89,7 @@ def test_interrupted_mid_epoch_then_resumed_equals_uninterrupted(uninterrupted, 
     _assert_same_run(resumed, uninterrupted)
     final = _load(resumed.files["last_checkpoint"])["model"]
     assert any(not torch.equal(epoch2[k], final[k]) for k in final)  # epoch 3 did train
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
         "best.pt",
         "checkpoint_epoch=3.pt",
     ]

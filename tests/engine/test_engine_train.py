@@ -36,7 +36,7 @@ def test_run_folder_holds_every_file(baseline):
     run = baseline.run_dir
     for name in RUN_FILES:
         assert (run / name).is_file(), name
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "checkpoint_epoch=3.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["best.pt", "checkpoint_epoch=3.pt"]
     written = json.loads((run / "metrics.json").read_text())
     assert written["best_epoch"] == baseline.best_epoch and written["n"] == len(baseline.predictions) == 80
     for name in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds"):
