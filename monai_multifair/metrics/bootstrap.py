@@ -121,7 +121,8 @@ def interval_flags(estimate: np.ndarray, samples: np.ndarray, lower: np.ndarray,
     Args:
         estimate: ``[S]`` point estimates.
         samples: ``[B, S]`` replicates.
-        lower, upper: ``[S]`` interval bounds.
+        lower: ``[S]`` lower interval bounds.
+        upper: ``[S]`` upper interval bounds.
 
     Returns:
         ``S`` entries, each ``None`` or a short reason.
