@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -93,7 +94,7 @@ def test_interrupted_run_resumes_under_torchrun(tmp_path, torchrun):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_multifair_train_command_under_torchrun(tmp_path, torchrun):
+def test_multifair_train_command_under_torchrun(tmp_path, torchrun, run_worker):
     result = torchrun(
         "-m",
         ["monai_multifair", "train", "--config", CONFIG, "--output", tmp_path / "run", "--no-progress"],
@@ -103,6 +104,21 @@ def test_multifair_train_command_under_torchrun(tmp_path, torchrun):
     assert result.stdout.count("training ") == 1 and "on 2 processes" in result.stdout
     assert result.stdout.count("test metrics") == 1
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "report.json").is_file()
+    # evaluation under torchrun: each rank predicts its share, rank 0 writes; equal to one process
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    torchrun(
+        "-m",
+        ["monai_multifair", "evaluate", "--checkpoint", best, "--output", tmp_path / "eval2"],
+        cwd=tmp_path,
+    )
+    single = run_worker(
+        "-m",
+        ["monai_multifair", "evaluate", "--checkpoint", best, "--output", tmp_path / "eval1"],
+        cwd=tmp_path,
+    )
+    assert "test metrics" in single.stdout
+    two, one = (pd.read_csv(tmp_path / name / "predictions.csv") for name in ("eval2", "eval1"))
+    pd.testing.assert_frame_equal(two, one, check_exact=False, rtol=1e-6)
     # a user error is one line on each rank and ends every rank (exit code 2), nothing hangs
     with pytest.raises(pytest.fail.Exception, match="already holds a run"):
         torchrun(
