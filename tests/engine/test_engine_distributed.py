@@ -65,7 +65,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path, torchrun, r
     _close(rank0["stats"]["weight/race=Black"], one["stats"]["weight/race=Black"], "GroupDRO weights")
     # one run folder, written once: a checkpoint per kind and every result file
     run = tmp_path / "ddp"
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "checkpoint_epoch=3.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["best.pt", "checkpoint_epoch=3.pt"]
     assert json.loads((run / "metrics.json").read_text())["auc"] == pytest.approx(rank0["metrics"]["auc"])
     assert len((run / "predictions.csv").read_text().splitlines()) == 81  # 80 test samples, no duplicates
 
