@@ -54,9 +54,10 @@ _SYNTHETIC_CACHE_SIZE = 2
 
 
 def _datasets(
-    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None
+    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None, splits: tuple[str, ...] = SPLIT_NAMES
 ) -> dict[str, MultimodalDataset]:
-    """The config's splits (the synthetic cohort is cached in-process), or the ones given."""
+    """The config's splits (the synthetic cohort is cached in-process), or the ones given (at least
+    ``splits``)."""
     if datasets is None:
         if config.data.source != "synthetic":
             return build_datasets(config)
@@ -66,10 +67,10 @@ def _datasets(
                 _SYNTHETIC_CACHE.pop(next(iter(_SYNTHETIC_CACHE)))
             _SYNTHETIC_CACHE[key] = build_datasets(config)
         return dict(_SYNTHETIC_CACHE[key])
-    missing = [s for s in SPLIT_NAMES if s not in datasets]
+    missing = [s for s in splits if s not in datasets]
     if missing:
-        raise MultiFairError(f"expected `datasets` to have the splits {list(SPLIT_NAMES)}, missing {missing}")
-    for split in SPLIT_NAMES:
+        raise MultiFairError(f"expected `datasets` to have the splits {list(splits)}, missing {missing}")
+    for split in (s for s in SPLIT_NAMES if s in datasets):
         dataset = datasets[split]
         if not isinstance(dataset, MultimodalDataset):
             raise MultiFairError(
@@ -154,10 +155,18 @@ class RunParts:
         return collector.arrays()
 
 
-def build_run_parts(config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None = None) -> RunParts:
-    """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing."""
+def build_run_parts(
+    config: RunConfig,
+    datasets: Mapping[str, MultimodalDataset] | None = None,
+    *,
+    splits: tuple[str, ...] = SPLIT_NAMES,
+) -> RunParts:
+    """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing.
+
+    ``splits``: the splits that ``datasets`` must hold (all three unless the run ends on validation).
+    """
     device = resolve_device(config.trainer.device)
-    splits = _datasets(config, datasets)
+    splits = _datasets(config, datasets, splits)
     seed_everything(config.trainer.seed)
     network = build_network(config, splits["train"]).to(device)
     amp, inferer = amp_settings(config, device)
