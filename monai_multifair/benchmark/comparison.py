@@ -18,6 +18,7 @@ train in that many worker processes (spawned, ``threads`` torch threads each).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing
 import sys
 import time
@@ -42,6 +43,7 @@ from monai_multifair.benchmark.tuning import (
     select_trial,
     trial_counts,
 )
+from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["ArmPlan", "compare"]
@@ -59,6 +61,7 @@ class ArmPlan:
     study: Any = None
     selected: dict[str, Any] | None = None
     in_flight: set[str] = field(default_factory=set)
+    complete: bool = False  # every final run is stored
 
     @property
     def name(self) -> str:
@@ -98,6 +101,7 @@ class _Comparison:
                     }
                 self.plans.append(plan)
         self.specs = {m.name: get_method_spec(m.name, "training") for m in config.methods}
+        self._tasks: dict[tuple, dict[str, Any]] = {}
 
     @staticmethod
     def _untuned_rule(method: MethodEntry) -> str:
@@ -116,6 +120,15 @@ class _Comparison:
         return config, settings
 
     def task(
+        self, plan: ArmPlan, options: dict[str, Any], phase: str, index: int, trial: int | None
+    ) -> dict[str, Any]:
+        """The task of one run (memoised: resolving a config takes a few tens of milliseconds)."""
+        memo = (plan.name, phase, index, trial, json.dumps(json_ready(options), sort_keys=True))
+        if memo not in self._tasks:
+            self._tasks[memo] = self._task(plan, options, phase, index, trial)
+        return self._tasks[memo]
+
+    def _task(
         self, plan: ArmPlan, options: dict[str, Any], phase: str, index: int, trial: int | None
     ) -> dict[str, Any]:
         config, settings = self.run_config(plan, options, phase, index)
@@ -213,6 +226,7 @@ def compare(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     keep_runs: bool = False,
+    run: bool = True,
 ) -> dict[str, Any]:
     """Run (or continue) a comparison and write its leaderboard into ``output``.
 
@@ -226,6 +240,8 @@ def compare(
         progress: a progress bar with ETA on a terminal (otherwise one line per finished run via ``log``).
         log: receives one line per finished run and the summary lines.
         keep_runs: keep each run's folder under ``output/runs`` (default: removed once its row is stored).
+        run: ``False`` trains nothing: the leaderboard of what the store holds so far (an interrupted
+            comparison's is marked incomplete; arms whose tuning has not finished have no final runs).
 
     Returns:
         The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`).
@@ -248,12 +264,19 @@ def compare(
     state = _Comparison(config, output, keep_runs=keep_runs)
     state.open_studies()
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        _Scheduler(state, jobs, threads, progress, say).run()
-    finally:
-        torch.set_num_threads(previous)
+    if run:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            _Scheduler(state, jobs, threads, progress, say).run()
+        finally:
+            torch.set_num_threads(previous)
+    else:
+        for plan in state.plans:
+            if plan.tuned and state.tuning_done(plan):
+                plan.selected = select_trial(
+                    state.finished_trials(plan), config.selection.metric, config.selection.auc_guard
+                )
     keys = {
         plan.name: [
             state.task(plan, plan.selected["options"], "final", i, None)["key"] for i in range(config.seeds)
@@ -280,6 +303,12 @@ class _Scheduler:
         self.total = sum((config.trials if p.tuned else 0) + config.seeds for p in state.plans)
         self.done = sum(
             min(config.trials, trial_counts(p.study, state.token)["finished"]) for p in state.plans if p.tuned
+        ) + sum(
+            min(
+                config.seeds,
+                len(state.store.rows(phase="final", dataset=p.dataset.name, method=p.method.label)),
+            )
+            for p in state.plans
         )
         self.started = time.perf_counter()
         self.session_done = 0
@@ -328,13 +357,14 @@ class _Scheduler:
                     return None
                 self.pending_trials[task["key"]] = (plan, trial)
                 return task
-        if plan.selected is None:
+        if plan.selected is None or plan.complete:
             return None
         for index in range(config.seeds):
             task = state.task(plan, plan.selected["options"], "final", index, None)
             if task["key"] not in state.store and task["key"] not in plan.in_flight:
                 plan.in_flight.add(task["key"])
                 return task
+        plan.complete = not plan.in_flight
         return None
 
     def _select(self, plan: ArmPlan) -> None:

@@ -69,7 +69,7 @@ def summarize(
         for plan in (p for p in plans if p.dataset.name == entry.name):
             label = plan.method.label
             if keys is not None:
-                rows = [store.get(k) for k in keys[f"{entry.name}/{label}"]]
+                rows = [store.get(k) for k in keys.get(f"{entry.name}/{label}", [])]  # no selection yet: none
                 rows = [r for r in rows if r is not None]
             else:
                 rows = sorted(
@@ -127,32 +127,22 @@ def summarize(
             "arms": arms,
         }
     labels = [m.label for m in config.methods]
+
+    def table(name: str) -> dict[str, dict[str, float]]:
+        """``{data set: {arm: mean}}`` over the arms with final runs (data sets with fewer than two: left out)."""
+        out = {}
+        for d, data in per_dataset.items():
+            values = {a: data["arms"][a][name]["mean"] for a in labels if data["arms"].get(a, {}).get("runs")}
+            if len(values) >= 2:
+                out[d] = values
+        return out
+
     ranks = {
-        metric: mean_ranks(
-            {
-                d: {
-                    a: per_dataset[d]["arms"][a][metric]["mean"]
-                    for a in labels
-                    if a in per_dataset[d]["arms"]
-                }
-                for d in per_dataset
-            },
-            higher_is_better=metric not in LOWER_IS_BETTER,
-        )
+        metric: mean_ranks(table(metric), higher_is_better=metric not in LOWER_IS_BETTER)
         for metric in HEADLINE_METRICS
     }
     validation_ranks = {
-        metric: mean_ranks(
-            {
-                d: {
-                    a: per_dataset[d]["arms"][a][f"val_{metric}"]["mean"]
-                    for a in labels
-                    if a in per_dataset[d]["arms"]
-                }
-                for d in per_dataset
-            },
-            higher_is_better=metric not in LOWER_IS_BETTER,
-        )
+        metric: mean_ranks(table(f"val_{metric}"), higher_is_better=True)
         for metric in ("auc", "es_auc", "worst_group_auc")
     }
     expected = config.seeds
@@ -248,8 +238,8 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
     out.append(
         (
             "Mean rank across data sets",
-            f"1 = best; per data set the arms are ranked on the mean test metric, then ranks are averaged over "
-            f"{len(results['datasets'])} data set(s). Last columns: data sets where the arm beats `{baseline}` "
+            "1 = best; per data set the arms are ranked on the mean test metric, then ranks are averaged over "
+            f"the data sets with final runs ({_ranked(results)}). Last columns: data sets where the arm beats `{baseline}` "
             "significantly on both ES-AUC and worst-group AUC, and those where its mean AUC is more than 0.5 "
             "point below.",
             [
@@ -350,6 +340,11 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
     return out
 
 
+def _ranked(results: Mapping[str, Any]) -> str:
+    counts = {r["n_datasets"] for r in results["ranks"]["es_auc"].values()}
+    return ", ".join(str(c) for c in sorted(counts)) or "none"
+
+
 def _short(value: Any) -> str:
     if isinstance(value, float):
         return "undefined" if math.isnan(value) else f"{value:.4g}"
@@ -435,7 +430,7 @@ def group_plot(name: str, data: Mapping[str, Any]) -> str:
 
     arms = list(data["arms"])
     groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
-    fig = Figure(figsize=(max(6.0, 1.1 * len(groups) * len(arms) / 3 + 2), 3.8))
+    fig = Figure(figsize=(max(6.0, 0.35 * len(groups) * len(arms) + 2), 3.8))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(arms))
     for i, label in enumerate(arms):
@@ -463,7 +458,7 @@ def group_plot(name: str, data: Mapping[str, Any]) -> str:
         ax.set_ylim(max(0.0, min(finite) - 0.1), 1.0)
     ax.set_ylabel("test AUC")
     ax.set_title(f"{name}: AUC per group")
-    ax.legend(fontsize="x-small", ncol=min(4, len(arms)), loc="lower right")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 

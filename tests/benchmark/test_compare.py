@@ -167,3 +167,17 @@ def test_command_line_errors_name_the_problem(tmp_path: Path, capsys: pytest.Cap
     assert "baseline" in capsys.readouterr().err
     assert main(["compare", "--list"]) == 0
     assert "support2" in capsys.readouterr().out
+
+
+def test_report_only_writes_the_leaderboard_of_an_interrupted_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder(monkeypatch, fail_at=6)
+    with pytest.raises(KeyboardInterrupt):
+        compare(_config(), tmp_path, progress=False, log=lambda line: None)
+    calls = len(recorder.calls)
+    results = compare(_config(), tmp_path, progress=False, log=lambda line: None, run=False)
+    assert len(recorder.calls) == calls  # nothing trained
+    assert not results["complete"]
+    assert results["datasets"]["tiny"]["arms"]["groupdro"]["runs"] == 1
+    assert "Incomplete" in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
