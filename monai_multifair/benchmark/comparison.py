@@ -301,6 +301,7 @@ class _Scheduler:
         self.say = say
         config = state.config
         self.total = sum((config.trials if p.tuned else 0) + config.seeds for p in state.plans)
+        # an estimate: stored final rows of an earlier configuration of the same arm count too
         self.done = sum(
             min(config.trials, trial_counts(p.study, state.token)["finished"]) for p in state.plans if p.tuned
         ) + sum(
@@ -310,6 +311,7 @@ class _Scheduler:
             )
             for p in state.plans
         )
+        self.done = min(self.done, self.total)
         self.started = time.perf_counter()
         self.session_done = 0
         self.bar = None
