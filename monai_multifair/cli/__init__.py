@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate_command",
     "bundle_command",
     "report_command",
+    "compare_command",
     "plugins_command",
 )
 

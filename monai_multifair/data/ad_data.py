@@ -22,6 +22,7 @@ import pandas as pd
 
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.in_memory import InMemoryDataset
+from monai_multifair.data.tables import TableCohort
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["AD_DATA_MODALITIES", "GENOTYPE_AGE_COLUMNS", "ADData", "load_ad_data"]
@@ -51,6 +52,17 @@ class ADData:
     label: np.ndarray
     sex: pd.Series
     table: pd.DataFrame
+
+    def as_table(self) -> TableCohort:
+        """The two blocks, the label and ``sex`` as a :class:`~monai_multifair.data.TableCohort` (the
+        ``ad_data`` data source)."""
+        return TableCohort(
+            name="ad_data",
+            blocks={"csf": self.csf, "genotype_age": self.genotype_age},
+            label=self.label,
+            attributes=pd.DataFrame({"sex": self.sex.to_numpy()}),
+            ids=[f"ad_data row {i}" for i in range(len(self.label))],
+        )
 
     def dataset(
         self,

@@ -67,6 +67,8 @@ class CohortSpec:
         image_size: side of the square fundus image in pixels, >= 16.
         channels: 1 (grey) or 3 (colour fundus tint).
         prevalence: fraction with glaucoma, in (0, 1).
+        group_prevalence: fraction with glaucoma in race groups 0, 1, 2 (three numbers in (0, 1)), used
+            instead of ``prevalence`` when given (group-dependent prevalence); ``None``: ``prevalence``.
         group_fractions: fractions of race codes 0, 1, 2 (three non-negative numbers summing to 1).
         image_weak_group: race code whose images have low contrast, blur and more noise (``None``: none).
         text_weak_group: race code whose notes are less informative (``None``: none).
@@ -85,6 +87,7 @@ class CohortSpec:
     image_size: int = 32
     channels: int = 1
     prevalence: float = 0.4
+    group_prevalence: tuple[float, float, float] | None = None
     group_fractions: tuple[float, float, float] = (0.5, 0.3, 0.2)
     image_weak_group: int | None = 1
     text_weak_group: int | None = 2
@@ -112,6 +115,13 @@ class CohortSpec:
             fail("channels", "to be 1 or 3")
         if not 0 < self.prevalence < 1:
             fail("prevalence", "in (0, 1)")
+        if self.group_prevalence is not None:
+            values = tuple(self.group_prevalence)
+            if len(values) != 3 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in values
+            ):
+                fail("group_prevalence", "to be three numbers in (0, 1) or None")
+            object.__setattr__(self, "group_prevalence", tuple(float(v) for v in values))
         for name in ("group_fractions", "split_fractions"):
             values = tuple(getattr(self, name))
             positive = (
@@ -290,8 +300,10 @@ def make_cohort(spec: CohortSpec | None = None, **changes: Any) -> SyntheticCoho
     spec = (spec or CohortSpec()).replace(**changes) if changes else (spec or CohortSpec())
     rng = np.random.default_rng(spec.seed)
     n = spec.n_patients
-    label = (rng.random(n) < spec.prevalence).astype(np.int64)
+    draw = rng.random(n)
     race = rng.choice(3, size=n, p=spec.group_fractions).astype(np.int64)
+    prevalence = spec.prevalence if spec.group_prevalence is None else np.asarray(spec.group_prevalence)[race]
+    label = (draw < prevalence).astype(np.int64)
     gender = rng.integers(0, 2, n).astype(np.int64)
     age = np.clip(np.round(rng.normal(60 + 5 * label, 10)), 30, 90).astype(np.int64)
     age_band = np.digitize(age, [50, 65]).astype(np.int64)

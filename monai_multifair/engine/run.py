@@ -176,6 +176,7 @@ def train(
     stats_interval: int = 10,
     log: Callable[[str], None] | None = None,
     handlers: Sequence[Any] = (),
+    final_split: str = "test",
 ) -> RunResult:
     """Train, select and audit one model as ``config`` describes; write the run folder.
 
@@ -210,6 +211,9 @@ def train(
         log: receives one line per epoch (loss, validation metrics).
         handlers: extra ignite/MONAI handlers (objects with ``attach(engine)``) for the trainer, e.g.
             a ``TensorBoardStatsHandler``.
+        final_split: the split the selected model is evaluated and audited on at the end: ``"test"``, or
+            ``"val"`` for a hyperparameter search, which must leave the test split unseen (``datasets``
+            may then hold ``train`` and ``val`` only; no post-processing is applied).
 
     Returns:
         :class:`RunResult`.
@@ -227,6 +231,8 @@ def train(
     started = time.perf_counter()
     if isinstance(stats_interval, bool) or not isinstance(stats_interval, int) or stats_interval < 1:
         raise MultiFairError(f"expected `stats_interval` to be an integer >= 1, got {stats_interval!r}")
+    if final_split not in ("test", "val"):
+        raise MultiFairError(f"expected `final_split` to be 'test' or 'val', got {final_split!r}")
     run_dir = Path(run_dir if run_dir is not None else config.output.dir)
     config = with_output_dir(config, run_dir)
     files: dict[str, Path] = {"config": run_dir / "config.yaml"}
@@ -258,8 +264,9 @@ def train(
         if resume_from is not None and skipped:
             say(f"resume: continuing from {resume_from.name}")
         return _train_in_folder(
-            config, run_dir, resume_from, files, started, progress, datasets, stats_interval, log, handlers
-        )
+            config, run_dir, resume_from, files, started, progress, datasets, stats_interval, log, handlers,
+            final_split,
+        )  # fmt: skip
     finally:
         lock.release()
 
@@ -284,13 +291,16 @@ def _train_in_folder(
     stats_interval: int,
     log: Callable[[str], None] | None,
     handlers: Sequence[Any],
+    final_split: str,
 ) -> RunResult:
     """The run itself, in a folder this process holds (see :func:`train`)."""
     ckpt_dir = run_dir / "checkpoints"
     lead = rank() == 0
 
     # -- the run's parts and its training method
-    parts = build_run_parts(config, datasets)
+    parts = build_run_parts(
+        config, datasets, splits=SPLIT_NAMES if final_split == "test" else ("train", "val")
+    )
     method = config.method.create()
     method.setup(parts.method_context(stats_interval))  # before the random state is restored on resume
     train_loader = parts.loader("train", shuffle=True, weights=method.sampling_weights(), training=True)
@@ -370,7 +380,7 @@ def _train_in_folder(
     metrics, frame, report = write_split_results(
         parts,
         run_dir,
-        "test",
+        final_split,
         title=f"Fairness audit: {method.describe()}, run {run_dir.name}",
         extra=extra,
         training_stats=stats if method.audit_statistics else None,

@@ -61,9 +61,10 @@ _SYNTHETIC_CACHE_SIZE = 2
 
 
 def _datasets(
-    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None
+    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None, splits: tuple[str, ...] = SPLIT_NAMES
 ) -> dict[str, MultimodalDataset]:
-    """The config's splits (the synthetic cohort is cached in-process), or the ones given."""
+    """The config's splits (the synthetic cohort is cached in-process), or the ones given (at least
+    ``splits``)."""
     if datasets is None:
         if config.data.source != "synthetic":
             return build_datasets(config)
@@ -74,10 +75,10 @@ def _datasets(
                 _SYNTHETIC_CACHE.pop(next(iter(_SYNTHETIC_CACHE)))
             _SYNTHETIC_CACHE[key] = build_datasets(config)
         return dict(_SYNTHETIC_CACHE[key])
-    missing = [s for s in SPLIT_NAMES if s not in datasets]
+    missing = [s for s in splits if s not in datasets]
     if missing:
-        raise MultiFairError(f"expected `datasets` to have the splits {list(SPLIT_NAMES)}, missing {missing}")
-    for split in SPLIT_NAMES:
+        raise MultiFairError(f"expected `datasets` to have the splits {list(splits)}, missing {missing}")
+    for split in (s for s in SPLIT_NAMES if s in datasets):
         dataset = datasets[split]
         if not isinstance(dataset, MultimodalDataset):
             raise MultiFairError(
@@ -220,16 +221,21 @@ def _distributed_model(config: RunConfig, network: nn.Module, device: torch.devi
 
 
 def build_run_parts(
-    config: RunConfig, datasets: Mapping[str, MultimodalDataset] | None = None, *, load_weights: bool = True
+    config: RunConfig,
+    datasets: Mapping[str, MultimodalDataset] | None = None,
+    *,
+    load_weights: bool = True,
+    splits: tuple[str, ...] = SPLIT_NAMES,
 ) -> RunParts:
     """Resolve the device, build (or check) the datasets, seed, and build the network and batch plumbing.
 
     Under ``torch.distributed`` the device ``auto``/``cuda`` is this rank's GPU (``LOCAL_RANK``) and the
     trainer's model is wrapped in ``DistributedDataParallel``. ``load_weights=False`` skips the encoders'
-    ``weights`` files (a checkpoint of the whole network is loaded next).
+    ``weights`` files (a checkpoint of the whole network is loaded next). ``splits``: the splits that
+    ``datasets`` must hold (all three unless the run ends on validation).
     """
     device = resolve_device(config.trainer.device, distributed=world_size() > 1)
-    splits = _datasets(config, datasets)
+    splits = _datasets(config, datasets, splits)
     seed_everything(config.trainer.seed)
     network = build_network(config, splits["train"], load_weights=load_weights).to(device)
     if tuple(network.modality_names) != tuple(splits["train"].modalities):

@@ -154,3 +154,16 @@ def test_fairvlmed_roundtrip(tmp_path):
                 b["language"],
                 b["group"],
             )
+
+
+def test_group_prevalence():
+    base = make_cohort(n_patients=3000, seed=4)
+    same = make_cohort(n_patients=3000, seed=4, group_prevalence=(0.4, 0.4, 0.4))
+    assert np.array_equal(base.frame["label"], same.frame["label"])  # equal rates: the default cohort
+    assert np.array_equal(base.images, same.images)
+    skewed = make_cohort(n_patients=3000, seed=4, group_prevalence=(0.6, 0.3, 0.1))
+    rates = skewed.frame.groupby("race")["label"].mean().to_numpy()
+    assert np.allclose(rates, [0.6, 0.3, 0.1], atol=0.04)
+    assert np.array_equal(base.frame["race"], skewed.frame["race"])
+    with pytest.raises(MultiFairError, match="group_prevalence"):
+        CohortSpec(group_prevalence=(0.5, 1.2, 0.1))

@@ -195,3 +195,26 @@ def test_bad_inputs(baseline, tiny_config, tmp_path):
     with pytest.raises(MultiFairError, match="is an existing file"):
         train(config, tmp_path / "file")
     assert not math.isnan(baseline.metrics["auc"])
+
+
+def test_final_split_val_needs_no_test_split(tiny_config, tmp_path):
+    config = tiny_config("method.name=erm", "trainer.epochs=1")
+    splits = build_datasets(config)
+    result = train(
+        config,
+        tmp_path / "run",
+        progress=False,
+        datasets={"train": splits["train"], "val": splits["val"]},
+        final_split="val",
+    )
+    assert result.metrics["split"] == "val" and result.metrics["n"] == len(splits["val"])
+    assert set(result.predictions["id"]) == set(splits["val"].ids)
+    with pytest.raises(MultiFairError, match="final_split"):
+        train(config, tmp_path / "other", progress=False, final_split="test2")
+    with pytest.raises(MultiFairError, match="missing \\['test'\\]"):
+        train(
+            config,
+            tmp_path / "third",
+            progress=False,
+            datasets={"train": splits["train"], "val": splits["val"]},
+        )

@@ -1,0 +1,503 @@
+"""``compare``: methods x data sets x seeds, equal tuning budget, final runs, the leaderboard.
+
+Steps, for every data set and arm:
+
+1. **Tuning** (tuned arms whose method declares a search space): ``trials`` Optuna trials, each a
+   training run on ``train`` scored on ``val`` (:mod:`~monai_multifair.benchmark.tuning`); the
+   configuration is chosen by the selection rule (validation metric with an AUC guard). A trial whose
+   configuration already ran (a categorical space has few points) reuses that run's result.
+2. **Final runs**: the chosen configuration (or the fixed options of an untuned arm) trained with
+   ``seeds`` seeds (:mod:`~monai_multifair.benchmark.tasks`), each evaluated once on its test split.
+3. **Leaderboard**: :func:`~monai_multifair.benchmark.leaderboard.summarize` and the output files.
+
+Every finished run is a row of ``runs.jsonl`` (:class:`~monai_multifair.benchmark.RunStore`); calling
+:func:`compare` again on the same output folder continues where it stopped. With ``jobs > 1`` runs
+train in that many worker processes (spawned, ``threads`` torch threads each).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monai_multifair.benchmark import tasks as task_module
+from monai_multifair.benchmark.compare_config import CompareConfig, DatasetEntry, MethodEntry
+from monai_multifair.benchmark.run_store import RunStore, config_hash
+from monai_multifair.benchmark.tuning import (
+    is_empty_space,
+    open_storage,
+    open_study,
+    owner_tag,
+    reap_stale,
+    sampler,
+    select_trial,
+    trial_counts,
+)
+from monai_multifair.engine.outputs import json_ready
+from monai_multifair.errors import MultiFairError
+
+__all__ = ["ArmPlan", "compare"]
+
+
+@dataclass
+class ArmPlan:
+    """One arm on one data set: its tuning study (if tuned), its selection, its final runs."""
+
+    dataset: DatasetEntry
+    method: MethodEntry
+    document: dict[str, Any]
+    tuned: bool
+    study_name: str | None = None
+    study: Any = None
+    selected: dict[str, Any] | None = None
+    in_flight: set[str] = field(default_factory=set)
+    complete: bool = False  # every final run is stored
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset.name}/{self.method.label}"
+
+
+def _hash_of(config: Any) -> str:
+    document = config.to_dict()
+    document.pop("output", None)
+    return config_hash(document)
+
+
+class _Comparison:
+    """The state of one :func:`compare` call."""
+
+    def __init__(self, config: CompareConfig, output: Path, *, keep_runs: bool) -> None:
+        from monai_multifair.plugins import get_method_spec
+
+        self.config = config
+        self.output = output
+        self.keep_runs = keep_runs
+        self.token = uuid.uuid4().hex[:12]
+        self.store = RunStore(output / "runs.jsonl")
+        self.storage = None
+        self.plans: list[ArmPlan] = []
+        for dataset in config.datasets:
+            document = task_module.dataset_document(dataset, config.quick)
+            for method in config.methods:
+                spec = get_method_spec(method.name, "training")
+                tuned = method.tune and not is_empty_space(spec.search_space)
+                plan = ArmPlan(dataset, method, document, tuned)
+                if not tuned:
+                    plan.selected = {
+                        "options": dict(method.options),
+                        "rule": self._untuned_rule(method),
+                        "number": None,
+                    }
+                self.plans.append(plan)
+        self.specs = {m.name: get_method_spec(m.name, "training") for m in config.methods}
+        self._tasks: dict[tuple, dict[str, Any]] = {}
+
+    @staticmethod
+    def _untuned_rule(method: MethodEntry) -> str:
+        return (
+            "fixed options (not tuned)"
+            if not method.tune
+            else "nothing to tune (the method's search space is empty)"
+        )
+
+    # -- configs and keys
+    def run_config(
+        self, plan: ArmPlan, options: dict[str, Any], phase: str, index: int
+    ) -> tuple[Any, dict[str, Any]]:
+        settings = task_module.seed_settings(plan.dataset, phase, index)
+        config = task_module.run_document(plan.document, plan.method.name, options, settings, plan.dataset)
+        return config, settings
+
+    def task(
+        self, plan: ArmPlan, options: dict[str, Any], phase: str, index: int, trial: int | None
+    ) -> dict[str, Any]:
+        """The task of one run (memoised: resolving a config takes a few tens of milliseconds)."""
+        memo = (plan.name, phase, index, trial, json.dumps(json_ready(options), sort_keys=True))
+        if memo not in self._tasks:
+            self._tasks[memo] = self._task(plan, options, phase, index, trial)
+        return self._tasks[memo]
+
+    def _task(
+        self, plan: ArmPlan, options: dict[str, Any], phase: str, index: int, trial: int | None
+    ) -> dict[str, Any]:
+        config, settings = self.run_config(plan, options, phase, index)
+        digest = _hash_of(config)
+        if phase == "tune":
+            key = f"tune|{plan.dataset.name}|{plan.method.label}|{digest}"
+            folder = f"tune/{plan.dataset.name}/{plan.method.label}/{digest}"
+        else:
+            key = f"final|{plan.dataset.name}|{plan.method.label}|seed{settings['seed']}|{digest}"
+            folder = f"final/{plan.dataset.name}/{plan.method.label}/seed{settings['seed']}-{digest}"
+        return {
+            "key": key,
+            "phase": phase,
+            "dataset": plan.dataset.name,
+            "method": plan.method.label,
+            "method_name": plan.method.name,
+            "options": options,
+            "trial": trial,
+            "config_hash": digest,
+            "config": config.to_dict(),
+            "run_dir": str(self.output / "runs" / folder),
+            "keep": self.keep_runs,
+            **settings,
+        }
+
+    # -- tuning
+    def open_studies(self) -> None:
+        tuned = [p for p in self.plans if p.tuned]
+        if not tuned:
+            return
+        self.storage = open_storage(self.config.storage, self.output)
+        for plan in tuned:
+            base = {
+                "dataset": plan.document,
+                "protocol": plan.dataset.to_dict(),
+                "method": plan.method.to_dict(),
+                "selection": self.config.selection.metric,
+            }
+            plan.study_name = f"{plan.name}/{config_hash(base)[:8]}"
+            plan.study = open_study(self.storage, plan.study_name)
+            reap_stale(plan.study, self.token)
+
+    def trial_options(self, plan: ArmPlan, trial: Any) -> dict[str, Any]:
+        suggested = self.specs[plan.method.name].search_space(trial)
+        return {**plan.method.options, **suggested}
+
+    def tuning_done(self, plan: ArmPlan) -> bool:
+        counts = trial_counts(plan.study, self.token)
+        return counts["finished"] >= self.config.trials and counts["mine"] == 0
+
+    def finished_trials(self, plan: ArmPlan) -> list[dict[str, Any]]:
+        from optuna.trial import TrialState
+
+        out = []
+        for trial in plan.study.get_trials(deepcopy=False):
+            finished = trial.state == TrialState.COMPLETE or (
+                trial.state == TrialState.FAIL and trial.user_attrs.get("finished")
+            )
+            if finished:
+                out.append(
+                    {
+                        "number": trial.number,
+                        "options": dict(trial.user_attrs.get("options", {})),
+                        "validation": dict(trial.user_attrs.get("validation", {})),
+                        "config_hash": trial.user_attrs.get("config_hash"),
+                    }
+                )
+        return out[: self.config.trials] if len(out) > self.config.trials else out
+
+    def tell(self, plan: ArmPlan, trial: Any, row: dict[str, Any]) -> None:
+        """Record a finished trial: its options and validation metrics (user attributes), its value."""
+        from optuna.trial import TrialState
+
+        validation = row["metrics"]
+        trial.set_user_attr("options", row["options"])
+        trial.set_user_attr(
+            "validation",
+            {k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+        )
+        trial.set_user_attr("config_hash", row["config_hash"])
+        trial.set_user_attr("finished", True)
+        metric = validation.get(self.config.selection.metric)
+        if metric is None or metric != metric:  # undefined: a failed trial that still used its budget
+            plan.study.tell(trial.number, state=TrialState.FAIL)
+        else:
+            plan.study.tell(trial.number, float(metric))
+
+
+def compare(
+    config: CompareConfig,
+    output: str | Path,
+    *,
+    jobs: int = 1,
+    threads: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    keep_runs: bool = False,
+    run: bool = True,
+) -> dict[str, Any]:
+    """Run (or continue) a comparison and write its leaderboard into ``output``.
+
+    Args:
+        config: what to compare (:func:`~monai_multifair.benchmark.load_compare_config`).
+        output: the output folder: ``runs.jsonl`` (the store), ``optuna.journal`` (the studies, unless
+            ``config.storage``), ``compare.yaml``, ``results.json``, ``leaderboard.md``,
+            ``leaderboard.html``.
+        jobs: worker processes (1: train in this process).
+        threads: torch threads per worker (default: the CPU count divided by ``jobs``, at least 1).
+        progress: a progress bar with ETA on a terminal (otherwise one line per finished run via ``log``).
+        log: receives one line per finished run and the summary lines.
+        keep_runs: keep each run's folder under ``output/runs`` (default: removed once its row is stored).
+        run: ``False`` trains nothing: the leaderboard of what the store holds so far (an interrupted
+            comparison's is marked incomplete; arms whose tuning has not finished have no final runs).
+
+    Returns:
+        The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`).
+
+    Raises:
+        MultiFairError: bad arguments, a data set whose package is missing, a study that no trial
+            could finish.
+    """
+    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise MultiFairError(f"expected `jobs` to be an integer >= 1, got {jobs!r}")
+    cpus = multiprocessing.cpu_count()
+    threads = max(1, cpus // jobs) if threads is None else threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise MultiFairError(f"expected `threads` to be an integer >= 1, got {threads!r}")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "compare.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    state = _Comparison(config, output, keep_runs=keep_runs)
+    state.open_studies()
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if run:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            _Scheduler(state, jobs, threads, progress, say).run()
+        finally:
+            torch.set_num_threads(previous)
+    else:
+        for plan in state.plans:
+            if plan.tuned and state.tuning_done(plan):
+                plan.selected = select_trial(
+                    state.finished_trials(plan), config.selection.metric, config.selection.auc_guard
+                )
+    keys = {
+        plan.name: [
+            state.task(plan, plan.selected["options"], "final", i, None)["key"] for i in range(config.seeds)
+        ]
+        for plan in state.plans
+        if plan.selected is not None
+    }
+    results = summarize(state.store, config, state.plans, keys)
+    write_outputs(results, output)
+    return results
+
+
+class _Scheduler:
+    """Hands out tasks (trials first, then final runs) to ``jobs`` workers and stores their rows."""
+
+    def __init__(
+        self, state: _Comparison, jobs: int, threads: int, progress: bool, say: Callable[[str], None]
+    ) -> None:
+        self.state = state
+        self.jobs = jobs
+        self.threads = threads
+        self.say = say
+        config = state.config
+        self.total = sum((config.trials if p.tuned else 0) + config.seeds for p in state.plans)
+        # an estimate: stored final rows of an earlier configuration of the same arm count too
+        self.done = sum(
+            min(config.trials, trial_counts(p.study, state.token)["finished"]) for p in state.plans if p.tuned
+        ) + sum(
+            min(
+                config.seeds,
+                len(state.store.rows(phase="final", dataset=p.dataset.name, method=p.method.label)),
+            )
+            for p in state.plans
+        )
+        self.done = min(self.done, self.total)
+        self.started = time.perf_counter()
+        self.session_done = 0
+        self.bar = None
+        if progress and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.total, initial=self.done, desc="compare", unit="run", dynamic_ncols=True
+            )
+        self.pending_trials: dict[str, tuple[ArmPlan, Any]] = {}  # task key -> (plan, Optuna trial)
+
+    # -- choosing the next task
+    def next_task(self) -> dict[str, Any] | None:
+        for plan in self.state.plans:
+            task = self._next_for(plan)
+            if task is not None:
+                return task
+        return None
+
+    def _next_for(self, plan: ArmPlan) -> dict[str, Any] | None:
+        state, config = self.state, self.state.config
+        if plan.tuned and plan.selected is None:
+            while True:
+                counts = trial_counts(plan.study, state.token)
+                if counts["finished"] >= config.trials and counts["mine"] == 0:
+                    self._select(plan)
+                    break
+                if counts["finished"] + counts["mine"] + counts["elsewhere"] >= config.trials:
+                    return None  # the budget is used up by trials still running (here or elsewhere)
+                index = len(plan.study.get_trials(deepcopy=False))
+                plan.study.sampler = sampler(plan.study_name, index, config.trials)
+                trial = plan.study.ask()
+                trial.set_user_attr("owner", owner_tag(state.token))
+                options = state.trial_options(plan, trial)
+                task = state.task(plan, options, "tune", 0, trial.number)
+                stored = state.store.get(task["key"])
+                if stored is not None:  # this configuration already ran: reuse its result
+                    state.tell(plan, trial, stored)
+                    self._advance(
+                        f"tune {plan.name} trial {trial.number}: same configuration as an earlier trial"
+                    )
+                    continue
+                if task["key"] in self.pending_trials:  # the same configuration is training right now
+                    plan.study.tell(trial.number, state=_fail_state())
+                    return None
+                self.pending_trials[task["key"]] = (plan, trial)
+                return task
+        if plan.selected is None or plan.complete:
+            return None
+        for index in range(config.seeds):
+            task = state.task(plan, plan.selected["options"], "final", index, None)
+            if task["key"] not in state.store and task["key"] not in plan.in_flight:
+                plan.in_flight.add(task["key"])
+                return task
+        plan.complete = not plan.in_flight
+        return None
+
+    def _select(self, plan: ArmPlan) -> None:
+        trials = self.state.finished_trials(plan)
+        try:
+            plan.selected = select_trial(
+                trials, self.state.config.selection.metric, self.state.config.selection.auc_guard
+            )
+        except MultiFairError as err:
+            raise MultiFairError(f"tuning {plan.name}: {err}") from None
+
+    # -- running
+    def run(self) -> None:
+        if self.jobs == 1:
+            while True:
+                task = self.next_task()
+                if task is None:
+                    if self._waiting_elsewhere():
+                        time.sleep(10)
+                        continue
+                    break
+                try:
+                    row = task_module.execute(task)
+                except BaseException:
+                    self._abandon(task)
+                    raise
+                self._finish(task, row)
+            self._close()
+            return
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(
+            self.jobs, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+        ) as pool:
+            running: dict[cf.Future, dict[str, Any]] = {}
+            try:
+                while True:
+                    while len(running) < self.jobs:
+                        task = self.next_task()
+                        if task is None:
+                            break
+                        running[pool.submit(task_module.execute, task)] = task
+                    if not running:
+                        if self._waiting_elsewhere():
+                            time.sleep(10)
+                            continue
+                        break
+                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in finished:
+                        task = running.pop(future)
+                        self._finish(task, future.result())
+            except BaseException:
+                for future, task in running.items():
+                    future.cancel()
+                    self._abandon(task)
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            finally:
+                self._close()
+
+    def _waiting_elsewhere(self) -> bool:
+        return any(
+            p.tuned and p.selected is None and trial_counts(p.study, self.state.token)["elsewhere"] > 0
+            for p in self.state.plans
+        )
+
+    def _plan(self, task: dict[str, Any]) -> ArmPlan:
+        return next(
+            p
+            for p in self.state.plans
+            if p.dataset.name == task["dataset"] and p.method.label == task["method"]
+        )
+
+    def _finish(self, task: dict[str, Any], row: dict[str, Any]) -> None:
+        self.state.store.append(row)
+        plan = self._plan(task)
+        if task["phase"] == "tune":
+            _, trial = self.pending_trials.pop(task["key"])
+            self.state.tell(plan, trial, row)
+            what = f"tune {plan.name} trial {trial.number}"
+        else:
+            plan.in_flight.discard(task["key"])
+            what = f"final {plan.name} seed {task['seed']}"
+        metrics = row["metrics"]
+        es = metrics.get("es_auc")
+        auc = metrics.get("auc")
+        self._advance(
+            f"{what}: {row['split']} AUC {_fmt(auc)}, ES-AUC {_fmt(es)} ({row['timing']['wall_s']:.1f} s)",
+            ran=True,
+        )
+
+    def _abandon(self, task: dict[str, Any]) -> None:
+        """An interrupted task: its trial fails without a result (it will run again)."""
+        if task["phase"] == "tune" and task["key"] in self.pending_trials:
+            plan, trial = self.pending_trials.pop(task["key"])
+            plan.study.tell(trial.number, state=_fail_state(), skip_if_finished=True)
+        else:
+            self._plan(task).in_flight.discard(task["key"])
+
+    def _advance(self, line: str, ran: bool = False) -> None:
+        self.done += 1
+        if ran:
+            self.session_done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.started
+        eta = ""
+        if self.session_done:
+            remaining = elapsed / self.session_done * max(0, self.total - self.done)
+            eta = f", ETA {_clock(remaining)}"
+        self.say(f"[{self.done}/{self.total}, {_clock(elapsed)}{eta}] {line}")
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _fail_state() -> Any:
+    from optuna.trial import TrialState
+
+    return TrialState.FAIL
+
+
+def _fmt(value: Any) -> str:
+    return "undefined" if value is None or value != value else f"{value:.3f}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

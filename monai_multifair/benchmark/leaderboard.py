@@ -1,0 +1,515 @@
+"""The leaderboard: per data set, each arm's test metrics over the final runs with intervals, the paired
+differences to the baseline, the cost; across data sets, mean ranks and the issue's targets; written as
+``results.json``, ``leaderboard.md`` and a self-contained ``leaderboard.html``.
+
+Intervals: over the seeds of a ``"seeds"`` data set, Student-t (:func:`~monai_multifair.benchmark.paired_t_interval`
+for differences); over the folds of a ``"cv"`` data set, the corrected resampled t
+(:func:`~monai_multifair.benchmark.corrected_resampled_t_interval`, ``n_test / n_train = 1 / (K - 1)``).
+A difference is *significant* when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_multifair.benchmark.statistics import corrected_resampled_t_interval, mean_ranks, t_interval
+from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
+
+__all__ = ["LOWER_IS_BETTER", "summarize", "to_html", "to_markdown", "write_outputs"]
+
+#: Metrics where lower is better (the threshold-based gaps).
+LOWER_IS_BETTER = ("dpd", "deodds")
+_AUC_TOLERANCE = 0.005  # the issue's "never more than 0.5 point worse in AUC"
+
+
+def _value(row: Mapping[str, Any], metric: str, source: str = "metrics") -> float:
+    value = row.get(source, {}).get(metric)
+    return math.nan if value is None else float(value)
+
+
+def _interval(values: Sequence[float], entry: Any, level: float) -> dict[str, Any]:
+    if entry.protocol == "cv":
+        return corrected_resampled_t_interval(values, 1.0 / (entry.folds - 1), level=level)
+    return t_interval(values, level=level)
+
+
+def _epoch_seconds(row: Mapping[str, Any]) -> float:
+    seconds = row.get("timing", {}).get("epoch_s") or []
+    return float(np.median(seconds)) if seconds else math.nan
+
+
+def summarize(
+    store: Any, config: Any, plans: Sequence[Any], keys: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """The ``results.json`` content of a comparison.
+
+    Args:
+        store: the :class:`~monai_multifair.benchmark.RunStore`.
+        config: the :class:`~monai_multifair.benchmark.CompareConfig`.
+        plans: the arm plans (data set, arm, selection) of :func:`~monai_multifair.benchmark.compare`.
+        keys: ``{"<data set>/<arm>": [store key of final run k, ...]}`` (default: every final row of the
+            arm on the data set, in seed order).
+    """
+    level = config.level
+    baseline = config.baseline
+    per_dataset: dict[str, Any] = {}
+    selected: dict[str, Any] = {}
+    for entry in config.datasets:
+        arms: dict[str, Any] = {}
+        rows_of: dict[str, list[dict[str, Any]]] = {}
+        for plan in (p for p in plans if p.dataset.name == entry.name):
+            label = plan.method.label
+            if keys is not None:
+                rows = [store.get(k) for k in keys.get(f"{entry.name}/{label}", [])]  # no selection yet: none
+                rows = [r for r in rows if r is not None]
+            else:
+                rows = sorted(
+                    store.rows(phase="final", dataset=entry.name, method=label), key=lambda r: r["seed"]
+                )
+            rows_of[label] = rows
+            if plan.selected is not None:
+                selected.setdefault(entry.name, {})[label] = {
+                    "method": plan.method.name,
+                    "options": plan.selected.get("options", {}),
+                    "rule": plan.selected.get("rule"),
+                    "trial": plan.selected.get("number"),
+                    "validation": plan.selected.get("validation", {}),
+                }
+        base_rows = {r["seed"]: r for r in rows_of.get(baseline, [])}
+        base_epoch = np.nanmedian([_epoch_seconds(r) for r in base_rows.values()]) if base_rows else math.nan
+        for label, rows in rows_of.items():
+            arm: dict[str, Any] = {"runs": len(rows), "seeds": [r["seed"] for r in rows]}
+            for metric in HEADLINE_METRICS:
+                arm[metric] = _interval([_value(r, metric) for r in rows], entry, level)
+                arm[f"val_{metric}"] = _interval(
+                    [_value(r, metric, "validation") for r in rows], entry, level
+                )
+            groups = sorted({g for r in rows for g in r["metrics"].get("group_auc", {})})
+            arm["group_auc"] = {
+                g: _interval(
+                    [float(r["metrics"]["group_auc"].get(g) or math.nan) for r in rows], entry, level
+                )
+                for g in groups
+            }
+            paired = [(r, base_rows[r["seed"]]) for r in rows if r["seed"] in base_rows]
+            arm["difference"] = {
+                metric: _interval([_value(a, metric) - _value(b, metric) for a, b in paired], entry, level)
+                for metric in HEADLINE_METRICS
+            }
+            epoch = np.nanmedian([_epoch_seconds(r) for r in rows]) if rows else math.nan
+            arm["epoch_s"] = float(epoch)
+            arm["epoch_cost"] = (
+                float(epoch / base_epoch) if base_epoch and not math.isnan(base_epoch) else math.nan
+            )
+            post = [r["metrics"]["postprocessing"] for r in rows if "postprocessing" in r["metrics"]]
+            if post:
+                arm["postprocessed"] = {
+                    m: _interval(
+                        [float(p.get(m) if p.get(m) is not None else math.nan) for p in post], entry, level
+                    )
+                    for m in ("accuracy", "dpd", "deodds")
+                }
+            arms[label] = arm
+        per_dataset[entry.name] = {
+            "protocol": entry.protocol,
+            "folds": entry.folds,
+            "description": entry.suite.description if entry.suite else f"config {entry.config}",
+            "effect": entry.suite.effect if entry.suite else "",
+            "arms": arms,
+        }
+    labels = [m.label for m in config.methods]
+
+    def table(name: str) -> dict[str, dict[str, float]]:
+        """``{data set: {arm: mean}}`` over the arms with final runs (data sets with fewer than two: left out)."""
+        out = {}
+        for d, data in per_dataset.items():
+            values = {a: data["arms"][a][name]["mean"] for a in labels if data["arms"].get(a, {}).get("runs")}
+            if len(values) >= 2:
+                out[d] = values
+        return out
+
+    ranks = {
+        metric: mean_ranks(table(metric), higher_is_better=metric not in LOWER_IS_BETTER)
+        for metric in HEADLINE_METRICS
+    }
+    validation_ranks = {
+        metric: mean_ranks(table(f"val_{metric}"), higher_is_better=True)
+        for metric in ("auc", "es_auc", "worst_group_auc")
+    }
+    expected = config.seeds
+    complete = all(a["runs"] == expected for d in per_dataset.values() for a in d["arms"].values())
+    return {
+        "settings": config.to_dict(),
+        "complete": complete,
+        "datasets": per_dataset,
+        "selected": selected,
+        "ranks": ranks,
+        "validation_ranks": validation_ranks,
+        "targets": _targets(per_dataset, ranks, labels, baseline),
+        "versions": next((r.get("versions") for r in store), {}),
+        "threads": next((r.get("timing", {}).get("threads") for r in store), None),
+    }
+
+
+def _targets(
+    per_dataset: Mapping[str, Any], ranks: Mapping[str, Any], labels: Sequence[str], baseline: str
+) -> dict[str, Any]:
+    """Per arm: the data sets where it beats the baseline significantly on ES-AUC and worst-group AUC, where
+    its mean AUC is more than 0.5 point below, and its place in the mean ES-AUC rank."""
+    order = sorted(labels, key=lambda a: ranks["es_auc"].get(a, {}).get("mean_rank", math.inf))
+    out: dict[str, Any] = {}
+    for label in labels:
+        if label == baseline:
+            continue
+        better, worse_auc = [], []
+        for name, data in per_dataset.items():
+            arm = data["arms"].get(label)
+            if arm is None:
+                continue
+            diff = arm["difference"]
+            if diff["es_auc"]["low"] > 0 and diff["worst_group_auc"]["low"] > 0:
+                better.append(name)
+            if diff["auc"]["mean"] < -_AUC_TOLERANCE:
+                worse_auc.append(name)
+        out[label] = {
+            "significantly_better_es_and_worst_group": better,
+            "auc_more_than_half_point_worse": worse_auc,
+            "es_auc_rank_place": order.index(label) + 1,
+            "meets_targets": len(better) >= 3 and not worse_auc and order.index(label) == 0,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# formatting
+_NAMES = {**HEADLINE_METRICS}
+
+
+def _num(entry: Mapping[str, Any], signed: bool = False) -> str:
+    mean = entry.get("mean")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "undefined"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    text = fmt.format(mean)
+    low, high = entry.get("low"), entry.get("high")
+    if low is not None and not math.isnan(low):
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    if entry.get("undefined"):
+        text += f" ({entry['undefined']} undef.)"
+    return text
+
+
+def _sig(entry: Mapping[str, Any], lower_better: bool) -> str:
+    low, high = entry.get("low", math.nan), entry.get("high", math.nan)
+    if low is None or math.isnan(low):
+        return ""
+    if low > 0:
+        return " ▼" if lower_better else " ▲"
+    if high < 0:
+        return " ▲" if lower_better else " ▼"
+    return ""
+
+
+def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """``(title, note, headers, rows)`` of every table, shared by Markdown and HTML."""
+    settings = results["settings"]
+    baseline = settings["baseline"]
+    out = []
+    labels = [m["label"] for m in settings["methods"]]
+    rank_rows = []
+    for label in labels:
+        row = [label]
+        for metric in HEADLINE_METRICS:
+            r = results["ranks"][metric].get(label)
+            row.append("" if r is None else f"{r['mean_rank']:.2f}")
+        t = results["targets"].get(label)
+        row.append("" if t is None else f"{len(t['significantly_better_es_and_worst_group'])}")
+        row.append("" if t is None else ", ".join(t["auc_more_than_half_point_worse"]) or "none")
+        rank_rows.append(row)
+    out.append(
+        (
+            "Mean rank across data sets",
+            "1 = best; per data set the arms are ranked on the mean test metric, then ranks are averaged over "
+            f"the data sets with final runs ({_ranked(results)}). Last columns: data sets where the arm beats `{baseline}` "
+            "significantly on both ES-AUC and worst-group AUC, and those where its mean AUC is more than 0.5 "
+            "point below.",
+            [
+                "arm",
+                *[f"{_NAMES[m]} rank" for m in HEADLINE_METRICS],
+                f"sig. better than {baseline}",
+                "AUC > 0.5 pt worse",
+            ],
+            rank_rows,
+        )
+    )
+    for name, data in results["datasets"].items():
+        headers = [
+            "arm",
+            *(_NAMES[m] for m in HEADLINE_METRICS),
+            f"Δ ES-AUC vs {baseline}",
+            "Δ worst-group AUC",
+            "Δ AUC",
+            "s/epoch (x base)",
+        ]
+        rows = []
+        for label, arm in data["arms"].items():
+            row = [f"{label} ({arm['runs']})"]
+            row += [_num(arm[m]) for m in HEADLINE_METRICS]
+            if label == baseline:
+                row += ["", "", ""]
+            else:
+                row += [
+                    _num(arm["difference"][m], True) + _sig(arm["difference"][m], m in LOWER_IS_BETTER)
+                    for m in ("es_auc", "worst_group_auc", "auc")
+                ]
+            cost = arm["epoch_cost"]
+            row.append(f"{arm['epoch_s']:.3f} ({cost:.2f}x)" if not math.isnan(cost) else "")
+            rows.append(row)
+        protocol = (
+            f"{data['folds']}-fold cross-validation, corrected resampled t intervals"
+            if data["protocol"] == "cv"
+            else "one run per seed, Student-t intervals"
+        )
+        note = (
+            f"{data['description']}. {data['effect']}. Test metrics of the final runs (in brackets after each arm: "
+            f"how many), mean [{int(results['settings']['level'] * 100)}% interval]; {protocol}. "
+            "▲/▼: the paired difference's interval excludes 0 (better/worse)."
+        )
+        out.append((f"Data set `{name}`", note, headers, rows))
+        groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
+        if groups:
+            out.append(
+                (
+                    f"`{name}`: AUC per group",
+                    "",
+                    ["arm", *groups],
+                    [
+                        [label, *(_num(arm["group_auc"].get(g, {})) for g in groups)]
+                        for label, arm in data["arms"].items()
+                    ],
+                )
+            )
+        post = [
+            (label, arm["postprocessed"]) for label, arm in data["arms"].items() if "postprocessed" in arm
+        ]
+        if post:
+            out.append(
+                (
+                    f"`{name}`: after the post-processing",
+                    "Decisions of the post-processor fitted on validation (AUCs are unchanged).",
+                    ["arm", "accuracy", "DPD", "DEOdds"],
+                    [
+                        [f"{label} + post", *(_num(p[m]) for m in ("accuracy", "dpd", "deodds"))]
+                        for label, p in post
+                    ],
+                )
+            )
+    sel_rows = []
+    for name, arms in results["selected"].items():
+        for label, chosen in arms.items():
+            options = ", ".join(f"{k}={_short(v)}" for k, v in chosen["options"].items()) or "(defaults)"
+            val = chosen.get("validation") or {}
+            sel_rows.append(
+                [
+                    name,
+                    label,
+                    options,
+                    "" if chosen.get("trial") is None else str(chosen["trial"]),
+                    _short(val.get("es_auc")),
+                    _short(val.get("auc")),
+                    chosen.get("rule") or "",
+                ]
+            )
+    out.append(
+        (
+            "Chosen configuration of each arm",
+            "Selected on the validation split of the tuning runs (seed 0), never on test.",
+            ["data set", "arm", "options", "trial", "val ES-AUC", "val AUC", "rule"],
+            sel_rows,
+        )
+    )
+    return out
+
+
+def _ranked(results: Mapping[str, Any]) -> str:
+    counts = {r["n_datasets"] for r in results["ranks"]["es_auc"].values()}
+    return ", ".join(str(c) for c in sorted(counts)) or "none"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return "undefined" if math.isnan(value) else f"{value:.4g}"
+    if value is None:
+        return "undefined"
+    return str(value)
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _header_lines(results: Mapping[str, Any]) -> list[str]:
+    s = results["settings"]
+    v = results.get("versions") or {}
+    lines = [
+        f"Arms: {', '.join(m['label'] for m in s['methods'])}; baseline `{s['baseline']}`. Data sets: "
+        f"{', '.join(d['name'] for d in s['datasets'])}. Final runs per arm and data set: {s['seeds']}; tuning "
+        f"trials per tuned arm and data set: {s['trials']} (selection: validation {s['selection']['metric']} among "
+        f"trials within {s['selection']['auc_guard']:g} of the best validation AUC).",
+        f"Software: torch {v.get('torch', '?')}, MONAI {v.get('monai', '?')}, Optuna {v.get('optuna', '?')}, "
+        f"monai_multifair {v.get('monai_multifair', '?')}, Python {v.get('python', '?')} ({v.get('machine', '?')}), "
+        f"{results.get('threads')} torch thread(s) per run.",
+    ]
+    if s.get("quick"):
+        lines.insert(0, "**Quick run (`--quick`): tiny sizes, no claims.**")
+    if not results["complete"]:
+        lines.insert(
+            0,
+            "**Incomplete: some arms have fewer final runs than asked for (the comparison was interrupted).**",
+        )
+    return lines
+
+
+def to_markdown(results: Mapping[str, Any]) -> str:
+    """``leaderboard.md``."""
+    parts = ["# Leaderboard", "", *_header_lines(results), ""]
+    for title, note, headers, rows in _tables(results):
+        parts += [f"## {title}", ""]
+        if note:
+            parts += [note, ""]
+        parts += [_md_table(headers, rows), ""]
+    return "\n".join(parts)
+
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def rank_plot(results: Mapping[str, Any]) -> str:
+    """Mean rank of each arm per metric (base64 PNG)."""
+    from matplotlib.figure import Figure
+
+    labels = [m["label"] for m in results["settings"]["methods"]]
+    metrics = list(HEADLINE_METRICS)
+    fig = Figure(figsize=(7.5, 0.45 * len(labels) + 1.8))
+    ax = fig.add_subplot()
+    for j, metric in enumerate(metrics):
+        values = [results["ranks"][metric].get(a, {}).get("mean_rank", math.nan) for a in labels]
+        ax.scatter(values, np.arange(len(labels)) + (j - 2) * 0.1, label=_NAMES[metric], s=30)
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean rank across data sets (1 = best)")
+    ax.grid(axis="x", linestyle=":")
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title("Mean rank per metric")
+    return _png(fig)
+
+
+def group_plot(name: str, data: Mapping[str, Any]) -> str:
+    """Per-group test AUC of each arm on one data set with intervals (base64 PNG)."""
+    from matplotlib.figure import Figure
+
+    arms = list(data["arms"])
+    groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
+    fig = Figure(figsize=(max(6.0, 0.35 * len(groups) * len(arms) + 2), 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(arms))
+    for i, label in enumerate(arms):
+        entries = [data["arms"][label]["group_auc"].get(g, {}) for g in groups]
+        means = np.array([e.get("mean", math.nan) for e in entries], dtype=float)
+        low = np.array([e.get("low", math.nan) for e in entries], dtype=float)
+        high = np.array([e.get("high", math.nan) for e in entries], dtype=float)
+        err = np.vstack([np.nan_to_num(means - low), np.nan_to_num(high - means)])
+        ax.bar(
+            np.arange(len(groups)) + (i - (len(arms) - 1) / 2) * width,
+            means,
+            width,
+            yerr=err,
+            label=label,
+            capsize=2,
+        )
+    ax.set_xticks(np.arange(len(groups)), groups, fontsize="small")
+    finite = [
+        a["group_auc"][g]["mean"]
+        for a in data["arms"].values()
+        for g in a["group_auc"]
+        if a["group_auc"][g]["mean"] is not None and not math.isnan(a["group_auc"][g]["mean"])
+    ]
+    if finite:
+        ax.set_ylim(max(0.0, min(finite) - 0.1), 1.0)
+    ax.set_ylabel("test AUC")
+    ax.set_title(f"{name}: AUC per group")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+def to_html(results: Mapping[str, Any]) -> str:
+    """``leaderboard.html``: one self-contained page (tables, the rank plot, per-group AUC plots)."""
+
+    def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def figure(png: str, alt: str) -> str:
+        return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{png}"></figure>'
+
+    parts = [
+        "<h1>Leaderboard</h1>",
+        *(f"<p>{html.escape(line).replace('**', '')}</p>" for line in _header_lines(results)),
+    ]
+    parts.append(figure(rank_plot(results), "mean rank per metric"))
+    for title, note, headers, rows in _tables(results):
+        parts.append(f"<h2>{html.escape(title).replace('`', '')}</h2>")
+        if note:
+            parts.append(f"<p>{html.escape(note).replace('`', '')}</p>")
+        parts.append(table(headers, rows))
+        for name, data in results["datasets"].items():
+            if title == f"`{name}`: AUC per group":
+                parts.append(figure(group_plot(name, data), f"{name}: AUC per group"))
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.85em}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%}"
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Leaderboard</title>'
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
+
+
+def write_outputs(results: Mapping[str, Any], output: Path) -> dict[str, Path]:
+    """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``."""
+    files = {
+        "results": output / "results.json",
+        "markdown": output / "leaderboard.md",
+        "html": output / "leaderboard.html",
+    }
+    files["results"].write_text(
+        json.dumps(json_ready(results), indent=1, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    files["markdown"].write_text(to_markdown(results), encoding="utf-8")
+    files["html"].write_text(to_html(results), encoding="utf-8")
+    return files

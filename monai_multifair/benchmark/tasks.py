@@ -1,0 +1,219 @@
+"""The runs of a comparison: their configs, their data, and the worker that trains one with the engine.
+
+A task is a plain dict (it crosses process boundaries): the phase (``"tune"`` or ``"final"``), the data
+set, the arm, the seed, the resolved run config and the run folder. :func:`execute` trains it with
+:func:`monai_multifair.engine.train` and returns the store row. A tuning run receives the ``train``
+and ``val`` splits only and ends on validation (``final_split="val"``): it never sees the test split.
+
+Seeds: tuning runs use seed 0. Final run ``k`` (0-based) of a ``"seeds"`` data set uses seed ``k + 1``
+for training and, when the data source has a ``seed`` option, for the data (a new synthetic cohort, a
+new train/val draw of a table); of a ``"cv"`` data set with ``K`` folds it is fold ``k mod K`` of
+repetition ``1 + k div K`` (the fold assignment's seed), trained with seed ``k + 1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shutil
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_multifair.config import RunConfig, load_config
+from monai_multifair.config.loader import apply_overrides, load_raw
+from monai_multifair.data import MultimodalDataset, build_datasets
+from monai_multifair.engine import train
+from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
+from monai_multifair.errors import MultiFairError
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine, Events
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+    Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+
+__all__ = ["EpochTimer", "dataset_document", "execute", "run_document", "seed_settings", "versions"]
+
+
+class EpochTimer:
+    """Seconds of each training epoch: from the trainer's ``EPOCH_STARTED`` to its ``EPOCH_COMPLETED``,
+    before validation (``engine.train`` attaches extra handlers ahead of its validation runner)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._started)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._completed)
+
+    def _started(self, engine: Engine) -> None:
+        self._start = time.perf_counter()
+
+    def _completed(self, engine: Engine) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a row: Python, torch, MONAI, Optuna, this package."""
+    import monai
+    import optuna
+
+    from monai_multifair import __version__
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "monai": monai.__version__,
+        "optuna": optuna.__version__,
+        "monai_multifair": __version__,
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def dataset_document(entry: Any, quick: bool) -> dict[str, Any]:
+    """The run-config document of a data set (a suite entry's, or a user config with its overrides)."""
+    if entry.suite is not None:
+        document = entry.suite.document(quick)
+    else:
+        document = load_raw(entry.config)
+    return apply_overrides(document, list(entry.overrides))
+
+
+def seed_settings(entry: Any, phase: str, index: int) -> dict[str, Any]:
+    """``{"seed", "fold", "repeat"}`` of run ``index`` (tuning: 0) of a data set (module docstring)."""
+    if phase == "tune":
+        return {
+            "seed": 0,
+            "fold": 0 if entry.protocol == "cv" else None,
+            "repeat": 0 if entry.protocol == "cv" else None,
+        }
+    if entry.protocol == "cv":
+        return {"seed": index + 1, "fold": index % entry.folds, "repeat": 1 + index // entry.folds}
+    return {"seed": index + 1, "fold": None, "repeat": None}
+
+
+def run_document(
+    document: Mapping[str, Any],
+    method_name: str,
+    options: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    entry: Any,
+) -> RunConfig:
+    """The resolved run config of one run: the data set's document, the method, the seeds."""
+    overrides = [
+        f"method.name={method_name}",
+        f"method.options={json.dumps(json_ready(dict(options)))}",
+        f"trainer.seed={int(settings['seed'])}",
+    ]
+    base = load_config(document, overrides[:1])
+    source = base.data.source
+    names = (
+        {f.name for f in dataclasses.fields(base.data.options)} if base.data.options is not None else set()
+    )
+    if entry.protocol == "cv":
+        if "folds" not in names:
+            raise MultiFairError(
+                f"data set {entry.name!r}: protocol 'cv' needs a table source with `folds` (ad_data, gse7390, "
+                f"support2), but data.source is {source!r}"
+            )
+        overrides += [
+            f"data.{source}.folds={entry.folds}",
+            f"data.{source}.fold={int(settings['fold'])}",
+            f"data.{source}.seed={int(settings['repeat'])}",
+        ]
+    elif "seed" in names:
+        overrides.append(f"data.{source}.seed={int(settings['seed'])}")
+    return load_config(document, overrides)
+
+
+# the data of the last few data sections, per process (a synthetic cohort takes about a second)
+_DATA_CACHE: dict[str, dict[str, MultimodalDataset]] = {}
+
+
+def _datasets(config: RunConfig) -> dict[str, MultimodalDataset]:
+    key = json.dumps(json_ready(config.data.to_section()), sort_keys=True)
+    if key not in _DATA_CACHE:
+        while len(_DATA_CACHE) >= 4:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = build_datasets(config)
+    return dict(_DATA_CACHE[key])
+
+
+def _metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    out = {name: metrics[name] for name in HEADLINE_METRICS}
+    out["group_auc"] = dict(metrics["group_auc"])
+    out["group_counts"] = dict(metrics["group_counts"])
+    out["n"] = metrics["n"]
+    if "postprocessing" in metrics:
+        out["postprocessing"] = metrics["postprocessing"]["test"]
+    return out
+
+
+def execute(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one task with the engine and return its store row (the run folder is removed afterwards
+    unless ``task["keep"]``)."""
+    started = time.perf_counter()
+    config = RunConfig.from_dict(task["config"])
+    splits = _datasets(config)
+    tuning = task["phase"] == "tune"
+    if tuning:
+        splits = {"train": splits["train"], "val": splits["val"]}  # the test split stays unseen
+    run_dir = Path(task["run_dir"])
+    timer = EpochTimer()
+    with warnings.catch_warnings():
+        # a tuning configuration may leave a group without positives in a small validation split:
+        # its metric is NaN by design (and the trial is ranked accordingly)
+        from monai_multifair.metrics import UndefinedGroupMetricWarning
+
+        warnings.simplefilter("ignore", UndefinedGroupMetricWarning)
+        result = train(
+            config,
+            run_dir,
+            progress=False,
+            overwrite=True,
+            datasets=splits,
+            handlers=[timer],
+            final_split="val" if tuning else "test",
+        )
+    row = {
+        key: task[key]
+        for key in (
+            "key",
+            "phase",
+            "dataset",
+            "method",
+            "method_name",
+            "options",
+            "seed",
+            "fold",
+            "repeat",
+            "trial",
+            "config_hash",
+        )
+    }
+    row.update(
+        {
+            "split": result.metrics["split"],
+            "metrics": _metrics(result.metrics),
+            "validation": dict(result.metrics.get("validation", {})),
+            "best_epoch": result.best_epoch,
+            "timing": {
+                "wall_s": time.perf_counter() - started,
+                "epoch_s": timer.seconds,
+                "threads": torch.get_num_threads(),
+            },
+            "versions": versions(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
+    if not task.get("keep", False):
+        shutil.rmtree(run_dir, ignore_errors=False)
+    return row

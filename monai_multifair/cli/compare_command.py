@@ -1,0 +1,168 @@
+"""``multifair compare``: which fairness method to use, measured on a suite of data sets.
+
+Examples::
+
+    multifair compare --output runs/compare --jobs 2                       # every built-in method, the whole suite
+    multifair compare --methods erm,multifair,groupdro --datasets cohort,ad_data --seeds 20 --trials 20
+    multifair compare --config benchmarks/compare.yaml --output runs/compare   # methods and data sets from YAML
+    multifair compare --quick --datasets cohort --output runs/compare-quick  # tiny sizes for CI, no claims
+    multifair compare --list                                                # the suite's data sets
+
+Run the same command again to continue an interrupted comparison (no finished run runs twice). Writes
+``leaderboard.html``, ``leaderboard.md``, ``results.json``, ``runs.jsonl`` and ``optuna.journal``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from monai_multifair.errors import MultiFairError
+
+__all__ = ["register", "run"]
+
+DEFAULT_METHODS = ("erm", "multifair", "reweighting", "resampling", "groupdro", "fis")
+
+
+def _names(text: str | None, flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise MultiFairError(f"{flag}: expected a comma-separated list of names, got {text!r}")
+    return names
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The :class:`~monai_multifair.benchmark.CompareConfig` of the command line (YAML, then flags)."""
+    from monai_multifair.benchmark import SUITE, CompareConfig, load_compare_config
+
+    methods = _names(args.methods, "--methods")
+    datasets = _names(args.datasets, "--datasets")
+    if args.config is not None:
+        document = load_compare_config(args.config).to_dict()
+    else:
+        document = {"methods": list(DEFAULT_METHODS), "datasets": list(SUITE)}
+    if methods is not None:
+        document["methods"] = methods
+    if datasets is not None:
+        document["datasets"] = datasets
+    for key in ("seeds", "trials", "storage"):
+        if getattr(args, key) is not None:
+            document[key] = getattr(args, key)
+    if args.quick:
+        document["quick"] = True
+        if args.seeds is None:
+            document["seeds"] = 2
+        if args.trials is None:
+            document["trials"] = 2
+        document["datasets"] = [_quick_entry(d) for d in document["datasets"]]
+    return CompareConfig.from_dict(document)
+
+
+def _quick_entry(entry: Any) -> Any:
+    """A quick run deals cross-validated data sets into 2 folds."""
+    from monai_multifair.benchmark import SUITE
+
+    if isinstance(entry, str) and entry in SUITE and SUITE[entry].protocol == "cv":
+        return {"name": entry, "protocol": "cv", "folds": 2}
+    if isinstance(entry, dict) and entry.get("protocol") == "cv":
+        return {**entry, "folds": 2}
+    return entry
+
+
+def _list() -> int:
+    from monai_multifair.benchmark import SUITE
+
+    for entry in SUITE.values():
+        where = f"package {entry.package}" if entry.package else "generated"
+        folds = f", {entry.folds} folds" if entry.protocol == "cv" else ""
+        print(f"{entry.name}: {entry.description} ({where}; protocol {entry.protocol}{folds})")
+        print(f"    {entry.effect}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run or continue the comparison, then print where the leaderboard is."""
+    from monai_multifair.benchmark import compare
+
+    if args.list:
+        return _list()
+    config = build_config(args)
+    show = not args.no_progress and sys.stderr.isatty()
+    action = "leaderboard of" if args.report_only else "comparing"
+    print(
+        f"{action} {', '.join(m.label for m in config.methods)} on {', '.join(d.name for d in config.datasets)}: "
+        f"{config.trials} tuning trials, {config.seeds} final runs each -> {args.output}",
+        flush=True,
+    )
+    results = compare(
+        config,
+        args.output,
+        jobs=args.jobs,
+        threads=args.threads,
+        progress=show,
+        log=lambda line: print(line, flush=True),
+        keep_runs=args.keep_runs,
+        run=not args.report_only,
+    )
+    ranks = results["ranks"]["es_auc"]
+    order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
+    print("mean ES-AUC rank: " + ", ".join(f"{a} {ranks[a]['mean_rank']:.2f}" for a in order))
+    print(f"written: {args.output}/leaderboard.html, leaderboard.md, results.json")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``compare`` sub-command."""
+    parser = subparsers.add_parser(
+        "compare",
+        help="benchmark fairness methods on a suite of data sets: equal tuning budget, seeds, leaderboard",
+        description=(
+            "Compare training methods on data sets: every tuned method gets the same number of Optuna trials "
+            "of its own search space on the validation split (selection on validation ES-AUC with an AUC "
+            "guard); the chosen configuration is trained with N seeds and evaluated once on the test split; "
+            "paired differences against the baseline with t intervals, mean ranks across data sets. "
+            "Resumable: run the same command again to continue."
+        ),
+    )
+    parser.add_argument(
+        "--config", default=None, help="a compare.yaml (methods, datasets, seeds, trials, ...)"
+    )
+    parser.add_argument(
+        "--methods", default=None, help=f"comma-separated method names (default {','.join(DEFAULT_METHODS)})"
+    )
+    parser.add_argument(
+        "--datasets",
+        default=None,
+        help="comma-separated suite data sets (default: the whole suite; see --list)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="final runs per method and data set (default 20)"
+    )
+    parser.add_argument(
+        "--trials", type=int, default=None, help="tuning trials per method and data set (default 20)"
+    )
+    parser.add_argument(
+        "--storage", default=None, help="an Optuna storage URL (default: OUTPUT/optuna.journal)"
+    )
+    parser.add_argument("--output", default="runs/compare", help="the output folder (default runs/compare)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per worker (default: CPUs / jobs)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, 2 seeds, 2 trials, 2 folds: a smoke run, no claims"
+    )
+    parser.add_argument("--keep-runs", action="store_true", help="keep every run's folder under OUTPUT/runs")
+    parser.add_argument("--list", action="store_true", help="list the suite's data sets and exit")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the leaderboard of the runs stored in OUTPUT so far (marked incomplete if so)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar; one line per finished run"
+    )
+    parser.set_defaults(func=run)
