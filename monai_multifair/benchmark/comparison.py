@@ -43,6 +43,7 @@ from monai_multifair.benchmark.tuning import (
     select_trial,
     trial_counts,
 )
+from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
 
@@ -250,10 +251,38 @@ def compare(
         MultiFairError: bad arguments, a data set whose package is missing, a study that no trial
             could finish.
     """
-    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
-
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise MultiFairError(f"expected `jobs` to be an integer >= 1, got {jobs!r}")
+    if world_size() > 1:
+        if jobs != 1:
+            raise MultiFairError(
+                f"expected `jobs` to be 1 under torchrun (every run trains on all the ranks), got {jobs}"
+            )
+        if rank() != 0:  # the other ranks train what rank 0 hands out, then get its results
+            return _follow_rank_zero()
+        try:
+            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+        except BaseException as error:  # the other ranks must not wait for a rank 0 that stopped
+            _from_rank_zero(("error", f"rank 0 stopped: {type(error).__name__}: {error}"))
+            raise
+        _from_rank_zero(("results", results))
+        return results
+    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+
+
+def _compare_here(
+    config: CompareConfig,
+    output: str | Path,
+    jobs: int,
+    threads: int | None,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    keep_runs: bool,
+    run: bool,
+) -> dict[str, Any]:
+    """:func:`compare` in this process (rank 0 under torchrun)."""
+    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
+
     cpus = multiprocessing.cpu_count()
     threads = max(1, cpus // jobs) if threads is None else threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -287,6 +316,27 @@ def compare(
     results = summarize(state.store, config, state.plans, keys)
     write_outputs(results, output)
     return results
+
+
+# ---------------------------------------------------------------------------------------------------
+# under torchrun: rank 0 schedules (Optuna, the store, the outputs); every rank trains each run
+def _from_rank_zero(value: Any) -> Any:
+    payload = [value]
+    torch.distributed.broadcast_object_list(payload, src=0)
+    return payload[0]
+
+
+def _follow_rank_zero() -> dict[str, Any]:
+    """Train every task rank 0 hands out (each run is one collective ``engine.train``); return rank 0's
+    results, or raise its error."""
+    while True:
+        kind, payload = _from_rank_zero(None)
+        if kind == "task":
+            task_module.execute(payload)
+        elif kind == "results":
+            return payload
+        else:
+            raise MultiFairError(payload)
 
 
 class _Scheduler:
@@ -379,6 +429,12 @@ class _Scheduler:
             raise MultiFairError(f"tuning {plan.name}: {err}") from None
 
     # -- running
+    def _execute(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Train ``task`` here (and, under torchrun, on every rank: rank 0 hands it out first)."""
+        if world_size() > 1:
+            _from_rank_zero(("task", task))
+        return task_module.execute(task)
+
     def run(self) -> None:
         if self.jobs == 1:
             while True:
@@ -389,7 +445,7 @@ class _Scheduler:
                         continue
                     break
                 try:
-                    row = task_module.execute(task)
+                    row = self._execute(task)
                 except BaseException:
                     self._abandon(task)
                     raise

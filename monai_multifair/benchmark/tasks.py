@@ -28,6 +28,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_multifair.config import RunConfig, load_config
 from monai_multifair.config.loader import apply_overrides, load_raw
+from monai_multifair.core.distributed import rank
 from monai_multifair.data import MultimodalDataset, build_datasets
 from monai_multifair.engine import train
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
@@ -214,6 +215,6 @@ def execute(task: Mapping[str, Any]) -> dict[str, Any]:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
     )
-    if not task.get("keep", False):
+    if not task.get("keep", False) and rank() == 0:  # under torchrun, rank 0 wrote the folder
         shutil.rmtree(run_dir, ignore_errors=False)
     return row

@@ -18,6 +18,7 @@ import argparse
 import sys
 from typing import Any
 
+from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
@@ -90,13 +91,15 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
     config = build_config(args)
-    show = not args.no_progress and sys.stderr.isatty()
+    lead = rank() == 0  # under torchrun, rank 0 speaks for the comparison
+    show = not args.no_progress and sys.stderr.isatty() and lead
     action = "leaderboard of" if args.report_only else "comparing"
-    print(
-        f"{action} {', '.join(m.label for m in config.methods)} on {', '.join(d.name for d in config.datasets)}: "
-        f"{config.trials} tuning trials, {config.seeds} final runs each -> {args.output}",
-        flush=True,
-    )
+    if lead:
+        print(
+            f"{action} {', '.join(m.label for m in config.methods)} on {', '.join(d.name for d in config.datasets)}: "
+            f"{config.trials} tuning trials, {config.seeds} final runs each -> {args.output}",
+            flush=True,
+        )
     results = compare(
         config,
         args.output,
@@ -107,10 +110,11 @@ def run(args: argparse.Namespace) -> int:
         keep_runs=args.keep_runs,
         run=not args.report_only,
     )
-    ranks = results["ranks"]["es_auc"]
-    order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
-    print("mean ES-AUC rank: " + ", ".join(f"{a} {ranks[a]['mean_rank']:.2f}" for a in order))
-    print(f"written: {args.output}/leaderboard.html, leaderboard.md, results.json")
+    if lead:
+        ranks = results["ranks"]["es_auc"]
+        order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
+        print("mean ES-AUC rank: " + ", ".join(f"{a} {ranks[a]['mean_rank']:.2f}" for a in order))
+        print(f"written: {args.output}/leaderboard.html, leaderboard.md, results.json")
     return 0
 
 
@@ -165,4 +169,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar; one line per finished run"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, torchrun=True)

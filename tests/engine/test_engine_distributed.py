@@ -124,3 +124,19 @@ def test_multifair_train_command_under_torchrun(tmp_path, torchrun, run_worker):
         torchrun(
             "-m", ["monai_multifair", "train", "--config", CONFIG, "--output", tmp_path / "run"], cwd=tmp_path
         )
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_multifair_compare_under_torchrun(tmp_path, torchrun):
+    """Rank 0 schedules (Optuna, the store, the leaderboard), every rank trains each run."""
+    out = tmp_path / "cmp"
+    args = ["monai_multifair", "compare", "--quick", "--methods", "erm,groupdro", "--datasets", "cohort"]
+    result = torchrun("-m", [*args, "--output", out, "--no-progress"], cwd=tmp_path, timeout=600)
+    assert result.stdout.count("mean ES-AUC rank:") == 1  # rank 0 alone reports
+    rows = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and len({row["key"] for row in rows}) == 6  # 2 trials + 2 seeds, erm 2 seeds
+    assert (out / "leaderboard.html").is_file()
+    assert not [p for p in (out / "runs").rglob("*") if p.is_file()]  # each run folder removed once stored
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["ranks"]["es_auc"]) == {"erm", "groupdro"}
