@@ -9,7 +9,7 @@ import torch
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["batch_item", "named_statistics", "register_iteration_event"]
+__all__ = ["batch_ids", "batch_item", "iteration_logits", "named_statistics", "register_iteration_event"]
 
 
 def batch_item(batchdata: Mapping[str, Any], key: str, argument: str) -> Any:
@@ -65,3 +65,33 @@ def named_statistics(
         for label, value in zip(labels(key, count), values):
             out[f"{prefix}{key}" + (f"/{label}" if label else "")] = value
     return out
+
+
+def iteration_logits(engine: Any) -> torch.Tensor:
+    """``engine.state.output[Keys.PRED]``, checked to be logits ``[B, C]``."""
+    from monai.utils.enums import CommonKeys as Keys
+
+    pred = engine.state.output[Keys.PRED]
+    if not isinstance(pred, torch.Tensor) or pred.dim() != 2:
+        raise MultiFairError(
+            "expected engine.state.output[Keys.PRED] to be logits [B, C]; got "
+            f"{type(pred).__name__} of shape {tuple(getattr(pred, 'shape', ()))}"
+        )
+    return pred
+
+
+def batch_ids(batchdata: Any, key: str, argument: str, size: int, device: torch.device) -> torch.Tensor:
+    """``batchdata[key]`` (labels or group ids) as a ``[B]`` long tensor on ``device``.
+
+    Raises:
+        MultiFairError: the key is missing, holds bool or floating values, or not one id per sample.
+    """
+    ids = torch.as_tensor(batch_item(batchdata, key, argument))
+    if ids.dtype == torch.bool or ids.is_floating_point():
+        raise MultiFairError(f"expected batch[{key!r}] (`{argument}`) to hold integer ids, got {ids.dtype}")
+    if ids.numel() != size:
+        raise MultiFairError(
+            f"expected batch[{key!r}] (`{argument}`) to hold one id per sample ({size}), got shape "
+            f"{tuple(ids.shape)}"
+        )
+    return ids.reshape(-1).to(device=device, dtype=torch.long, non_blocking=True)

@@ -10,12 +10,18 @@ import torch.distributed as dist
 from monai.engines.utils import IterationEvents
 from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import CommonKeys as Keys
-from torch import Tensor, nn
+from torch import nn
 
 from monai_multifair.core import MultiFairConfig, build_modulator
 from monai_multifair.core.modulator import ModulatorBase
 from monai_multifair.errors import MultiFairError
-from monai_multifair.handlers._utils import batch_item, named_statistics, register_iteration_event
+from monai_multifair.handlers._utils import (
+    batch_ids,
+    batch_item,
+    iteration_logits,
+    named_statistics,
+    register_iteration_event,
+)
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -48,17 +54,6 @@ def unwrap_network(network: nn.Module) -> nn.Module:
             network = network._orig_mod
         else:
             return network
-
-
-def _batch_ids(batch: Any, key: str, argument: str, batch_size: int, device: torch.device) -> Tensor:
-    """``batch[key]`` (labels or group ids) as a ``[B]`` long tensor on ``device``."""
-    ids = torch.as_tensor(batch_item(batch, key, argument))
-    if ids.numel() != batch_size:
-        raise MultiFairError(
-            f"expected batch[{key!r}] (`{argument}`) to hold one id per sample ({batch_size}), got shape "
-            f"{tuple(ids.shape)}"
-        )
-    return ids.reshape(-1).to(device=device, dtype=torch.long, non_blocking=True)
 
 
 class MultiFairHandler:
@@ -290,16 +285,11 @@ class MultiFairHandler:
         """At ``LOSS_COMPLETED``: run the modulator and add its auxiliary loss to ``output[Keys.LOSS]``."""
         modulator = self._require_modulator()
         output = engine.state.output
-        pred = output[Keys.PRED]
-        if not isinstance(pred, Tensor) or pred.dim() != 2:
-            raise MultiFairError(
-                "expected engine.state.output[Keys.PRED] to be logits [B, C]; got "
-                f"{type(pred).__name__} of shape {tuple(getattr(pred, 'shape', ()))}"
-            )
+        pred = iteration_logits(engine)
         batch_size = pred.shape[0]
         batch = engine.state.batch
-        labels = _batch_ids(batch, self.label_key, "label_key", batch_size, pred.device)
-        groups = _batch_ids(batch, self.group_key, "group_key", batch_size, pred.device)
+        labels = batch_ids(batch, self.label_key, "label_key", batch_size, pred.device)
+        groups = batch_ids(batch, self.group_key, "group_key", batch_size, pred.device)
         present = None
         if self.presence_key is not None:
             present = torch.as_tensor(batch_item(batch, self.presence_key, "presence_key"))

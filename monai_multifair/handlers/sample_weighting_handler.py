@@ -13,7 +13,12 @@ from monai.utils.enums import CommonKeys as Keys
 from torch import Tensor
 
 from monai_multifair.errors import MultiFairError
-from monai_multifair.handlers._utils import batch_item, named_statistics, register_iteration_event
+from monai_multifair.handlers._utils import (
+    batch_ids,
+    iteration_logits,
+    named_statistics,
+    register_iteration_event,
+)
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -102,31 +107,13 @@ class SampleWeightingHandler:
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.stats_interval), self.publish_stats)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.publish_stats)
 
-    def _ids(self, batch: Any, key: str, argument: str, size: int, device: torch.device) -> Tensor:
-        ids = torch.as_tensor(batch_item(batch, key, argument))
-        if ids.dtype == torch.bool or ids.is_floating_point():
-            raise MultiFairError(
-                f"expected batch[{key!r}] (`{argument}`) to hold integer ids, got {ids.dtype}"
-            )
-        if ids.numel() != size:
-            raise MultiFairError(
-                f"expected batch[{key!r}] (`{argument}`) to hold one id per sample ({size}), got shape "
-                f"{tuple(ids.shape)}"
-            )
-        return ids.reshape(-1).to(device=device, dtype=torch.long, non_blocking=True)
-
     def iteration_loss(self, engine: Engine) -> None:
         """At ``LOSS_COMPLETED``: replace ``output[Keys.LOSS]`` by the weighted loss."""
         output = engine.state.output
-        pred = output[Keys.PRED]
-        if not isinstance(pred, Tensor) or pred.dim() != 2:
-            raise MultiFairError(
-                "expected engine.state.output[Keys.PRED] to be logits [B, C]; got "
-                f"{type(pred).__name__} of shape {tuple(getattr(pred, 'shape', ()))}"
-            )
+        pred = iteration_logits(engine)
         size = pred.shape[0]
-        labels = self._ids(engine.state.batch, self.label_key, "label_key", size, pred.device)
-        groups = self._ids(engine.state.batch, self.group_key, "group_key", size, pred.device)
+        labels = batch_ids(engine.state.batch, self.label_key, "label_key", size, pred.device)
+        groups = batch_ids(engine.state.batch, self.group_key, "group_key", size, pred.device)
         loss = self.weighting(self.loss_function(pred, labels), labels, groups)
         output[Keys.LOSS] = loss.to(output[Keys.LOSS].dtype)
 
