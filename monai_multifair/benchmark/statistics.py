@@ -133,8 +133,9 @@ def mean_ranks(
     Returns:
         ``{method: {"mean_rank", "n_datasets", "ranks": {dataset: rank}}}``.
 
-    Example:
-        >>> mean_ranks({"a": {"x": 0.9, "y": 0.8}, "b": {"x": 0.7, "y": 0.7}})["x"]["mean_rank"]
+    Examples:
+        >>> ranks = mean_ranks({"a": {"x": 0.9, "y": 0.8}, "b": {"x": 0.7, "y": 0.7}})
+        >>> ranks.get("x").get("mean_rank")
         1.25
     """
     per_method: dict[str, dict[str, float]] = {}
