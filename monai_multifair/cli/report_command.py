@@ -14,10 +14,12 @@ full disk or a read-only folder leaves no half-written report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +27,19 @@ import pandas as pd
 from monai_multifair.errors import MultiFairError
 
 OUTPUT_FILES = ("report.html", "report.md", "report.json")
+#: The Python argument of ``AuditReport.from_predictions_file`` behind each flag (errors name the flag).
+FLAGS = {
+    "label_col": "--label-column",
+    "score_cols": "--score-column",
+    "group_cols": "--group-columns",
+    "patient_col": "--patient-column",
+    "pos_label": "--pos-label",
+    "threshold": "--threshold",
+    "alpha": "--alpha",
+    "min_group_size": "--min-group-size",
+    "min_support": "--min-support",
+    "random_state": "--random-state",
+}
 
 
 def _columns(text: str, flag: str) -> list[str]:
@@ -76,6 +91,18 @@ def _training_stats(path: str) -> pd.DataFrame:
     raise MultiFairError(f"expected a .csv or .json training statistics file, got {file.name!r}")
 
 
+@contextlib.contextmanager
+def _flag_names() -> Iterator[None]:
+    """Errors about a column name the command-line flag, not the Python argument behind it."""
+    try:
+        yield
+    except MultiFairError as err:
+        message = str(err)
+        for argument, flag in FLAGS.items():
+            message = message.replace(f"`{argument}`", flag)
+        raise MultiFairError(message) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Build the report and write the three files; returns the exit code."""
     from monai_multifair.atomic_io import atomic_write_files
@@ -98,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.title is not None:
         kwargs["title"] = args.title
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _flag_names():
         warnings.simplefilter("always", UndefinedGroupMetricWarning)  # and SmallGroupWarning
         report = AuditReport.from_predictions_file(
             args.predictions,

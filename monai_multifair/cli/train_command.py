@@ -100,11 +100,7 @@ def result_lines(result: Any) -> list[str]:
     lines = [head, *(f"  {label.ljust(width)}  {value}" for label, value in rows)]
     lines += [f"  note: {note}" for note in result.metrics.get("notes", [])]
     lines.append(f"files in {result.run_dir}:")
-    lines += [
-        f"  {path}"
-        for name, path in result.files.items()
-        if name != "last_checkpoint" and Path(path).is_file()
-    ]
+    lines += [f"  {path}" for path in result.files.values() if Path(path).is_file()]
     return lines
 
 

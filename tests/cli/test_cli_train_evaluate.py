@@ -34,7 +34,15 @@ def test_train_prints_the_test_metrics_and_files(tmp_path, capsys):
     assert f"model of epoch {metrics['best_epoch']}" in out
     assert re.search(rf"^  ES-AUC\s+{metrics['es_auc']:.4f}$", out, re.M)
     assert re.search(rf"^  AUC race=Black\s+{metrics['group_auc']['race=Black']:.4f}$", out, re.M)
-    assert str(run / "report.html") in out and str(run / "checkpoints" / "best.pt") in out
+    listed = out.split(f"files in {run}:\n", 1)[1].split("\nwall time", 1)[0].split()
+    # every file of the run folder but the checkpoints' size/SHA-256 records and the lock
+    written = [
+        p
+        for p in run.rglob("*")
+        if p.is_file() and not p.name.endswith(".pt.json") and p.name != ".multifair.lock"
+    ]
+    assert sorted(listed) == sorted(map(str, written)), (listed, written)
+    assert str(run / "checkpoints" / "checkpoint_epoch=3.pt") in listed
 
 
 def test_resume_with_more_epochs_reads_the_run_config(trained, capsys):

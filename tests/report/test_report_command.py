@@ -98,10 +98,10 @@ def test_no_bootstrap_option(predictions, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--group-columns", "rac"], "column 'rac' (from `group_cols`) not found"),
+        (["--group-columns", "rac"], "column 'rac' (from --group-columns) not found"),
         (["--group-columns", "race,"], "comma-separated column names for --group-columns"),
         (["--group-columns", "race", "--n-boot", "-3"], "expected --n-boot >= 0"),
-        (["--group-columns", "race", "--threshold", "2"], "expected `threshold` in [0, 1], got 2.0"),
+        (["--group-columns", "race", "--threshold", "2"], "expected --threshold in [0, 1], got 2.0"),
     ],
 )
 def test_bad_input_exits_with_usage_error(predictions, tmp_path, capsys, extra, message):
