@@ -49,10 +49,7 @@ from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 #: What the tests collect: the README, every page of the site, the examples' READMEs.
 INCLUDE = ("README.md", "docs/*.md", "examples/*/README.md")
 #: Pages not checked yet, each with the reason (printed in the summary).
-EXCLUDE = {
-    "docs/benchmarks.md": "benchmark commands of minutes to hours; being rewritten",
-    "docs/benchmarks/*": "benchmark results; being rewritten",
-}
+EXCLUDE: dict[str, str] = {}
 
 MARK = re.compile(r"^[ \t]*#[ \t]*(?P<kind>excerpt|not run)\b[ \t]*(?P<colon>:?)[ \t]*(?P<reason>.*)$")
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
