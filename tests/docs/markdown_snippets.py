@@ -345,7 +345,7 @@ def summary_lines(reports: list[Any], root: Path) -> list[str]:
         file = report.nodeid.split("::", 1)[0]
         if file.endswith(".md") and (report.when == "call" or report.failed):
             outcomes.setdefault(file, Counter())[report.outcome] += 1
-    if not BLOCKS:
+    if not BLOCKS or not outcomes:  # nothing collected, or every block deselected (`-m distributed`, `-k`)
         return []
     lines, total = [], Counter()
     for path, counts in sorted(BLOCKS.items()):
