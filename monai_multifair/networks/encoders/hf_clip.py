@@ -19,7 +19,7 @@ from monai_multifair.networks.encoders.hf_image import (
     processor_settings,
 )
 from monai_multifair.networks.encoders.hf_text import _from_pretrained
-from monai_multifair.networks.encoders.tokenizers import PADDINGS, check_texts
+from monai_multifair.networks.encoders.tokenizers import tokenize_texts
 
 __all__ = ["CLIP_TOWERS", "HFCLIPTextEncoder", "HFCLIPVisionEncoder"]
 
@@ -238,13 +238,7 @@ class HFCLIPTextEncoder(nn.Module):
             texts: one string per sample.
             padding: ``"max_length"`` (``L = max_length``) or ``"longest"`` (the longest of the batch).
         """
-        owner = type(self).__name__
-        texts = check_texts(owner, texts)
-        _checks.choice(owner, "padding", padding, PADDINGS)
-        encoded = self.tokenizer(
-            texts, padding=padding, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return encoded["input_ids"]
+        return tokenize_texts(type(self).__name__, self.tokenizer, texts, padding, self.max_length)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Encode ``input_ids`` ``[B, L]`` into ``[B, out_features]``."""

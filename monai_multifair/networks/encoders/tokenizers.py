@@ -32,6 +32,18 @@ def check_texts(owner: str, texts: Any) -> list[str]:
     return list(texts)
 
 
+def tokenize_texts(owner: str, tokenizer: Any, texts: Any, padding: str, max_length: int) -> torch.Tensor:
+    """Token ids ``[B, L]`` (long) of ``texts`` from a ``HashingTokenizer`` or a transformers tokenizer,
+    truncated to ``max_length``; ``padding`` is ``"max_length"`` or ``"longest"``. ``owner`` names the
+    encoder in error messages."""
+    texts = check_texts(owner, texts)
+    _checks.choice(owner, "padding", padding, PADDINGS)
+    if isinstance(tokenizer, HashingTokenizer):
+        return tokenizer(texts, padding=padding)
+    encoded = tokenizer(texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
+    return encoded["input_ids"]
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _digest(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
