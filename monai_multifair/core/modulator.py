@@ -213,6 +213,15 @@ class ModulatorBase(nn.Module):
         self._hook_handles = [
             module.register_forward_hook(self._make_capture(name)) for name, module in encoders.items()
         ]
+        # modulate="update": the per-modality magnitudes of the calls since the last optimizer step
+        # (summed on the device, counted on the host), the optimizer whose step they scale and its hooks.
+        self.register_buffer("pending_update_scale", torch.zeros(len(self.modality_names)), persistent=False)
+        self._pending_update_calls = 0
+        self._update_optimizer: torch.optim.Optimizer | None = None
+        self._update_params: list[list[Tensor]] = []
+        self._update_snapshots: list[list[Tensor]] = []
+        self._optimizer_hook_handles: list[Any] = []
+        self._last_update_scale: Tensor | None = None
         self._init_state()
 
     def _init_state(self) -> None:
@@ -385,9 +394,116 @@ class ModulatorBase(nn.Module):
         """Statistics run in the guide heads' dtype, at least float32 (autocast is switched off)."""
         return torch.promote_types(self.guides[self.modality_names[0]].output.weight.dtype, torch.float32)
 
-    def _set_scales(self, slots: list[_ScaleSlot], scales: Tensor) -> None:
+    def _set_scales(self, slots: list[_ScaleSlot], scales: Tensor, magnitude: Tensor | None = None) -> None:
+        """Hand each captured feature its per-sample gradient scale ``scales[m]`` (``[M, B]``).
+
+        With ``modulate="update"`` the scales are split: ``magnitude`` ``[M]`` (default: the batch mean of
+        ``scales``; subclasses pass the mean over the gathered batch, equal on every DDP rank) is added to
+        the pending update scale that :meth:`attach_optimizer`'s hooks apply to the parameter update, and
+        the gradient keeps the relative weights ``scales / magnitude`` (0 where the magnitude is 0).
+        """
+        if self.config.modulate == "update":
+            if self._update_optimizer is None:
+                raise MultiFairError(
+                    "`modulate`='update' scales each encoder's parameter update, so the modulator needs the "
+                    "optimizer: call `modulator.attach_optimizer(optimizer)` once before training (the MONAI "
+                    "handler and `multifair train` do it), or use modulate='gradient'"
+                )
+            if magnitude is None:
+                magnitude = scales.mean(dim=1)
+            magnitude = magnitude.detach().to(self.pending_update_scale.dtype)
+            safe = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+            scales = scales / safe.unsqueeze(1).to(scales.dtype)
+            self.pending_update_scale.add_(magnitude)
+            self._pending_update_calls += 1
+            self._last_update_scale = magnitude
         for m, slot in enumerate(slots):
             slot.scale = scales[m].detach()
+
+    # ------------------------------------------------------------------ update mode
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Let ``modulate="update"`` scale each encoder's parameter update in ``optimizer.step()``.
+
+        Registers a step pre-hook that copies the encoders' parameters and a step post-hook that sets
+        ``p <- p_old + c_m (p_new - p_old)`` for every parameter of encoder ``m`` that ``optimizer``
+        updates, with ``c_m`` the mean per-modality magnitude of the modulator calls since the previous
+        step (gradient accumulation: every micro-batch's call counts once). The optimizer's own step
+        (Adam's moments, weight decay, momentum) is left as it is; only the distance the parameters
+        move is scaled, so the coefficient reaches them whatever the optimizer. Device-side foreach
+        operations only: no host synchronisation. A step that ``GradScaler`` skips (inf/NaN gradients)
+        runs no hook, and its calls are averaged into the next step. Costs one copy of the optimised
+        encoder parameters. Idempotent for the same optimizer; a second optimizer replaces the first.
+        Does nothing with ``modulate="gradient"``.
+
+        Raises:
+            MultiFairError: a parameter belongs to two encoders (its update could not be scaled once).
+        """
+        if self.config.modulate != "update" or optimizer is self._update_optimizer:
+            return
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"expected `optimizer` to be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        self.detach_optimizer()
+        optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        owner: dict[int, str] = {}
+        params: list[list[Tensor]] = []
+        for name in self.modality_names:
+            own = []
+            for param in self._encoder_modules[name].parameters():
+                if id(param) in owner and owner[id(param)] != name:
+                    raise MultiFairError(
+                        f"a parameter of shape {tuple(param.shape)} belongs to the encoders of both "
+                        f"{owner[id(param)]!r} and {name!r}; modulate='update' scales each encoder's update "
+                        "once, so encoders must not share parameters (use modulate='gradient')"
+                    )
+                owner[id(param)] = name
+                if param.requires_grad and id(param) in optimised:
+                    own.append(param)
+            params.append(own)
+        self._update_optimizer = optimizer
+        self._update_params = params
+        self._update_snapshots = []
+        self._optimizer_hook_handles = [
+            optimizer.register_step_pre_hook(self._snapshot_parameters),
+            optimizer.register_step_post_hook(self._scale_update),
+        ]
+
+    def detach_optimizer(self) -> None:
+        """Remove the hooks of :meth:`attach_optimizer` (the pending update scale is dropped)."""
+        for handle in self._optimizer_hook_handles:
+            handle.remove()
+        self._optimizer_hook_handles = []
+        self._update_optimizer = None
+        self._update_params = []
+        self._update_snapshots = []
+        self.pending_update_scale.zero_()
+        self._pending_update_calls = 0
+
+    def _snapshot_parameters(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._pending_update_calls == 0:  # no modulator call since the last step: leave it alone
+            return
+        if not self._update_snapshots:
+            self._update_snapshots = [[torch.empty_like(p) for p in own] for own in self._update_params]
+        with torch.no_grad():
+            for own, snapshot in zip(self._update_params, self._update_snapshots):
+                if own:
+                    torch._foreach_copy_(snapshot, own)
+
+    def _scale_update(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._pending_update_calls == 0:
+            return
+        scale = self.pending_update_scale / self._pending_update_calls  # [M], on the device
+        with torch.no_grad():
+            for m, (own, snapshot) in enumerate(zip(self._update_params, self._update_snapshots)):
+                if not own:
+                    continue
+                factor = scale[m]
+                torch._foreach_sub_(own, snapshot)  # p_new - p_old
+                torch._foreach_mul_(own, factor)
+                torch._foreach_add_(own, snapshot)
+        self.pending_update_scale.zero_()
+        self._pending_update_calls = 0
 
     # ------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
@@ -399,8 +515,14 @@ class ModulatorBase(nn.Module):
         self._guide_calls = int(state.get("guide_calls", 0))
 
     def stats(self) -> dict[str, Tensor]:
-        """Factors and statistics of the last call, as detached device tensors (read them only to log)."""
-        return dict(self._stats)
+        """Factors and statistics of the last call, as detached device tensors (read them only to log).
+
+        With ``modulate="update"`` also ``update_scale`` ``[M]``: the magnitude ``c_m`` the call added to
+        the next parameter update."""
+        stats = dict(self._stats)
+        if self._last_update_scale is not None:
+            stats["update_scale"] = self._last_update_scale
+        return stats
 
     def extra_repr(self) -> str:
         return (
@@ -507,7 +629,7 @@ class DualLevelGradientModulator(ModulatorBase):
                 guide_logits = torch.stack(list(guide_logits))
             head = self.fused_head if self.config.direction_weight > 0 else None
             with torch.no_grad():
-                value, grad_logits, grad_weight, scales, state, stats = self._statistics_step(
+                value, grad_logits, grad_weight, scales, magnitude, state, stats = self._statistics_step(
                     logits.device,
                     self,
                     guide_logits,
@@ -523,7 +645,7 @@ class DualLevelGradientModulator(ModulatorBase):
                     None if head is None else head.weight.detach(),
                 )
                 torch._foreach_copy_([self._buffers[name] for name in _STATE], list(state))
-        self._set_scales(slots, scales)
+        self._set_scales(slots, scales, magnitude)
         self._stats = dict(zip(_STAT_NAMES, stats))
         if grad_logits is None and grad_weight is None:
             return value
@@ -587,9 +709,10 @@ def _statistics(
         fused_weight: the fused head's detached weight when the direction loss is on.
 
     Returns:
-        ``(aux, grad_logits, grad_weight, scales [M, B], new state (as _STATE), statistics (as
-        _STAT_NAMES))``: the auxiliary loss value and its gradients with respect to ``logits`` and
-        ``fused_weight`` (``None`` when the corresponding loss is off).
+        ``(aux, grad_logits, grad_weight, scales [M, B], magnitude [M] or None, new state (as _STATE),
+        statistics (as _STAT_NAMES))``: the auxiliary loss value and its gradients with respect to
+        ``logits`` and ``fused_weight`` (``None`` when the corresponding loss is off), and with
+        ``modulate="update"`` the per-modality magnitude ``c_m`` over the gathered batch.
     """
     cfg = mod.config
     num_modalities, k, c = guide_logits.shape[0], mod.num_groups, mod.num_classes
@@ -682,6 +805,19 @@ def _statistics(
         scales = scales.mean(dim=1, keepdim=True).expand_as(scales)
     if present is not None:
         scales = scales * present.t()
+    magnitude = None
+    if cfg.modulate == "update":  # c_m: the mean scale over the gathered batch (equal on every rank)
+        gathered = (modality_scale.unsqueeze(1) * ((group_factor - 1.0) * gate + 1.0)).index_select(
+            1, all_groups
+        )
+        if all_present is None:
+            magnitude = gathered.mean(dim=1)
+        else:
+            weight = all_present.t().to(gathered.dtype)
+            count = weight.sum(dim=1)
+            magnitude = torch.where(
+                count > 0, (gathered * weight).sum(dim=1) / count.clamp_min(1), modality_scale
+            )
 
     # Steps 9 and 10: the auxiliary losses, with their gradients in closed form (``_AuxLoss``).
     aux = direction = fairness = logits.new_zeros(())
@@ -716,7 +852,7 @@ def _statistics(
         direction.detach(),
         fairness.detach(),
     )
-    return aux, grad_logits, grad_weight, scales, new_state, stats
+    return aux, grad_logits, grad_weight, scales, magnitude, new_state, stats
 
 
 def _logistic_group_statistic(

@@ -37,6 +37,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "group_factor_reduction": ("sample", "batch"),
     "group_statistic": ("auc", "logistic"),
     "compile": ("auto", "on", "off"),
+    "modulate": ("gradient", "update"),
 }
 
 _PAPER: dict[str, Any] = {
@@ -65,6 +66,7 @@ _PAPER: dict[str, Any] = {
     "validate_args": True,
     "eps": 1e-8,
     "compile": "auto",
+    "modulate": "gradient",
 }
 
 #: Field values of each named preset. ``default`` is the configuration with the best mean validation rank
@@ -142,6 +144,16 @@ class MultiFairConfig:
             eager step is the reference: compiled statistics and gradients agree with it to 1e-6. The
             compiled step serves the first batch shape it sees; other shapes (a smaller last batch) run
             eagerly. YAML reads unquoted ``on``/``off`` as booleans: ``true``/``false`` mean ``"on"``/``"off"``.
+        modulate: where the modality coefficient acts. ``"gradient"`` (the paper and the research code):
+            the per-sample scale ``rho B_m (gate f_{m,a_i} + 1 - gate)`` multiplies ``dL/dh_m``; Adam-type
+            optimizers divide each parameter's step by the RMS of its own gradient, so a per-encoder
+            magnitude there is largely normalised away. ``"update"``: the scale is split into its batch
+            mean ``c_m`` (the per-modality magnitude, over the whole gathered batch) and the per-sample
+            relative weights ``s_{m,i} / c_m`` (mean 1); the relative weights still scale ``dL/dh_m``
+            and ``c_m`` scales encoder ``m``'s *parameter update* after ``optimizer.step()``
+            (``p <- p_old + c_m (p_new - p_old)``), so it reaches the parameters under any optimizer.
+            Needs :meth:`~monai_multifair.core.ModulatorBase.attach_optimizer` (the MONAI handler and
+            ``multifair train`` call it).
     """
 
     preset: str = "default"
@@ -170,6 +182,7 @@ class MultiFairConfig:
     validate_args: bool | None = None
     eps: float | None = None
     compile: str | None = None
+    modulate: str | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -34,6 +34,7 @@ __all__ = ["MultiFairHandler", "unwrap_network"]
 #: How each statistic of ``modulator.stats()`` is indexed: by modality, by group, or both.
 _STAT_LAYOUT = {
     "modality_scale": "m",
+    "update_scale": "m",
     "balance": "m",
     "guide_auc": "m",
     "group_factor": "mg",
@@ -93,6 +94,11 @@ class MultiFairHandler:
     - **DDP**: the modulator all-gathers the detached features, labels and groups itself, so every rank
       computes identical coefficients; its guide heads and buffers are broadcast from rank 0 when the
       handler attaches. Encoders default to ``network.module.encoders`` of a wrapped network.
+    - **modulate="update"**: at ``Events.STARTED`` the handler hands ``engine.optimizer`` to the
+      modulator, whose step hooks scale each encoder's parameter update by its modality magnitude
+      (:meth:`~monai_multifair.core.ModulatorBase.attach_optimizer`); with gradient accumulation the
+      magnitudes of the micro-batches are averaged into the one step; a GradScaler-skipped step is left
+      alone.
     - **Checkpoints**: ``state_dict()`` / ``load_state_dict()`` delegate to the modulator (guide heads,
       their optimizer, EMAs, previous AUCs): put the handler in ``CheckpointSaver(save_dict=...)`` and
       ``CheckpointLoader(load_dict=...)`` to resume exactly. A state loaded before ``attach`` is applied
@@ -277,9 +283,18 @@ class MultiFairHandler:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.publish_stats)
 
     def started(self, engine: Engine) -> None:
-        """At ``Events.STARTED``: build the modulator on ``engine.network`` if it is not built yet."""
+        """At ``Events.STARTED``: build the modulator on ``engine.network`` if it is not built yet and,
+        with ``modulate="update"``, hand it ``engine.optimizer`` (:meth:`ModulatorBase.attach_optimizer`)."""
         if self.modulator is None:
             self.build(getattr(engine, "network", None), engine.state.device)
+        if self.modulator.config.modulate == "update":
+            optimizer = getattr(engine, "optimizer", None)
+            if optimizer is None:
+                raise MultiFairError(
+                    "`modulate`='update' scales the encoders' parameter updates, but the engine has no "
+                    "`optimizer`: attach MultiFairHandler to a SupervisedTrainer"
+                )
+            self.modulator.attach_optimizer(optimizer)
 
     def iteration_loss(self, engine: Engine) -> None:
         """At ``LOSS_COMPLETED``: run the modulator and add its auxiliary loss to ``output[Keys.LOSS]``."""

@@ -123,9 +123,9 @@ def _record_scales(mod: nn.Module) -> list[Tensor]:
     calls: list[Tensor] = []
     original = mod._set_scales
 
-    def recording(slots, scales):
+    def recording(slots, scales, magnitude=None):
         calls.append(scales.detach().clone())
-        original(slots, scales)
+        original(slots, scales, magnitude)
 
     mod._set_scales = recording
     return calls

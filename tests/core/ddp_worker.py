@@ -36,7 +36,11 @@ def run(args: argparse.Namespace, distributed: bool) -> None:
     torch.manual_seed(0)
     net = TwoTower().double()
     config = MultiFairConfig(
-        fairness_threshold=0.01, fairness_weight=args.fairness_weight, guide_lr=1e-2, guide_dropout=0.3
+        fairness_threshold=0.01,
+        fairness_weight=args.fairness_weight,
+        guide_lr=1e-2,
+        guide_dropout=0.3,
+        modulate=args.modulate,
     )
     mod = DualLevelGradientModulator(
         {"image": net.image, "text": net.text},
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace, distributed: bool) -> None:
     ).double()
     model = nn.parallel.DistributedDataParallel(net) if distributed else net
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    mod.attach_optimizer(opt)  # modulate="update": scales each encoder's update (no-op otherwise)
     data = torch.Generator().manual_seed(1)
     records = []
     for _ in range(STEPS):
@@ -77,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--fairness-weight", type=float, default=0.0)
+    parser.add_argument("--modulate", default="gradient")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)

@@ -68,7 +68,9 @@ def _arm(num_classes: int, setting: str, device: str = "cpu", **config):
         config=MultiFairConfig(**{**config, "validate_args": False, "compile": setting}),
         feature_dims={"image": 8, "text": 5, "table": 4},
     ).to(device)
-    return net, mod, torch.optim.AdamW(net.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    mod.attach_optimizer(opt)  # modulate="update" scales the encoder updates (no-op for "gradient")
+    return net, mod, opt
 
 
 def _twins(num_classes: int, device: str, **config):
@@ -157,14 +159,20 @@ def test_compiled_step_equals_eager_binary_default(device):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("modulate", ["gradient", "update"])
 @pytest.mark.parametrize("device", DEVICES)
-def test_compiled_step_equals_eager_multiclass_paper_with_missing_modality(device):
+def test_compiled_step_equals_eager_multiclass_paper_with_missing_modality(device, modulate):
     """``paper`` preset (modality factor, dispersion loss), three classes, a presence mask from the
-    first step (so the compiled graph is the one with a missing modality), then a smaller last batch."""
-    arms = _twins(3, device, preset="paper", fairness_threshold=0.02)
+    first step (so the compiled graph is the one with a missing modality), then a smaller last batch;
+    in both modulation modes (``update``: the magnitude ``c_m`` and the relative per-sample weights)."""
+    arms = _twins(3, device, preset="paper", fairness_threshold=0.02, modulate=modulate)
     plan = [(30, False, True), (30, False, True), (30, False, True), (12, False, True)]
     gates = _run_and_compare(arms, plan, 3, device)
     assert 1.0 in gates
+    if modulate == "update":
+        assert "update_scale" in arms["on"][1].stats()
+        for (name, a), b in zip(arms["off"][0].named_parameters(), arms["on"][0].parameters()):
+            _assert_same(a.detach(), b.detach(), f"parameter {name} after the scaled updates")
     stats = arms["on"][1]._statistics_step
     assert stats.compiled_calls == 3 and stats.eager_calls == 1
 
@@ -184,13 +192,14 @@ def _record_graphs(fn, args):
     return graphs
 
 
+@pytest.mark.parametrize("modulate", ["gradient", "update"])
 @pytest.mark.parametrize("with_presence", [False, True])
-def test_captured_graphs_hold_no_host_sync(with_presence):
+def test_captured_graphs_hold_no_host_sync(with_presence, modulate):
     """The two functions ``compile`` captures trace as whole graphs (``fullgraph``) whose ATen ops include
     no host read (the ``HostSyncCounter`` list) and no copy to the CPU: a compiled step cannot
     synchronise inside them. (The eager code around them is covered by test_host_sync.py; on CUDA the
     GPU suite runs CUDA's own detector over a compiled step.)"""
-    net, mod, opt = _arm(2, "off", fairness_threshold=1e-3)
+    net, mod, opt = _arm(2, "off", fairness_threshold=1e-3, modulate=modulate)
     captured = {}
     for step in (mod._guide_gradient_step, mod._statistics_step):
         original = step.fn

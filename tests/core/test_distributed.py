@@ -12,9 +12,11 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("fairness_weight", [0.0, 0.5])
-def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, torchrun, run_worker):
-    fw = ["--fairness-weight", str(fairness_weight)]
+@pytest.mark.parametrize(
+    ("fairness_weight", "modulate"), [(0.0, "gradient"), (0.5, "gradient"), (0.0, "update")]
+)
+def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, modulate, torchrun, run_worker):
+    fw = ["--fairness-weight", str(fairness_weight), "--modulate", modulate]
     torchrun(WORKER, ["--out", tmp_path / "ddp", *fw], cwd=tmp_path)
     run_worker(WORKER, ["--out", tmp_path / "single", *fw], cwd=tmp_path)
     rank0 = torch.load(tmp_path / "ddp.rank0.pt")
@@ -38,6 +40,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, fairness_weight, torchrun
             "guide_auc",
             "guide_group_auc",
             "fused_group_auc",
+            *(["update_scale"] if modulate == "update" else []),
         ):
             torch.testing.assert_close(
                 s0[key], s1[key], equal_nan=True, msg=f"step {step} {key}: ranks differ"

@@ -44,6 +44,7 @@ def _step(net, mod, opt, batch, present=None):
         {},
         {"group_factor_rule": "routing", "fairness_loss": "shortfall", "coefficient_rule": "signed"},
         {"preset": "paper", "gate_smoothing": False, "coefficient_ema_decay": 0.9, "guide_optimizer": "sgd"},
+        {"modulate": "update"},  # the optimizer hooks that scale the encoder updates included
     ],
 )
 @pytest.mark.parametrize("with_presence", [False, True])
@@ -60,6 +61,7 @@ def test_modulated_step_has_no_host_sync(overrides, with_presence):
         feature_dims={"image": 8, "text": 8},
     )
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    mod.attach_optimizer(opt)  # no-op unless modulate="update"
     batch = (torch.randn(32, 6), torch.randn(32, 4), torch.randint(0, 2, (32,)), torch.randint(0, 3, (32,)))
     present = torch.rand(32, 2) > 0.2 if with_presence else None
     _step(net, mod, opt, batch, present)  # warm-up: lazily created optimizer state

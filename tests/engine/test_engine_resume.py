@@ -99,3 +99,23 @@ def test_finished_run_extended_by_resuming_with_more_epochs(uninterrupted, tiny_
     train(tiny_config(*SETTINGS, "trainer.epochs=2"), tmp_path, progress=False)
     resumed = train(tiny_config(*SETTINGS), tmp_path, resume=True, progress=False)
     _assert_same_run(resumed, uninterrupted)
+
+
+def test_update_mode_interrupted_then_resumed_equals_uninterrupted(tiny_config, tmp_path):
+    """``modulate="update"``: the optimizer hooks that scale the encoder updates are re-attached on
+    resume, and the run ends exactly where the uninterrupted one ends."""
+    settings = (*SETTINGS, "method.options.modulate=update")
+    straight = train(tiny_config(*settings), tmp_path / "straight", progress=False)
+    plain = train(tiny_config(*SETTINGS), tmp_path / "gradient", progress=False)
+    # the mode acts: the encoders end elsewhere than in gradient mode (same data, same start)
+    model, gradient_model = (
+        _load(straight.files["last_checkpoint"])["model"],
+        _load(plain.files["last_checkpoint"])["model"],
+    )
+    assert any(not torch.equal(model[k], gradient_model[k]) for k in model if "encoders" in k)
+    assert {"update_scale/fundus", "update_scale/notes"} <= set(straight.training_stats)
+    run = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(*settings), run, progress=False, handlers=[InterruptAt(epoch=2, index=3)])
+    resumed = train(tiny_config(*settings), run, resume=True, progress=False)
+    _assert_same_run(resumed, straight)

@@ -33,7 +33,12 @@ def run(args: argparse.Namespace) -> None:
     handler = MultiFairHandler(
         num_classes=2,
         num_groups=NUM_GROUPS,
-        config={"preset": "paper", "guide_dropout": 0.0, "fairness_threshold": 0.02},
+        config={
+            "preset": "paper",
+            "guide_dropout": 0.0,
+            "fairness_threshold": 0.02,
+            "modulate": args.modulate,
+        },
         stats_interval=1,
     )
     trainer = make_trainer(
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--modulate", default="gradient")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with distributed_process_group("gloo", timeout_s=60):

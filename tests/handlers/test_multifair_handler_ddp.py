@@ -15,8 +15,10 @@ WORKER = Path(__file__).with_name("ddp_trainer_worker.py")
 
 @pytest.mark.distributed
 @pytest.mark.slow
-def test_two_process_trainer_replicas_identical(tmp_path, torchrun):
-    torchrun(WORKER, ["--out", tmp_path], cwd=tmp_path)
+@pytest.mark.parametrize("modulate", ["gradient", "update"])
+def test_two_process_trainer_replicas_identical(tmp_path, torchrun, modulate):
+    """Both modes; ``update`` also scales each encoder's update through the trainer's optimizer hooks."""
+    torchrun(WORKER, ["--out", tmp_path, "--modulate", modulate], cwd=tmp_path)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert rank0["steps"] == rank1["steps"] == 8
     for part in ("network", "modulator"):
@@ -31,6 +33,7 @@ def test_two_process_trainer_replicas_identical(tmp_path, torchrun):
         rank0["metrics"].keys() == rank1["metrics"].keys()
         and "multifair/modality_scale/img" in rank0["metrics"]
     )
+    assert ("multifair/update_scale/img" in rank0["metrics"]) == (modulate == "update")
     for key, value in rank0["metrics"].items():
         assert value == rank1["metrics"][key] or (
             value != value and rank1["metrics"][key] != rank1["metrics"][key]
