@@ -83,9 +83,16 @@ def parse_multifair_options(values: Any, path: str) -> MultiFairConfig:
 
 
 def multifair_search_space(trial: Any) -> dict[str, Any]:
-    """The tuning space of ``multifair compare``: the preset and the strengths of both levels."""
+    """The tuning space of ``multifair compare``: the preset, where the modality coefficient acts
+    (``modulate``), the method's own rules (balance rule, group-factor rule, fairness-loss form), the
+    guide heads' learning rate and the strengths of both levels. Explicit rules override the preset's."""
     return {
         "preset": trial.suggest_categorical("preset", ["default", "paper"]),
+        "modulate": trial.suggest_categorical("modulate", ["gradient", "update"]),
+        "coefficient_rule": trial.suggest_categorical("coefficient_rule", ["absolute", "signed"]),
+        "group_factor_rule": trial.suggest_categorical("group_factor_rule", ["modality", "routing"]),
+        "fairness_loss": trial.suggest_categorical("fairness_loss", ["dispersion", "shortfall"]),
+        "guide_lr": trial.suggest_float("guide_lr", 1e-5, 3e-3, log=True),
         "modality_scale": trial.suggest_float("modality_scale", 0.8, 1.6),
         "group_strength": trial.suggest_float("group_strength", 0.1, 1.0),
         "fairness_weight": trial.suggest_float("fairness_weight", 0.0, 1.0),
