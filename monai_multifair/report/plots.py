@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "calibration_plot",
     "cohort_plot",
+    "reliability_grid",
     "roc_plot",
     "selection_rate_plot",
     "training_plot",
@@ -68,6 +69,37 @@ def calibration_plot(bins: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     ax.set(xlabel="mean predicted probability", ylabel="fraction of positives", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("Calibration by group")
     _legend(ax, len(bins))
+    return _png(fig)
+
+
+def reliability_grid(bins: Mapping[str, Mapping[str, Sequence[float]]], columns: int = 3) -> str:
+    """One reliability diagram per group (``{label: {"mean_predicted", "fraction_positive", "weight",
+    "ece"}}``): observed positive rate vs mean predicted probability per bin, marker area by bin weight."""
+    labels = list(bins)
+    columns = max(1, min(columns, len(labels)))
+    rows = math.ceil(len(labels) / columns)
+    fig = Figure(figsize=(3.2 * columns, 3.0 * rows))
+    for i, label in enumerate(labels):
+        data = bins[label]
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+        mean_p = np.asarray(data["mean_predicted"], dtype=float)
+        frac = np.asarray(data["fraction_positive"], dtype=float)
+        weight = np.asarray(data["weight"], dtype=float)
+        keep = ~np.isnan(mean_p)
+        size = 12 + 120 * weight[keep] / max(float(weight.sum()), 1e-12)
+        ax.plot(mean_p[keep], frac[keep], color="#4c72b0", linewidth=1)
+        ax.scatter(mean_p[keep], frac[keep], s=size, color="#4c72b0")
+        ece = data.get("ece")
+        title = label if ece is None else f"{label}\nECE {ece:.3f}"
+        ax.set_title(title, fontsize="small")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01))
+        ax.tick_params(labelsize="x-small")
+        if i % columns == 0:
+            ax.set_ylabel("fraction of positives", fontsize="small")
+        if i >= len(labels) - columns:
+            ax.set_xlabel("mean predicted", fontsize="small")
+    fig.tight_layout()
     return _png(fig)
 
 

@@ -85,8 +85,9 @@ def test_html_is_self_contained_with_plots_and_every_group(report, tmp_path):
     parser.feed(text)
     parser.close()
     assert parser.stack == []
-    # cohort, ROC, calibration, selection rate, training curves -- all inline PNGs, no external files
-    assert len(parser.images) == 5
+    # cohort, ROC, calibration (together and per group), selection rate, training curves -- all inline
+    # PNGs, no external files
+    assert len(parser.images) == 6
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
