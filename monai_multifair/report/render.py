@@ -222,7 +222,8 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
             for label, v in rows.items()
         ],
         f"expected calibration error: sum over {c['settings']['calibration_bins']} equal-width bins of "
-        "|sum of (y - p)| / n; 0 is perfectly calibrated",
+        "|sum of (y - p)| / n; 0 is perfectly calibrated. ECE is biased upward in small groups (noise adds "
+        "to the absolute values), so its bootstrap interval can lie above the estimate",
     )
     tests = c.get("disparity_tests")
     if tests:
