@@ -20,7 +20,7 @@ def test_youden_maximises_tpr_minus_fpr_over_every_candidate(cohort_factory):
         y, p, _ = cohort_factory(n=200, seed=seed, ties=ties)
         t = fit_threshold(y, p, "youden")
 
-        def youden(c):
+        def youden(c, y=y, p=p):
             tn, fp, fn, tp = confusion_matrix(y, p >= c, labels=[0, 1]).ravel()
             return tp / (tp + fn) - fp / (fp + tn)
 
