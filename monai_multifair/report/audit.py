@@ -309,6 +309,21 @@ class AuditReport:
                     "their p-values are too small"
                 )
 
+        if training is not None and training.guide_group_auc:
+            smoothed = training.epoch_guide_auc()
+            weak = [
+                f"{m}/{g} {v:.3f} ({smoothed['status'][m][g]})"
+                for m, by_group in smoothed["mean"].items()
+                for g, v in by_group.items()
+                if smoothed["status"][m][g]
+            ]
+            if weak:
+                notes.append(
+                    f"guide AUCs near or below chance ({smoothed['window']}): {', '.join(weak)}. The guide heads "
+                    "have not learned these modalities yet, so the modality coefficients computed from them rest "
+                    "on noise (a larger method.options.guide_lr or more epochs may help)."
+                )
+
         for section, entries in (("summary", summary), ("gaps", gaps)):
             for name, entry in entries.items():
                 if entry.get("ci_flag"):

@@ -257,13 +257,21 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
         )
     training = c.get("training")
     if training:
-        guide = training["final_guide_group_auc"]
-        if guide:
+        smoothed = training.get("epoch_guide_auc")
+        if smoothed:
+            guide, status = smoothed["mean"], smoothed["status"]
             group_names = sorted({g for by_group in guide.values() for g in by_group})
+
+            def cell(m: str, g: str) -> str:
+                flag = status.get(m, {}).get(g)
+                return _num(guide[m].get(g)) + (f" ({flag})" if flag else "")
+
             add(
-                "Guide AUC by modality and group (last training step)",
+                "Guide AUC by modality and group (smoothed over the last epoch)",
                 ["modality", *group_names],
-                [[m, *(_num(by_group.get(g)) for g in group_names)] for m, by_group in guide.items()],
+                [[m, *(cell(m, g) for g in group_names)] for m in guide],
+                f"{smoothed['window']}; near chance: within {smoothed['band']:g} of 0.5, below chance: lower "
+                "(the guide head has not learned the modality in that group yet)",
             )
         factor_rows = []
         for name, values in _factor_series(training).items():

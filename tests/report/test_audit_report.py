@@ -99,7 +99,7 @@ def test_html_is_self_contained_with_plots_and_every_group(report, tmp_path):
     assert "Glaucoma <audit>" in body  # escaped in the markup, intact as text
     assert "<audit>" not in text.replace("&lt;audit&gt;", "")
     assert "Cohort composition" in parser.headings and "Metrics by group" in parser.headings
-    assert "Guide AUC by modality and group (last training step)" in parser.headings
+    assert "Guide AUC by modality and group (smoothed over the last epoch)" in parser.headings
 
 
 def test_json_content_matches_the_metrics(report):
