@@ -581,17 +581,13 @@ class AuditReport:
         return text
 
 
-def _is_fairness_handler(obj: Any) -> bool:
-    return (
-        callable(getattr(obj, "predictions", None))
-        and hasattr(obj, "group_key")
-        and hasattr(obj, "threshold")
-    )
-
-
 def _fairness_handler(source: Any) -> Any:
     """The fairness evaluation handler ``source`` is, or the one attached to the engine ``source``."""
-    if _is_fairness_handler(source):
+    # imported here: the handler module imports MONAI and ignite, which reading a predictions file
+    # (``multifair report``) does not need
+    from monai_multifair.handlers.fairness_evaluation_handler import FairnessEvaluationHandler
+
+    if isinstance(source, FairnessEvaluationHandler):
         return source
     handlers = getattr(source, "_event_handlers", None)
     if not isinstance(handlers, dict):
@@ -599,11 +595,11 @@ def _fairness_handler(source: Any) -> Any:
             "expected `source` to be a FairnessEvaluationHandler or the MONAI evaluator it is attached to, "
             f"got {type(source).__name__}"
         )
-    found = []
+    found: list[FairnessEvaluationHandler] = []
     for entries in handlers.values():
         for entry in entries:
             owner = getattr(entry[0], "__self__", None)
-            if _is_fairness_handler(owner) and all(owner is not f for f in found):
+            if isinstance(owner, FairnessEvaluationHandler) and all(owner is not f for f in found):
                 found.append(owner)
     if len(found) != 1:
         raise MultiFairError(

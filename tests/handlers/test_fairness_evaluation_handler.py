@@ -255,6 +255,14 @@ def test_audit_report_from_the_evaluator_equals_the_manual_report(trained_net):
                 json.loads(json.dumps(report[section]), parse_float=lambda s: round(float(s), 5)),
                 json.loads(json.dumps(manual[section]), parse_float=lambda s: round(float(s), 5)),
             )
+    # with the handler's key metric attached too (an ignite Metric answers any attribute), still one handler
+    keyed = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    with_key = evaluate(trained_net, records, [keyed], key_val_metric={"es_auc": keyed.key_metric()})
+    with pytest.warns(UndefinedGroupMetricWarning):
+        keyed_report = AuditReport.from_evaluator(with_key, **settings).to_dict()
+    assert keyed_report["summary"]["es_auc"]["estimate"] == pytest.approx(
+        manual["summary"]["es_auc"]["estimate"]
+    )
     with pytest.raises(MultiFairError, match="exactly one FairnessEvaluationHandler.*found 0"):
         AuditReport.from_evaluator(evaluate(trained_net, records, []))
     with pytest.raises(MultiFairError, match="FairnessEvaluationHandler or the MONAI evaluator.*got int"):
