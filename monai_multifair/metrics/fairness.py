@@ -36,6 +36,7 @@ undefined. When every group has both classes the two agree (tested).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,17 +82,17 @@ DEGENERATE_GROUP_METRICS: tuple[str, ...] = ("selection_rate", "tpr", "fpr")
 def find_degenerate(
     p: np.ndarray,
     group_ids: np.ndarray,
-    labels: tuple[str, ...] | list[str],
+    labels: Sequence[Any],
     threshold: float,
     *,
     min_group_size: int = 1,
     sample_weight: np.ndarray | None = None,
 ) -> dict[str, str]:
-    """``{"overall" or group label: reason}`` for the cohort and every group (with at least
+    """``{"overall" or ``labels[g]``: reason}`` for the cohort and every group (with at least
     ``min_group_size`` samples of positive weight) whose decisions ``p >= threshold`` are all 0 or all 1."""
     keep = np.ones(p.shape[0], dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
     out: dict[str, str] = {}
-    members = [("overall", keep)] + [(str(label), keep & (group_ids == g)) for g, label in enumerate(labels)]
+    members = [("overall", keep)] + [(label, keep & (group_ids == g)) for g, label in enumerate(labels)]
     for label, mask in members:
         scores = p[mask]
         if scores.size == 0 or scores.size < min_group_size:
@@ -494,7 +495,7 @@ def fairness_summary(
         ``{"auc", "es_auc", "worst_group_auc", "dpd", "deodds"}`` as floats (NaN where undefined,
         see the module policy), ``"group_auc"``: ``{label or id: AUC_g}``, keyed by
         ``group_labels[g]`` (as ``str``) when given, else by the integer id ``g``, and
-        ``"degenerate"``: ``{"overall" or group label: reason}`` for degenerate predictions (see
+        ``"degenerate"``: ``{"overall" or group key (as in ``group_auc``): reason}`` for degenerate predictions (see
         :func:`degenerate_predictions`; empty when there are none): then ``dpd`` and ``deodds`` describe
         a constant decision and must not be read as fair.
 
@@ -522,7 +523,7 @@ def fairness_summary(
     out["degenerate"] = find_degenerate(
         pred.p,
         point.groups.ids,
-        [str(k) for k in point.groups.index],
+        list(point.groups.index),
         float(threshold),
         min_group_size=int(min_group_size),
         sample_weight=prepare_sample_weight(sample_weight, pred.n),
