@@ -38,7 +38,7 @@ def operating_threshold(parts: RunParts) -> tuple[float, str]:
     """
     setting = parts.config.evaluation.threshold
     if not isinstance(setting, str):
-        return float(setting), "fixed (evaluation.threshold)"
+        return float(setting), "fixed by evaluation.threshold"
     probabilities, labels, _, _ = parts.predict("val")
     scores = probabilities[:, 1]  # the positive class (class 1), as the metrics use it
     threshold = fit_threshold((labels == 1).astype(np.int64), scores, setting)
