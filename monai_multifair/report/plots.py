@@ -149,14 +149,21 @@ def cohort_plot(cohort: pd.DataFrame) -> str:
     return _png(fig)
 
 
-def training_plot(steps: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    """One panel per statistic family (``{panel title: {line label: values per step}}``) over training."""
+def training_plot(
+    steps: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    reference: Mapping[str, float] | None = None,
+) -> str:
+    """One panel per statistic family (``{panel title: {line label: values per step}}``) over training;
+    ``reference`` draws a dotted horizontal line in the named panels (e.g. chance, 0.5, for AUCs)."""
     fig = Figure(figsize=(7.0, 3.0 * len(panels)))
     x = np.asarray(steps, dtype=float)
     for i, (title, lines) in enumerate(panels.items()):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         for label, values in lines.items():
             ax.plot(x, np.asarray(values, dtype=float), label=label, linewidth=1.2)
+        if reference and title in reference:
+            ax.axhline(reference[title], linestyle=":", color="grey", linewidth=1)
         ax.set(xlabel="step", title=title)
         _legend(ax, len(lines))
     fig.tight_layout()

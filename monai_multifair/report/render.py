@@ -404,18 +404,19 @@ def _figures(c: dict[str, Any]) -> dict[str, str]:
                 for m, by_group in training["group_factor"].items()
                 for g, v in by_group.items()
             }
+        smoothed_title = "guide AUC (mean over each epoch; dotted: chance)"
         if training["guide_group_auc"]:
-            panels["guide AUC"] = {
-                f"{m}/{g}": _nan(v)
-                for m, by_group in training["guide_group_auc"].items()
-                for g, v in by_group.items()
+            smoothed = training.get("smoothed_guide_group_auc") or training["guide_group_auc"]
+            panels[smoothed_title] = {
+                f"{m}/{g}": _nan(v) for m, by_group in smoothed.items() for g, v in by_group.items()
             }
         if training["gate"] is not None:
             panels["gate"] = {"gate": _nan(training["gate"])}
         figures["Modulation factors over training"] = _figure(
-            plots.training_plot(training["steps"], panels),
+            plots.training_plot(training["steps"], panels, {smoothed_title: 0.5}),
             "modulation over training",
-            "Training statistics per step.",
+            "Training statistics per logged step; guide AUCs as the mean over each epoch's logged steps "
+            "(one batch's AUC is noise).",
         )
     return figures
 

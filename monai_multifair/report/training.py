@@ -66,6 +66,21 @@ class TrainingStats:
     other_columns: list[str]
     epochs: list[int] | None = None
 
+    def smoothed_guide_auc(self) -> dict[str, dict[str, list[float]]]:
+        """Per-row guide AUCs smoothed like :meth:`epoch_guide_auc`: each row holds the mean over its
+        epoch's rows (without an ``epoch`` column, the trailing mean over a quarter of the rows)."""
+        n = len(self.steps)
+        out: dict[str, dict[str, list[float]]] = {}
+        for modality, by_group in self.guide_group_auc.items():
+            for group, values in by_group.items():
+                series = pd.Series(values, dtype=float)
+                if self.epochs is not None:
+                    smoothed = series.groupby(pd.Series(self.epochs)).transform("mean")
+                else:
+                    smoothed = series.rolling(max(1, n // 4), min_periods=1).mean()
+                out.setdefault(modality, {})[group] = smoothed.tolist()
+        return out
+
     def epoch_guide_auc(self) -> dict[str, Any]:
         """Guide AUCs smoothed over the last epoch, and whether each is near or below chance.
 
@@ -121,6 +136,7 @@ class TrainingStats:
             "other_columns": self.other_columns,
             "epochs": self.epochs,
             "epoch_guide_auc": self.epoch_guide_auc() if self.guide_group_auc else None,
+            "smoothed_guide_group_auc": self.smoothed_guide_auc(),
         }
 
 

@@ -112,3 +112,14 @@ def test_report_shows_smoothed_guide_auc_with_flags_and_a_note():
     assert "## Guide AUC by modality and group (smoothed over the last epoch)" in markdown
     assert "| notes | 0.583 (near chance) | 0.637 |" in markdown  # (0.44+0.46+0.43+1.0)/4, (.85+.9+.8+0)/4
     assert "guide AUCs near or below chance" in markdown and "notes/F 0.583 (near chance)" in markdown
+
+
+def test_smoothed_guide_auc_series_are_epoch_means():
+    stats = {
+        "step": [1, 2, 3, 4],
+        "epoch": [1, 1, 2, 2],
+        "guide_group_auc/text/A": [0.0, 1.0, 0.4, np.nan],
+    }
+    assert parse_training_stats(stats).smoothed_guide_auc() == {"text": {"A": [0.5, 0.5, 0.4, 0.4]}}
+    no_epoch = {k: v for k, v in stats.items() if k != "epoch"}  # trailing mean over a quarter (1 row)
+    assert parse_training_stats(no_epoch).smoothed_guide_auc()["text"]["A"][:3] == [0.0, 1.0, 0.4]
