@@ -241,7 +241,12 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
             [
                 [
                     t["attribute"],
-                    TESTED_LABELS[t["metric"]],
+                    TESTED_LABELS[t["metric"]]
+                    + (
+                        DEGENERATE
+                        if c.get("degenerate") and t["metric"] in ("selection_rate", "tpr", "fpr")
+                        else ""
+                    ),
                     str(t["groups"]),
                     _num(t["gap"]),
                     _num(t["p_value"], 4),

@@ -47,6 +47,7 @@ def test_no_positive_predictions_is_flagged_everywhere_never_a_clean_zero():
         assert "degenerate predictions at threshold 0.5" in text
         assert "0.000 [0.000, 0.000] (degenerate)" in text
     assert "| DPD (demographic parity difference) | 0.000 [0.000, 0.000] (degenerate) |" in markdown
+    assert "| sex | selection-rate gap (DPD) (degenerate) | 2 | 0.000 | 1.0000 |" in markdown
 
 
 def test_a_healthy_model_has_no_degenerate_flags():
