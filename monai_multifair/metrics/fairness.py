@@ -138,8 +138,8 @@ def degenerate_predictions(
         ``{"overall" or group label: reason}``, empty when every group has both decisions.
 
     Example:
-        >>> degenerate_predictions([0, 1, 0, 1], [0.1, 0.31, 0.2, 0.6], sensitive_features=["a", "a", "b", "b"])
-        {'a': 'no positive predictions: highest score 0.310 < threshold 0.5 (2 samples)'}
+        >>> degenerate_predictions([0, 1, 0, 1], [0.1, 0.31, 0.2, 0.6], sensitive_features={"g": ["a", "a", "b", "b"]})
+        {'g=a': 'no positive predictions: highest score 0.310 < threshold 0.5 (2 samples)'}
     """
     pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=True)
     groups = prepare_groups(sensitive_features, pred.n)
