@@ -39,6 +39,7 @@ FLAGS = {
     "min_group_size": "--min-group-size",
     "min_support": "--min-support",
     "random_state": "--random-state",
+    "n_permutations": "--n-permutations",
 }
 
 
@@ -112,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_boot < 0:
         raise MultiFairError(f"expected --n-boot >= 0 (0 disables intervals), got {args.n_boot}")
+    if args.n_permutations < 0:
+        raise MultiFairError(
+            f"expected --n-permutations >= 0 (0 disables the tests), got {args.n_permutations}"
+        )
     if args.min_support < 1:
         raise MultiFairError(f"expected --min-support >= 1, got {args.min_support}")
     score_cols = _columns(args.score_column, "--score-column")
@@ -140,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             min_group_size=args.min_group_size,
             min_support=args.min_support,
+            n_permutations=args.n_permutations or None,
             training_stats=None if args.training_stats is None else _training_stats(args.training_stats),
             device=device,
             **kwargs,
@@ -182,7 +188,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pos-label", default="1", help="positive label (or column index for several scores)"
     )
-    parser.add_argument("--random-state", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--n-permutations",
+        type=int,
+        default=1000,
+        help="permutations of each attribute's disparity test, Holm-adjusted (0: no tests; default 1000)",
+    )
+    parser.add_argument(
+        "--random-state", type=int, default=0, help="seed of the bootstrap and the permutations (default 0)"
+    )
     parser.add_argument("--alpha", type=float, default=1.0, help="ES-AUC disparity scale (default 1)")
     parser.add_argument("--min-group-size", type=int, default=1, help="smaller groups are undefined")
     parser.add_argument(

@@ -514,21 +514,35 @@ class EvaluationConfig:
     """``evaluation``: metrics and model selection.
 
     Attributes:
-        threshold: decision threshold on the positive-class probability, in (0, 1).
+        threshold: decision threshold on the positive-class probability: a number in (0, 1), or a
+            rule fitted on the validation split with the selected network and applied unchanged to the
+            test split: ``"youden"`` (maximises TPR - FPR) or ``"prevalence"`` (as many predicted
+            positives as validation positives); see :func:`~monai_multifair.metrics.fit_threshold`.
+            The validation metrics during training use 0.5 with a rule (the network is not final yet;
+            the selection metrics do not depend on the threshold). Every report states the threshold
+            and how it was chosen.
         selection_metric: validation metric that picks the best checkpoint: ``"es_auc"``,
             ``"worst_group_auc"`` or ``"auc"``.
         alpha: ES-AUC's ``alpha`` (``AUC / (1 + alpha * sum_g |AUC - AUC_g|)``), >= 0.
         n_boot: bootstrap resamples for confidence intervals (0: none).
         ci_level: confidence level of the intervals, in (0, 1).
-        random_state: seed of the bootstrap.
+        random_state: seed of the bootstrap and of the permutations.
+        n_permutations: permutations of the audit report's significance test of each attribute's
+            disparities (Holm-adjusted p-values; 0: no tests).
     """
 
-    threshold: float = field(default=0.5, metadata=check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    threshold: float | Literal["youden", "prevalence"] = field(
+        default=0.5,
+        metadata=check(
+            lambda v: isinstance(v, str) or 0 < v < 1, "a number in (0, 1), 'youden' or 'prevalence'"
+        ),
+    )
     selection_metric: Literal["es_auc", "worst_group_auc", "auc"] = "es_auc"
     alpha: float = field(default=1.0, metadata=check(_non_negative, "a number >= 0"))
     n_boot: int = field(default=1000, metadata=check(_non_negative, "an integer >= 0"))
     ci_level: float = field(default=0.95, metadata=check(lambda v: 0 < v < 1, "a number in (0, 1)"))
     random_state: int = field(default=0, metadata=check(_non_negative, "an integer >= 0"))
+    n_permutations: int = field(default=1000, metadata=check(_non_negative, "an integer >= 0"))
 
 
 @dataclass

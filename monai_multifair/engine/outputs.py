@@ -16,7 +16,7 @@ from monai_multifair.atomic_io import atomic_write_text
 from monai_multifair.config import RunConfig
 from monai_multifair.data import MultimodalDataset
 from monai_multifair.errors import MultiFairError
-from monai_multifair.metrics import UndefinedGroupMetricWarning, fairness_summary
+from monai_multifair.metrics import DEGENERATE_METRICS, UndefinedGroupMetricWarning, fairness_summary
 from monai_multifair.report import AuditReport
 
 __all__ = [
@@ -117,11 +117,17 @@ def test_metrics(
     probabilities: np.ndarray,
     labels: np.ndarray,
     groups: np.ndarray,
+    *,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """AUC, ES-AUC, worst-group AUC, DPD, DEOdds and per-group AUC (:func:`~monai_multifair.metrics.fairness_summary`).
 
-    Undefined values stay NaN; the groups they concern are named in ``notes``.
+    ``threshold`` defaults to ``evaluation.threshold`` (which must then be a number). Undefined values
+    stay NaN; the groups they concern are named in ``notes``. ``degenerate`` maps ``"overall"`` or a
+    group to the reason its decisions are all negative or all positive (empty when none): then ``dpd``
+    and ``deodds`` describe a constant decision, not fairness, and ``degenerate_metrics`` names them.
     """
+    threshold = config.evaluation.threshold if threshold is None else threshold
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UndefinedGroupMetricWarning)
         summary = fairness_summary(
@@ -129,10 +135,12 @@ def test_metrics(
             scores_of(probabilities),
             groups,
             list(dataset.group_labels),
-            threshold=config.evaluation.threshold,
+            threshold=threshold,
             alpha=config.evaluation.alpha,
         )
     out = {name: float(summary[name]) for name in HEADLINE_METRICS}
+    out["degenerate"] = dict(summary["degenerate"])
+    out["degenerate_metrics"] = list(DEGENERATE_METRICS) if summary["degenerate"] else []
     out["group_auc"] = {str(k): float(v) for k, v in summary["group_auc"].items()}
     out["n"] = int(len(labels))
     out["group_counts"] = {
@@ -153,10 +161,14 @@ def audit_report(
     *,
     title: str,
     training_stats: pd.DataFrame | None,
+    threshold: float | None = None,
+    threshold_source: str | None = None,
 ) -> tuple[AuditReport, list[str]]:
     """The :class:`~monai_multifair.report.AuditReport` of a predictions frame, and its notes.
 
-    Bootstrap intervals follow ``evaluation.n_boot``, ``ci_level`` and ``random_state``; the
+    ``threshold`` defaults to ``evaluation.threshold`` (a number); ``threshold_source`` says how it
+    was chosen. Bootstrap intervals follow ``evaluation.n_boot``, ``ci_level`` and ``random_state``, the
+    disparity tests ``evaluation.n_permutations``; the
     training statistics of the method (MultiFair's modality and group factors) are included when given.
     """
     evaluation = config.evaluation
@@ -173,8 +185,10 @@ def audit_report(
             frame["label"].to_numpy(),
             scores,
             sensitive_features=frame[list(dataset.attributes)],
-            threshold=evaluation.threshold,
+            threshold=evaluation.threshold if threshold is None else threshold,
+            threshold_source=threshold_source,
             n_boot=evaluation.n_boot or None,
+            n_permutations=evaluation.n_permutations or None,
             ci_quantiles=(tail, 1 - tail),
             random_state=evaluation.random_state,
             training_stats=training_stats,

@@ -22,10 +22,30 @@ from monai_multifair.engine.outputs import (
 )
 from monai_multifair.engine.run_parts import RunParts
 from monai_multifair.errors import MultiFairError
-from monai_multifair.metrics import fairness_summary
+from monai_multifair.metrics import fairness_summary, fit_threshold
 from monai_multifair.report import AuditReport
 
-__all__ = ["decision_metrics", "postprocess", "write_split_results"]
+__all__ = ["decision_metrics", "operating_threshold", "postprocess", "write_split_results"]
+
+_RULE_NAMES = {"youden": "Youden's J (max TPR - FPR)", "prevalence": "the validation prevalence"}
+
+
+def operating_threshold(parts: RunParts) -> tuple[float, str]:
+    """``(threshold, how it was chosen)`` from ``evaluation.threshold``: a number as it is, or a rule
+    (``youden``, ``prevalence``) fitted on the validation split with the network as it is.
+
+    Under ``torch.distributed`` every rank predicts its share and fits the same threshold.
+    """
+    setting = parts.config.evaluation.threshold
+    if not isinstance(setting, str):
+        return float(setting), "fixed by evaluation.threshold"
+    probabilities, labels, _, _ = parts.predict("val")
+    scores = probabilities[:, 1]  # the positive class (class 1), as the metrics use it
+    threshold = fit_threshold((labels == 1).astype(np.int64), scores, setting)
+    return (
+        threshold,
+        f"fitted on the validation split by {_RULE_NAMES[setting]} (evaluation.threshold: {setting})",
+    )
 
 
 def decision_metrics(
@@ -101,17 +121,33 @@ def write_split_results(
 ) -> tuple[dict[str, Any], pd.DataFrame, AuditReport | None]:
     """Predict ``split`` with the network as it is; write predictions, metrics and reports.
 
-    Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths written. Under
+    The operating threshold is ``evaluation.threshold``, or the rule it names fitted on the validation
+    split (:func:`operating_threshold`); ``metrics`` records it (``threshold``, ``threshold_rule``,
+    ``threshold_source``). Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths
+    written. Under
     ``torch.distributed`` every rank predicts its share and gets the metrics and predictions; rank 0
     alone writes the files and builds the report (``None`` on the other ranks).
     """
     config = parts.config
     dataset = parts.datasets[split]
+    threshold, threshold_source = operating_threshold(parts)
     probabilities, labels, groups, ids = parts.predict(split)
     frame = predictions_frame(dataset, probabilities, labels, groups, ids)
-    metrics: dict[str, Any] = {"split": split, **test_metrics(config, dataset, probabilities, labels, groups)}
+    metrics: dict[str, Any] = {
+        "split": split,
+        **test_metrics(config, dataset, probabilities, labels, groups, threshold=threshold),
+    }
     metrics.update(extra)
-    metrics.update({"threshold": config.evaluation.threshold, "alpha": config.evaluation.alpha})
+    metrics.update(
+        {
+            "threshold": threshold,
+            "threshold_rule": config.evaluation.threshold
+            if isinstance(config.evaluation.threshold, str)
+            else "fixed",
+            "threshold_source": threshold_source,
+            "alpha": config.evaluation.alpha,
+        }
+    )
     if config.postprocessing is not None and split == "test":
         metrics["postprocessing"], decisions = postprocess(parts, frame, groups, labels)
         frame["decision_postprocessed"] = decisions
@@ -123,7 +159,15 @@ def write_split_results(
     report = None
     if config.output.report_formats:
         stats = training_stats if training_stats is not None and len(training_stats) else None
-        report, notes = audit_report(config, frame, dataset, title=title, training_stats=stats)
+        report, notes = audit_report(
+            config,
+            frame,
+            dataset,
+            title=title,
+            training_stats=stats,
+            threshold=threshold,
+            threshold_source=threshold_source,
+        )
         metrics["notes"] = list(dict.fromkeys([*metrics["notes"], *notes]))
         writers = {"html": report.to_html, "markdown": report.to_markdown, "json": report.to_json}
         for fmt in dict.fromkeys(config.output.report_formats):

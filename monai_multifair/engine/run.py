@@ -135,7 +135,9 @@ def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, B
         label_key="label",
         num_groups=train_set.num_groups,
         group_names=parts.group_names,
-        threshold=evaluation.threshold,
+        threshold=0.5
+        if isinstance(evaluation.threshold, str)
+        else evaluation.threshold,  # a rule is fitted after
         alpha=evaluation.alpha,
     )
     loader = parts.loader("val")  # this rank's unpadded share; the fairness handler gathers every share

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
 from monai_multifair.errors import MultiFairError
+from monai_multifair.metrics import DEGENERATE_METRICS
 
 if TYPE_CHECKING:
     from monai_multifair.engine.run import RunResult
@@ -39,9 +40,10 @@ def compare_runs(results: Mapping[str, RunResult], reference: str | None = None)
 
     Returns:
         A JSON-ready dict: ``reference``; ``rows`` (``[{"metric", "label", "values": {run: value},
-        "ci": {run: [low, high] or None}, "change": {run: value - reference}}]``: the headline metrics
-        then ``group_auc/<group>`` for every group); ``runs`` (per run: folder, best epoch, wall time,
-        method); ``lower_is_better``.
+        "ci": {run: [low, high] or None}, "change": {run: value - reference}}]``, plus
+        ``"degenerate": {run: bool}`` for DPD and DEOdds: the headline metrics then
+        ``group_auc/<group>`` for every group); ``runs`` (per run: folder, best epoch, wall time,
+        method, test samples, threshold and how it was chosen, degenerate groups); ``lower_is_better``.
 
     Raises:
         MultiFairError: fewer than two runs, or an unknown ``reference``.
@@ -66,7 +68,10 @@ def compare_runs(results: Mapping[str, RunResult], reference: str | None = None)
             values = {n: float(r.metrics[metric]) for n, r in results.items()}
             ci = {n: _interval(reports[n], metric) for n in names}
         change = {n: values[n] - values[reference] for n in names if n != reference}
-        rows.append({"metric": metric, "label": label, "values": values, "ci": ci, "change": change})
+        row = {"metric": metric, "label": label, "values": values, "ci": ci, "change": change}
+        if metric in DEGENERATE_METRICS:
+            row["degenerate"] = {n: bool(r.metrics.get("degenerate")) for n, r in results.items()}
+        rows.append(row)
     runs = {
         name: {
             "run_dir": str(r.run_dir),
@@ -74,6 +79,9 @@ def compare_runs(results: Mapping[str, RunResult], reference: str | None = None)
             "wall_time_s": r.wall_time_s,
             "method": r.metrics.get("method"),
             "n_test": r.metrics.get("n"),
+            "threshold": r.metrics.get("threshold"),
+            "threshold_source": r.metrics.get("threshold_source"),
+            "degenerate": r.metrics.get("degenerate", {}),
             "notes": r.metrics.get("notes", []),
         }
         for name, r in results.items()
@@ -100,6 +108,8 @@ def _cell(row: dict[str, Any], name: str, with_ci: bool) -> str:
     ci = row["ci"].get(name)
     if with_ci and ci and text != "undefined":
         text += f" [{_number(ci[0])}, {_number(ci[1])}]"
+    if row.get("degenerate", {}).get(name):
+        text += " (degenerate)"
     return text
 
 
@@ -149,18 +159,27 @@ def comparison_markdown(comparison: Mapping[str, Any], *, title: str = "Comparis
         "Test split; brackets: bootstrap intervals of the audit report (`evaluation.n_boot`, `ci_level`). "
         "One split and one seed: a difference inside the intervals is not evidence of an effect.",
         "",
-        "| run | folder | method | best epoch | test samples | wall time (s) |",
-        "|---|---|---|---|---|---|",
+        "| run | folder | method | best epoch | test samples | threshold | wall time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, run in comparison["runs"].items():
         method = run.get("method") or {}
         what = method.get("description") or method.get("name") or "-"
         wall = run.get("wall_time_s")
+        threshold = run.get("threshold")
+        source = run.get("threshold_source")
+        threshold_text = "" if threshold is None else f"{threshold:.4g}" + (f" ({source})" if source else "")
         out.append(
             f"| {name} | `{run['run_dir']}` | {what} | {run.get('best_epoch')} | {run.get('n_test')} | "
-            f"{'' if wall is None else f'{wall:.1f}'} |"
+            f"{threshold_text} | {'' if wall is None else f'{wall:.1f}'} |"
         )
-    notes = [f"{name}: {note}" for name, run in comparison["runs"].items() for note in run.get("notes", [])]
+    notes = [
+        f"{name}: degenerate predictions ({group}: {reason}); its DPD and DEOdds describe a constant decision, "
+        "not fairness"
+        for name, run in comparison["runs"].items()
+        for group, reason in (run.get("degenerate") or {}).items()
+    ]
+    notes += [f"{name}: {note}" for name, run in comparison["runs"].items() for note in run.get("notes", [])]
     if notes:
         out += ["", "Notes:", "", *(f"- {note}" for note in notes)]
     return "\n".join(out) + "\n"

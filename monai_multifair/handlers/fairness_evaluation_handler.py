@@ -64,7 +64,11 @@ class FairnessEvaluationHandler:
       entries ``{prefix}auc``, ``{prefix}es_auc``, ``{prefix}worst_group_auc``, ``{prefix}dpd``,
       ``{prefix}deodds`` and ``{prefix}group_auc/<group name>``; keeps the fairlearn ``MetricFrame``
       of the epoch in :attr:`metric_frame` (AUC, accuracy, TPR, FPR, selection rate, count,
-      prevalence, calibration error, by group) and the scalars in :attr:`summary`; with
+      prevalence, calibration error, by group), the scalars in :attr:`summary` (with ``degenerate``:
+      the groups whose decisions at the threshold are all negative or all positive, where DPD and
+      DEOdds are not to be read as fair) and the gathered labels, probabilities and groups in
+      :meth:`predictions` (for :meth:`AuditReport.from_evaluator
+      <monai_multifair.report.AuditReport.from_evaluator>`); with
       ``output_dir`` rank 0 writes ``{file_prefix}_epoch{N:04d}.csv`` (the frame by group plus an
       ``overall`` row) and ``.json`` (summary, group AUCs and the frame).
 
@@ -98,6 +102,8 @@ class FairnessEvaluationHandler:
         >>> evaluator = SupervisedEvaluator(..., val_handlers=[fairness, CheckpointSaver(...,
         ...     save_key_metric=True, key_metric_name="es_auc")])
         >>> fairness.metric_frame.by_group  # after a run
+        >>> fairness.predictions()  # label, score, group, group_label of every evaluated sample
+        >>> AuditReport.from_evaluator(fairness).to_html("audit.html")  # the full audit in one call
     """
 
     def __init__(
@@ -153,6 +159,7 @@ class FairnessEvaluationHandler:
         self.file_prefix = file_prefix
         self._metric_frame: FairnessMetricFrame | None = None
         self._frame_inputs: tuple[Any, ...] | None = None
+        self._predictions: pd.DataFrame | None = None
         self.summary: dict[str, Any] | None = None
         self._scores: list[Tensor] = []
         self._labels: list[Tensor] = []
@@ -263,12 +270,50 @@ class FairnessEvaluationHandler:
         # the fairlearn MetricFrame costs about 80 ms per epoch: built on first access (metric_frame, save)
         self._metric_frame = None
         self._frame_inputs = (y_true, y_score, groups, names, pos_label)
+        self._predictions = self._predictions_table(scores, labels, groups, names)
         self.summary = summary
         result = {f"{self.prefix}{name}": float(summary[name]) for name in SUMMARY_METRICS}
         for key, value in summary["group_auc"].items():
             result[f"{self.prefix}group_auc/{key}"] = float(value)
         self._result = result
         return result
+
+    def _predictions_table(
+        self, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, names: list[str]
+    ) -> pd.DataFrame:
+        frame = pd.DataFrame({"label": labels.astype(np.int64)})
+        if scores.ndim == 1:
+            frame["score"] = scores
+        elif scores.shape[1] == 2:
+            frame["score"] = scores[:, self.positive_class]
+        else:
+            for c in range(scores.shape[1]):
+                frame[f"prob_{c}"] = scores[:, c]
+        frame["group"] = groups.astype(np.int64)
+        frame["group_label"] = pd.Categorical.from_codes(groups, categories=names)
+        return frame
+
+    def predictions(self) -> pd.DataFrame:
+        """The last computed epoch's predictions, one row per evaluated sample (gathered over ranks).
+
+        Columns: ``label`` (the batch's ``label_key``, as integers), ``score`` (the probability of
+        ``positive_class`` after ``activation``; with ``C > 2`` classes ``prob_0 ... prob_{C-1}``
+        instead), ``group`` (the batch's ``group_key`` id) and ``group_label`` (its name). Rows are in
+        the order the evaluator saw the samples (rank by rank under ``torch.distributed``). A copy:
+        changing it changes nothing here.
+
+        Raises:
+            MultiFairError: no epoch has been computed yet.
+
+        Example:
+            >>> evaluator.run()
+            >>> fairness.predictions().groupby("group_label")["score"].mean()
+        """
+        if self._predictions is None:
+            raise MultiFairError(
+                "FairnessEvaluationHandler has no predictions yet: run the evaluator for an epoch first"
+            )
+        return self._predictions.copy()
 
     @property
     def metric_frame(self) -> FairnessMetricFrame | None:
@@ -336,6 +381,7 @@ class FairnessEvaluationHandler:
             "threshold": self.threshold,
             "summary": {name: clean(self.summary[name]) for name in SUMMARY_METRICS},
             "group_auc": {str(k): clean(v) for k, v in self.summary["group_auc"].items()},
+            "degenerate": dict(self.summary["degenerate"]),
             "by_group": {
                 str(group): {column: clean(v) for column, v in row.items()} for group, row in table.iterrows()
             },

@@ -19,6 +19,15 @@ Undefined-value policy (the same everywhere in :mod:`monai_multifair.metrics`):
    group left out and why. With fewer than two defined groups a summary is NaN: one group shows no
    disparity, and 0 would look fair.
 
+Degenerate predictions (a third policy, for thresholded metrics): when the whole cohort, or a group,
+has no positive predictions (every ``p < t``) or no negative predictions (every ``p >= t``), its
+selection rate is 0 or 1 and its TPR and FPR are both 0 or both 1 by construction. DPD, DEOdds and the
+selection-rate / TPR / FPR gaps then describe a constant decision, not a fair model: a model whose
+highest score is 0.31 has DPD 0 at ``t = 0.5``. Such values are kept but flagged:
+:func:`degenerate_predictions` names the groups (``"overall"`` for the whole cohort) and why, and
+:func:`fairness_summary` returns the same mapping under ``"degenerate"`` (empty when nothing is
+degenerate), which the run's ``metrics.json`` and the audit report carry on.
+
 This differs from fairlearn's own ``equalized_odds_difference`` in one case: fairlearn counts the TPR
 of a group without positives as 0 (sklearn's ``confusion_matrix(normalize="true")``); here it is
 undefined. When every group has both classes the two agree (tested).
@@ -27,6 +36,7 @@ undefined. When every group has both classes the two agree (tested).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +62,8 @@ from monai_multifair.metrics._inputs import (
 )
 
 __all__ = [
+    "DEGENERATE_METRICS",
+    "degenerate_predictions",
     "demographic_parity_difference",
     "equalized_odds_difference",
     "equity_scaled_auc",
@@ -59,6 +71,86 @@ __all__ = [
     "group_auc",
     "worst_group_auc",
 ]
+
+
+#: Summary statistics that are flagged when predictions are degenerate (see the module policy).
+DEGENERATE_METRICS: tuple[str, ...] = ("dpd", "deodds")
+#: Per-group metrics (and their gaps) flagged alike.
+DEGENERATE_GROUP_METRICS: tuple[str, ...] = ("selection_rate", "tpr", "fpr")
+
+
+def find_degenerate(
+    p: np.ndarray,
+    group_ids: np.ndarray,
+    labels: Sequence[Any],
+    threshold: float,
+    *,
+    min_group_size: int = 1,
+    sample_weight: np.ndarray | None = None,
+) -> dict[str, str]:
+    """``{"overall" or ``labels[g]``: reason}`` for the cohort and every group (with at least
+    ``min_group_size`` samples of positive weight) whose decisions ``p >= threshold`` are all 0 or all 1."""
+    keep = np.ones(p.shape[0], dtype=bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    out: dict[str, str] = {}
+    members = [("overall", keep)] + [(label, keep & (group_ids == g)) for g, label in enumerate(labels)]
+    for label, mask in members:
+        scores = p[mask]
+        if scores.size == 0 or scores.size < min_group_size:
+            continue
+        high, low = float(scores.max()), float(scores.min())
+        if high < threshold:
+            out[label] = (
+                f"no positive predictions: highest score {high:.3f} < threshold {threshold:g} ({scores.size} samples)"
+            )
+        elif low >= threshold:
+            out[label] = (
+                f"no negative predictions: lowest score {low:.3f} >= threshold {threshold:g} ({scores.size} samples)"
+            )
+    return out
+
+
+@keyword_only_features
+def degenerate_predictions(
+    y_true: Any,
+    y_score: Any,
+    *,
+    sensitive_features: Any,
+    threshold: float = 0.5,
+    sample_weight: Any = None,
+    min_group_size: int = 1,
+    pos_label: Any = 1,
+) -> dict[str, str]:
+    """The cohort and groups whose thresholded predictions are all negative or all positive.
+
+    There DPD, DEOdds and the selection-rate / TPR / FPR gaps (:data:`DEGENERATE_METRICS`) describe a
+    constant decision, not fairness; the reports flag them instead of showing a clean 0.
+
+    Args:
+        y_true: ``[N]`` labels, as :func:`group_auc`.
+        y_score: ``[N]`` or ``[N, C]`` probabilities in ``[0, 1]``.
+        sensitive_features: the groups, as :func:`group_auc`.
+        threshold: operating threshold ``t`` (predicted positive when ``p >= t``).
+        sample_weight: optional ``[N]`` weights; samples of weight 0 are left out.
+        min_group_size: smaller groups are not examined (their metrics are undefined anyway).
+        pos_label: positive label (1-D scores) or positive column (2-D scores).
+
+    Returns:
+        ``{"overall" or group label: reason}``, empty when every group has both decisions.
+
+    Example:
+        >>> degenerate_predictions([0, 1, 0, 1], [0.1, 0.31, 0.2, 0.6], sensitive_features={"g": ["a", "a", "b", "b"]})
+        {'g=a': 'no positive predictions: highest score 0.310 < threshold 0.5 (2 samples)'}
+    """
+    pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=True)
+    groups = prepare_groups(sensitive_features, pred.n)
+    return find_degenerate(
+        pred.p,
+        groups.ids,
+        groups.labels,
+        check_threshold(threshold),
+        min_group_size=check_min_group_size(min_group_size),
+        sample_weight=prepare_sample_weight(sample_weight, pred.n),
+    )
 
 
 @dataclass(frozen=True)
@@ -401,8 +493,11 @@ def fairness_summary(
 
     Returns:
         ``{"auc", "es_auc", "worst_group_auc", "dpd", "deodds"}`` as floats (NaN where undefined,
-        see the module policy) and ``"group_auc"``: ``{label or id: AUC_g}``, keyed by
-        ``group_labels[g]`` (as ``str``) when given, else by the integer id ``g``.
+        see the module policy), ``"group_auc"``: ``{label or id: AUC_g}``, keyed by
+        ``group_labels[g]`` (as ``str``) when given, else by the integer id ``g``, and
+        ``"degenerate"``: ``{"overall" or group key (as in ``group_auc``): reason}`` for degenerate predictions (see
+        :func:`degenerate_predictions`; empty when there are none): then ``dpd`` and ``deodds`` describe
+        a constant decision and must not be read as fair.
 
     Example:
         >>> out = fairness_summary([0, 1, 0, 1], [0.1, 0.9, 0.6, 0.7], [0, 0, 1, 1], ["a", "b"])
@@ -425,4 +520,12 @@ def fairness_summary(
     out["group_auc"] = {
         key: float(v) for key, v in zip(point.groups.index, point.by_group["auc"], strict=True)
     }
+    out["degenerate"] = find_degenerate(
+        pred.p,
+        point.groups.ids,
+        list(point.groups.index),
+        float(threshold),
+        min_group_size=int(min_group_size),
+        sample_weight=prepare_sample_weight(sample_weight, pred.n),
+    )
     return out

@@ -5,6 +5,11 @@ The report holds, per (intersectional) group: the cohort composition, every metr
 groups, ES-AUC / worst-group AUC / DPD / DEOdds, ROC and calibration curves, the selection rate at
 the operating threshold, notes on undefined metrics and, when given, the training statistics of the
 MultiFair modulator (modality-by-group guide AUCs and modulation factors over training).
+
+It also names degenerate predictions (a group, or the cohort, with no positive or no negative
+decision at the threshold: DPD, DEOdds and the selection-rate / TPR / FPR gaps are then flagged, see
+:func:`~monai_multifair.metrics.degenerate_predictions`), and tests each attribute's gaps for
+significance (permutation tests with Holm-adjusted p-values, :func:`~monai_multifair.metrics.disparity_tests`).
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import sklearn.metrics as skm
 from monai_multifair.atomic_io import atomic_write_text
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.metrics import (
+    DEGENERATE_METRICS,
     METRIC_NAMES,
     MIN_SUPPORT,
     SUMMARY_NAMES,
     FairnessMetricFrame,
+    disparity_tests,
     fairness_metric_frame,
 )
 from monai_multifair.metrics._inputs import (
@@ -42,7 +49,7 @@ from monai_multifair.metrics._inputs import (
     prepare_sample_weight,
 )
 from monai_multifair.metrics.bootstrap import _gap
-from monai_multifair.metrics.fairness import point_estimate
+from monai_multifair.metrics.fairness import DEGENERATE_GROUP_METRICS, find_degenerate, point_estimate
 from monai_multifair.report import render
 from monai_multifair.report.training import TrainingStats, parse_training_stats
 
@@ -125,6 +132,8 @@ class AuditReport:
         calibration_bins: int = 10,
         device: Any = None,
         min_support: int = MIN_SUPPORT,
+        n_permutations: int | None = 1000,
+        threshold_source: str | None = None,
     ) -> AuditReport:
         """Audit predictions ``y_score`` of labels ``y_true`` across ``sensitive_features`` groups.
 
@@ -149,6 +158,11 @@ class AuditReport:
             device: torch device of the bootstrap.
             min_support: groups with fewer samples are named in a note (their intervals are wide, and
                 intervals of group-extreme statistics are flagged when unreliable); default 30.
+            n_permutations: permutations of the significance test of each attribute's gaps
+                (:func:`~monai_multifair.metrics.disparity_tests`, seeded with ``random_state``, or 0
+                when that is not an integer); ``None`` or 0 for no test.
+            threshold_source: how ``threshold`` was chosen, stated next to it in the report (e.g.
+                ``"fitted on the validation split by Youden's J"``); default: "fixed".
 
         Returns:
             The :class:`AuditReport`.
@@ -157,6 +171,12 @@ class AuditReport:
             raise MultiFairError(f"expected a non-empty string `title`, got {title!r}")
         if n_boot == 0:
             n_boot = None
+        if n_permutations == 0:
+            n_permutations = None
+        if threshold_source is not None and (
+            not isinstance(threshold_source, str) or not threshold_source.strip()
+        ):
+            raise MultiFairError(f"expected a non-empty string `threshold_source`, got {threshold_source!r}")
         calibration_bins = check_calibration_bins(calibration_bins)
         pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=True)
         groups = prepare_groups(sensitive_features, pred.n)
@@ -245,6 +265,65 @@ class AuditReport:
             values = by_group[gap_names].to_numpy(dtype=float)
             gaps = {m: _interval(v, None) for m, v in zip(gap_names, _gap(values, axis=0), strict=True)}
 
+        degenerate = find_degenerate(
+            pred.p,
+            groups.ids,
+            labels,
+            float(threshold),
+            min_group_size=int(min_group_size),
+            sample_weight=weights,
+        )
+        if degenerate:
+            for name in DEGENERATE_METRICS:
+                summary[name]["degenerate"] = True
+            for name in DEGENERATE_GROUP_METRICS:
+                gaps[name]["degenerate"] = True
+            notes.insert(
+                0,
+                f"degenerate predictions at threshold {float(threshold):g}: "
+                + "; ".join(f"{label}: {reason}" for label, reason in degenerate.items())
+                + ". DPD, DEOdds and the selection-rate, TPR and FPR gaps describe a constant decision there, "
+                "not a fair model (marked (degenerate)); choose the threshold on validation data "
+                "(evaluation.threshold: youden or prevalence) or check the model's scores.",
+            )
+        tests = None
+        if n_permutations is not None:
+            table = disparity_tests(
+                pred.labels if pred.multiclass else pred.positive,
+                pred.scores if pred.multiclass else pred.p,
+                sensitive_features=groups.frame,
+                threshold=threshold,
+                n_permutations=n_permutations,
+                random_state=random_state
+                if isinstance(random_state, numbers.Integral) and random_state >= 0
+                else 0,
+                min_group_size=min_group_size,
+                calibration_bins=calibration_bins,
+                sample_weight=weights,
+                pos_label=pred.pos_label if pred.multiclass else 1,
+            )
+            tests = table.to_dict(orient="records")
+            if patient_ids is not None:
+                notes.append(
+                    "the significance tests permute samples, not patients: with several samples per patient "
+                    "their p-values are too small"
+                )
+
+        if training is not None and training.guide_group_auc:
+            smoothed = training.epoch_guide_auc()
+            weak = [
+                f"{m}/{g} {v:.3f} ({smoothed['status'][m][g]})"
+                for m, by_group in smoothed["mean"].items()
+                for g, v in by_group.items()
+                if smoothed["status"][m][g]
+            ]
+            if weak:
+                notes.append(
+                    f"guide AUCs near or below chance ({smoothed['window']}): {', '.join(weak)}. The guide heads "
+                    "have not learned these modalities yet, so the modality coefficients computed from them rest "
+                    "on noise (a larger method.options.guide_lr or more epochs may help)."
+                )
+
         for section, entries in (("summary", summary), ("gaps", gaps)):
             for name, entry in entries.items():
                 if entry.get("ci_flag"):
@@ -310,6 +389,7 @@ class AuditReport:
                 "sensitive_features": groups.names,
                 "num_groups": groups.num_groups,
                 "threshold": float(threshold),
+                "threshold_source": threshold_source or "fixed",
                 "pos_label": pred.pos_label
                 if not isinstance(pred.pos_label, np.generic)
                 else pred.pos_label.item(),
@@ -325,17 +405,63 @@ class AuditReport:
                 "min_support": None if boot is None else boot.min_support,
                 "calibration_bins": calibration_bins,
                 "weighted": weights is not None,
+                "n_permutations": n_permutations,
             },
             "summary": summary,
             "cohort": {"groups": cohort_groups, "attributes": attributes},
             "metrics": metrics,
             "gaps": gaps,
+            "degenerate": degenerate,
+            "disparity_tests": tests,
             "roc": roc,
             "calibration": {"edges": calibration_edges(calibration_bins), "by_group": calibration},
             "training": None if training is None else training.to_dict(),
             "notes": notes,
         }
         return cls(title=title, content=_clean(content), metric_frame=frame, training=training)
+
+    @classmethod
+    def from_evaluator(cls, source: Any, **kwargs: Any) -> AuditReport:
+        """The full audit of a MONAI workflow's last evaluation, in one call.
+
+        Args:
+            source: a :class:`~monai_multifair.handlers.FairnessEvaluationHandler` that has computed an
+                epoch, or the MONAI evaluator (an ignite ``Engine``) it is attached to (exactly one).
+            **kwargs: passed to :meth:`from_predictions` (``n_boot``, ``title``, ``training_stats``,
+                ``patient_ids`` in the evaluator's sample order...); ``threshold``, ``alpha`` and
+                ``min_group_size`` default to the handler's settings.
+
+        Returns:
+            The :class:`AuditReport` of the handler's :meth:`predictions`, with the handler's group
+            names as the sensitive feature (column named after its ``group_key``).
+
+        Raises:
+            MultiFairError: no handler found (or several), or no epoch computed yet.
+
+        Example:
+            >>> fairness = FairnessEvaluationHandler(group_key="race", group_names=["Asian", "Black", "White"])
+            >>> evaluator = SupervisedEvaluator(..., val_handlers=[fairness])
+            >>> evaluator.run()
+            >>> AuditReport.from_evaluator(evaluator, n_boot=1000).to_html("audit.html")
+        """
+        handler = _fairness_handler(source)
+        table = handler.predictions()
+        score_cols = (
+            ["score"] if "score" in table.columns else [c for c in table.columns if c.startswith("prob_")]
+        )
+        scores = table[score_cols[0]].to_numpy() if len(score_cols) == 1 else table[score_cols].to_numpy()
+        kwargs.setdefault("threshold", handler.threshold)
+        kwargs.setdefault("alpha", handler.alpha)
+        kwargs.setdefault("min_group_size", handler.min_group_size)
+        kwargs.setdefault("title", "Fairness audit of the last evaluation")
+        groups = pd.DataFrame({str(handler.group_key): table["group_label"].astype(str).to_numpy()})
+        return cls.from_predictions(
+            table["label"].to_numpy(),
+            scores,
+            sensitive_features=groups,
+            pos_label=handler.positive_class,
+            **kwargs,
+        )
 
     @classmethod
     def from_predictions_file(
@@ -423,9 +549,13 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict (NaN/undefined as ``None``).
 
-        Keys: ``title``, ``created``, ``settings``, ``summary`` (ES-AUC, worst-group AUC, AUC gap, DPD,
-        DEOdds with ``estimate`` and ``ci``), ``cohort``, ``metrics`` (``overall`` and ``by_group``),
-        ``gaps``, ``roc``, ``calibration``, ``training`` and ``notes``.
+        Keys: ``title``, ``created``, ``settings`` (with ``threshold`` and ``threshold_source``),
+        ``summary`` (ES-AUC, worst-group AUC, AUC gap, DPD, DEOdds with ``estimate`` and ``ci``; DPD and
+        DEOdds carry ``"degenerate": true`` when predictions are degenerate), ``cohort``, ``metrics``
+        (``overall`` and ``by_group``), ``gaps`` (the selection-rate, TPR and FPR gaps flagged alike),
+        ``degenerate`` (``{"overall" or group: reason}``, empty when none), ``disparity_tests`` (rows
+        ``attribute``, ``metric``, ``groups``, ``gap``, ``p_value``, ``p_holm``; ``None`` without
+        permutations), ``roc``, ``calibration``, ``training`` and ``notes``.
         """
         return json.loads(json.dumps(self.content))
 
@@ -449,6 +579,38 @@ class AuditReport:
         if path is not None:
             atomic_write_text(path, text)
         return text
+
+
+def _fairness_handler(source: Any) -> Any:
+    """The fairness evaluation handler ``source`` is, or the one attached to the engine ``source``."""
+    # imported here: the handler module imports MONAI and ignite, which reading a predictions file
+    # (``multifair report``) does not need
+    from monai_multifair.handlers.fairness_evaluation_handler import FairnessEvaluationHandler
+
+    if isinstance(source, FairnessEvaluationHandler):
+        return source
+    handlers = getattr(source, "_event_handlers", None)
+    if not isinstance(handlers, dict):
+        raise MultiFairError(
+            "expected `source` to be a FairnessEvaluationHandler or the MONAI evaluator it is attached to, "
+            f"got {type(source).__name__}"
+        )
+    found: list[FairnessEvaluationHandler] = []
+    for entries in handlers.values():
+        for entry in entries:
+            owner = getattr(entry[0], "__self__", None)
+            if isinstance(owner, FairnessEvaluationHandler) and all(owner is not f for f in found):
+                found.append(owner)
+    if len(found) != 1:
+        raise MultiFairError(
+            f"expected exactly one FairnessEvaluationHandler attached to the evaluator `source`, found {len(found)}"
+            + (
+                "; pass the handler itself"
+                if found
+                else "; attach one (val_handlers=[...]) and run the evaluator"
+            )
+        )
+    return found[0]
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

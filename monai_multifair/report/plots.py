@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "calibration_plot",
     "cohort_plot",
+    "reliability_grid",
     "roc_plot",
     "selection_rate_plot",
     "training_plot",
@@ -71,6 +72,37 @@ def calibration_plot(bins: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     return _png(fig)
 
 
+def reliability_grid(bins: Mapping[str, Mapping[str, Sequence[float]]], columns: int = 3) -> str:
+    """One reliability diagram per group (``{label: {"mean_predicted", "fraction_positive", "weight",
+    "ece"}}``): observed positive rate vs mean predicted probability per bin, marker area by bin weight."""
+    labels = list(bins)
+    columns = max(1, min(columns, len(labels)))
+    rows = math.ceil(len(labels) / columns)
+    fig = Figure(figsize=(3.2 * columns, 3.0 * rows))
+    for i, label in enumerate(labels):
+        data = bins[label]
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+        mean_p = np.asarray(data["mean_predicted"], dtype=float)
+        frac = np.asarray(data["fraction_positive"], dtype=float)
+        weight = np.asarray(data["weight"], dtype=float)
+        keep = ~np.isnan(mean_p)
+        size = 12 + 120 * weight[keep] / max(float(weight.sum()), 1e-12)
+        ax.plot(mean_p[keep], frac[keep], color="#4c72b0", linewidth=1)
+        ax.scatter(mean_p[keep], frac[keep], s=size, color="#4c72b0")
+        ece = data.get("ece")
+        title = label if ece is None else f"{label}\nECE {ece:.3f}"
+        ax.set_title(title, fontsize="small")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01))
+        ax.tick_params(labelsize="x-small")
+        if i % columns == 0:
+            ax.set_ylabel("fraction of positives", fontsize="small")
+        if i >= len(labels) - columns:
+            ax.set_xlabel("mean predicted", fontsize="small")
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _bar(values: pd.DataFrame, title: str, ylabel: str, threshold: float | None = None) -> str:
     """Horizontal bars per group: column ``estimate`` with optional ``lower``/``upper`` error bars."""
     height = max(2.5, 0.35 * len(values) + 1.2)
@@ -117,14 +149,21 @@ def cohort_plot(cohort: pd.DataFrame) -> str:
     return _png(fig)
 
 
-def training_plot(steps: Sequence[float], panels: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    """One panel per statistic family (``{panel title: {line label: values per step}}``) over training."""
+def training_plot(
+    steps: Sequence[float],
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    reference: Mapping[str, float] | None = None,
+) -> str:
+    """One panel per statistic family (``{panel title: {line label: values per step}}``) over training;
+    ``reference`` draws a dotted horizontal line in the named panels (e.g. chance, 0.5, for AUCs)."""
     fig = Figure(figsize=(7.0, 3.0 * len(panels)))
     x = np.asarray(steps, dtype=float)
     for i, (title, lines) in enumerate(panels.items()):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         for label, values in lines.items():
             ax.plot(x, np.asarray(values, dtype=float), label=label, linewidth=1.2)
+        if reference and title in reference:
+            ax.axhline(reference[title], linestyle=":", color="grey", linewidth=1)
         ax.set(xlabel="step", title=title)
         _legend(ax, len(lines))
     fig.tight_layout()

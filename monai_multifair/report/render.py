@@ -48,6 +48,17 @@ MAX_CURVES = 12
 MAX_BARS = 40
 #: Marks an interval flagged as unreliable (``ci_flag``; the reason is in the notes).
 UNRELIABLE = " (unreliable)"
+#: Marks a value computed from degenerate predictions (no positive or no negative decision somewhere).
+DEGENERATE = " (degenerate)"
+#: Significance level of the "significant" column of the disparity tests (on Holm-adjusted p-values).
+SIGNIFICANCE_LEVEL = 0.05
+TESTED_LABELS = {
+    "auc": "AUC gap",
+    "selection_rate": "selection-rate gap (DPD)",
+    "tpr": "TPR gap",
+    "fpr": "FPR gap",
+    "calibration_error": "ECE gap",
+}
 
 
 def _with_interval(entry: dict[str, Any], digits: int = 3) -> str:
@@ -57,6 +68,8 @@ def _with_interval(entry: dict[str, Any], digits: int = 3) -> str:
         text += f" [{_num(ci[0], digits)}, {_num(ci[-1], digits)}]"
         if entry.get("ci_flag"):
             text += UNRELIABLE
+    if entry.get("degenerate"):
+        text += DEGENERATE
     return text
 
 
@@ -81,7 +94,8 @@ def _settings_lines(c: dict[str, Any]) -> list[str]:
     s = c["settings"]
     lines = [
         f"{s['n_samples']} samples, {s['num_groups']} group(s) of {', '.join(s['sensitive_features'])}; "
-        f"operating threshold {s['threshold']:g} (predicted positive when p >= threshold).",
+        f"operating threshold {s['threshold']:.4g} ({s.get('threshold_source') or 'fixed'}; predicted positive "
+        "when p >= threshold).",
     ]
     if s["n_classes"] > 2:
         lines.append(
@@ -103,6 +117,12 @@ def _settings_lines(c: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append("No bootstrap intervals (n_boot not set).")
+    if s.get("n_permutations"):
+        lines.append(
+            f"Disparity tests: each attribute's gap (max - min over groups) against {s['n_permutations']} "
+            "permutations of the attribute across samples, p = (1 + #{permuted gap >= observed}) / (1 + "
+            "permutations); p-values Holm-adjusted over every attribute and metric tested."
+        )
     lines.append(
         f"ES-AUC = AUC / (1 + {s['alpha']:g} * sum_g |AUC - AUC_g|); calibration error: "
         f"{s['calibration_bins']} equal-width bins; groups with fewer than {s['min_group_size']} "
@@ -119,11 +139,17 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
         tables.append((title, headers, rows, caption))
 
     flagged = "; (unreliable): the interval is flagged, see the notes"
+    degenerate = "; (degenerate): no positive or no negative decision in a group or overall, see the notes"
+
+    def caption(entries: dict[str, Any], base: str) -> str:
+        text = base + flagged if any(v.get("ci_flag") for v in entries.values()) else base
+        return text + degenerate if any(v.get("degenerate") for v in entries.values()) else text
+
     add(
         "Summary",
         ["statistic", "estimate [interval]"],
         [[SUMMARY_LABELS[k], _with_interval(v)] for k, v in c["summary"].items()],
-        "estimate [interval]" + flagged if any(v.get("ci_flag") for v in c["summary"].values()) else "",
+        caption(c["summary"], "estimate [interval]"),
     )
     add(
         "Cohort composition",
@@ -154,26 +180,103 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
         "Gaps between groups (max - min over defined groups)",
         ["metric", "gap [interval]"],
         [[METRIC_LABELS[m], _with_interval(v)] for m, v in c["gaps"].items()],
-        "gap [interval]" + flagged if any(v.get("ci_flag") for v in c["gaps"].values()) else "",
+        caption(c["gaps"], "gap [interval]"),
     )
-    operating = [
-        [label, *(_with_interval(v[m]) for m in ("selection_rate", "tpr", "fpr"))]
-        for label, v in rows.items()
-    ]
+    cohort = {"overall": None, **{g["group"]: g for g in c["cohort"]["groups"]}}
+    n_total = c["settings"]["n_samples"]
+    positives_total = sum(g["positives"] for g in c["cohort"]["groups"])
+    operating = []
+    for label, v in rows.items():
+        group = cohort.get(label)
+        n, pos = (n_total, positives_total) if group is None else (group["n"], group["positives"])
+        marker = " (degenerate)" if label in c.get("degenerate", {}) else ""
+        operating.append(
+            [
+                label + marker,
+                str(n),
+                f"{_with_interval(v['selection_rate'])} (n={n})",
+                f"{_with_interval(v['tpr'])} (n={pos})",
+                f"{_with_interval(v['fpr'])} (n={n - pos})",
+            ]
+        )
     add(
-        f"Operating point (threshold {c['settings']['threshold']:g})",
-        ["group", "selection rate", "TPR", "FPR"],
+        f"Operating point (threshold {c['settings']['threshold']:.4g})",
+        ["group", "n", "selection rate", "TPR", "FPR"],
         operating,
+        "estimate [interval] (n: samples the rate divides by: all, positives, negatives)"
+        + (
+            "; (degenerate): every decision in the group is the same, see the notes"
+            if c.get("degenerate")
+            else ""
+        ),
     )
+    add(
+        "Calibration by group",
+        ["group", "n", "ECE [interval]"],
+        [
+            [
+                label,
+                str(n_total if cohort.get(label) is None else cohort[label]["n"]),
+                _with_interval(v["calibration_error"]),
+            ]
+            for label, v in rows.items()
+        ],
+        f"expected calibration error: sum over {c['settings']['calibration_bins']} equal-width bins of "
+        "|sum of (y - p)| / n; 0 is perfectly calibrated. ECE is biased upward in small groups (noise adds "
+        "to the absolute values), so its bootstrap interval can lie above the estimate",
+    )
+    tests = c.get("disparity_tests")
+    if tests:
+        add(
+            "Disparity tests (permutation, Holm-adjusted)",
+            [
+                "attribute",
+                "metric",
+                "groups",
+                "gap",
+                "p-value",
+                "Holm-adjusted p",
+                f"significant at {SIGNIFICANCE_LEVEL:g}",
+            ],
+            [
+                [
+                    t["attribute"],
+                    TESTED_LABELS[t["metric"]]
+                    + (
+                        DEGENERATE
+                        if c.get("degenerate") and t["metric"] in ("selection_rate", "tpr", "fpr")
+                        else ""
+                    ),
+                    str(t["groups"]),
+                    _num(t["gap"]),
+                    _num(t["p_value"], 4),
+                    _num(t["p_holm"], 4),
+                    UNDEFINED
+                    if t["p_holm"] is None
+                    else ("yes" if t["p_holm"] < SIGNIFICANCE_LEVEL else "no"),
+                ]
+                for t in tests
+            ],
+            "undefined: fewer than two groups have the metric; the smallest possible p-value is "
+            f"1 / (1 + {c['settings']['n_permutations']})",
+        )
     training = c.get("training")
     if training:
-        guide = training["final_guide_group_auc"]
-        if guide:
+        smoothed = training.get("epoch_guide_auc")
+        if smoothed:
+            guide, status = smoothed["mean"], smoothed["status"]
             group_names = sorted({g for by_group in guide.values() for g in by_group})
+
+            def cell(m: str, g: str) -> str:
+                flag = status.get(m, {}).get(g)
+                return _num(guide[m].get(g)) + (f" ({flag})" if flag else "")
+
             add(
-                "Guide AUC by modality and group (last training step)",
+                "Guide AUC by modality and group (smoothed over the last epoch)",
                 ["modality", *group_names],
-                [[m, *(_num(by_group.get(g)) for g in group_names)] for m, by_group in guide.items()],
+                [[m, *(cell(m, g) for g in group_names)] for m in guide],
+                f"{smoothed['window']}; near chance: within {smoothed['band']:g} of 0.5, below chance: lower "
+                "(the guide head has not learned the modality in that group yet)",
             )
         factor_rows = []
         for name, values in _factor_series(training).items():
@@ -276,17 +379,22 @@ def _figures(c: dict[str, Any]) -> dict[str, str]:
         figures["Metrics by group"] = _figure(plots.roc_plot(curves), "ROC curves by group", caption + note)
     if c["calibration"]["by_group"]:
         curves, note = _largest(c, c["calibration"]["by_group"], MAX_CURVES)
-        figures["Metrics by group"] = figures.get("Metrics by group", "") + _figure(
+        figures["Calibration by group"] = _figure(
             plots.calibration_plot(curves),
             "calibration by group",
-            "Reliability diagram per group (equal-width bins; empty bins omitted)." + note,
+            "Reliability diagram of every group together (equal-width bins; empty bins omitted)." + note,
+        ) + _figure(
+            plots.reliability_grid(curves),
+            "reliability diagram per group",
+            "Reliability diagram per group: observed fraction of positives against the mean predicted "
+            "probability in each bin (marker area: the bin's share of the group; empty bins omitted)." + note,
         )
     rows, note = _largest(c, {"overall": c["metrics"]["overall"], **c["metrics"]["by_group"]}, MAX_BARS)
     selection = pd.DataFrame.from_dict(
         {label: _estimate_and_bounds(v["selection_rate"]) for label, v in rows.items()}, orient="index"
     )
     t = c["settings"]["threshold"]
-    key = f"Operating point (threshold {t:g})"
+    key = f"Operating point (threshold {t:.4g})"
     figures[key] = _figure(
         plots.selection_rate_plot(selection, t), "selection rate by group", "Selection rate per group." + note
     )
@@ -301,18 +409,19 @@ def _figures(c: dict[str, Any]) -> dict[str, str]:
                 for m, by_group in training["group_factor"].items()
                 for g, v in by_group.items()
             }
+        smoothed_title = "guide AUC (mean over each epoch; dotted: chance)"
         if training["guide_group_auc"]:
-            panels["guide AUC"] = {
-                f"{m}/{g}": _nan(v)
-                for m, by_group in training["guide_group_auc"].items()
-                for g, v in by_group.items()
+            smoothed = training.get("smoothed_guide_group_auc") or training["guide_group_auc"]
+            panels[smoothed_title] = {
+                f"{m}/{g}": _nan(v) for m, by_group in smoothed.items() for g, v in by_group.items()
             }
         if training["gate"] is not None:
             panels["gate"] = {"gate": _nan(training["gate"])}
         figures["Modulation factors over training"] = _figure(
-            plots.training_plot(training["steps"], panels),
+            plots.training_plot(training["steps"], panels, {smoothed_title: 0.5}),
             "modulation over training",
-            "Training statistics per step.",
+            "Training statistics per logged step; guide AUCs as the mean over each epoch's logged steps "
+            "(one batch's AUC is noise).",
         )
     return figures
 

@@ -10,6 +10,14 @@ column per scalar, named
 
 They may come as a ``pandas.DataFrame`` (one row per step; the index, or a ``step`` column, is the
 step), a mapping of column name to per-step sequence, or a sequence of per-step mappings (records).
+An ``epoch`` column (as ``multifair train`` writes) gives the epoch of each row.
+
+Guide AUCs are shown smoothed, never from one (possibly small) last batch: the mean of each
+modality-by-group guide AUC over the rows of the last epoch (:meth:`TrainingStats.epoch_guide_auc`;
+without an ``epoch`` column, over the last quarter of the rows). A mean is **near chance** when
+``|AUC - 0.5| <= GUIDE_CHANCE_BAND`` (0.1) and **below chance** when ``AUC < 0.5 - GUIDE_CHANCE_BAND``:
+either way the guide head has not learned to predict the label from that modality in that group, so
+MultiFair's modality coefficients, computed from these AUCs, rest on noise. The report flags both.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ import pandas as pd
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["TrainingStats", "parse_training_stats"]
+__all__ = ["GUIDE_CHANCE_BAND", "TrainingStats", "parse_training_stats"]
+
+#: Half-width of the band around 0.5 in which an epoch-mean guide AUC counts as near chance.
+GUIDE_CHANCE_BAND = 0.1
 
 _PATTERNS = (
     "modality_scale/<modality>",
@@ -44,6 +55,7 @@ class TrainingStats:
         guide_group_auc: ``{modality: {group: [T] values}}``.
         gate: ``[T]`` values or ``None``.
         other_columns: names of columns present but not shown (e.g. losses).
+        epochs: ``[T]`` epoch of each row (the ``epoch`` column), or ``None``.
     """
 
     steps: list[float]
@@ -52,6 +64,55 @@ class TrainingStats:
     guide_group_auc: dict[str, dict[str, list[float]]]
     gate: list[float] | None
     other_columns: list[str]
+    epochs: list[int] | None = None
+
+    def smoothed_guide_auc(self) -> dict[str, dict[str, list[float]]]:
+        """Per-row guide AUCs smoothed like :meth:`epoch_guide_auc`: each row holds the mean over its
+        epoch's rows (without an ``epoch`` column, the trailing mean over a quarter of the rows)."""
+        n = len(self.steps)
+        out: dict[str, dict[str, list[float]]] = {}
+        for modality, by_group in self.guide_group_auc.items():
+            for group, values in by_group.items():
+                series = pd.Series(values, dtype=float)
+                if self.epochs is not None:
+                    smoothed = series.groupby(pd.Series(self.epochs)).transform("mean")
+                else:
+                    smoothed = series.rolling(max(1, n // 4), min_periods=1).mean()
+                out.setdefault(modality, {})[group] = smoothed.tolist()
+        return out
+
+    def epoch_guide_auc(self) -> dict[str, Any]:
+        """Guide AUCs smoothed over the last epoch, and whether each is near or below chance.
+
+        Returns:
+            ``{"window": description of the rows averaged, "rows": their number, "mean": {modality:
+            {group: mean AUC or NaN}}, "status": {modality: {group: "near chance" | "below chance" |
+            None}}, "band": GUIDE_CHANCE_BAND}``.
+        """
+        n = len(self.steps)
+        if self.epochs is not None:
+            last = max(self.epochs)
+            rows = np.asarray(self.epochs) == last
+            window = f"mean over the {int(rows.sum())} logged step(s) of the last epoch ({last})"
+        else:
+            count = max(1, n // 4)
+            rows = np.arange(n) >= n - count
+            window = f"mean over the last {count} of {n} logged steps (no epoch column)"
+        mean: dict[str, dict[str, float]] = {}
+        status: dict[str, dict[str, str | None]] = {}
+        for modality, by_group in self.guide_group_auc.items():
+            for group, values in by_group.items():
+                arr = np.asarray(values, dtype=float)[rows]
+                value = float(np.nanmean(arr)) if np.any(~np.isnan(arr)) else float("nan")
+                mean.setdefault(modality, {})[group] = value
+                status.setdefault(modality, {})[group] = guide_status(value)
+        return {
+            "window": window,
+            "rows": int(rows.sum()),
+            "mean": mean,
+            "status": status,
+            "band": GUIDE_CHANCE_BAND,
+        }
 
     def final_guide_auc(self) -> pd.DataFrame:
         """Modality-by-group table of the last defined guide AUC of each modality and group."""
@@ -73,7 +134,19 @@ class TrainingStats:
                 for m, by_group in self.guide_group_auc.items()
             },
             "other_columns": self.other_columns,
+            "epochs": self.epochs,
+            "epoch_guide_auc": self.epoch_guide_auc() if self.guide_group_auc else None,
+            "smoothed_guide_group_auc": self.smoothed_guide_auc(),
         }
+
+
+def guide_status(auc: float) -> str | None:
+    """``"near chance"`` (``|auc - 0.5| <= GUIDE_CHANCE_BAND``), ``"below chance"`` (lower) or ``None``."""
+    if np.isnan(auc):
+        return None
+    if abs(auc - 0.5) <= GUIDE_CHANCE_BAND:
+        return "near chance"
+    return "below chance" if auc < 0.5 else None
 
 
 def _last_defined(values: Sequence[float]) -> float:
@@ -119,8 +192,17 @@ def parse_training_stats(stats: Any) -> TrainingStats:
     guide: dict[str, dict[str, list[float]]] = {}
     gate = None
     other = []
+    epochs = None
     for column in frame.columns:
         name = str(column)
+        if name == "epoch":
+            try:
+                epochs = pd.to_numeric(frame[column]).astype(int).tolist()
+            except (TypeError, ValueError) as exc:
+                raise MultiFairError(
+                    "expected integer epochs in the `epoch` column of `training_stats`"
+                ) from exc
+            continue
         parts = name.split("/")
         family = parts[0]
         if family not in ("modality_scale", "group_factor", "guide_group_auc", "gate"):
@@ -160,4 +242,5 @@ def parse_training_stats(stats: Any) -> TrainingStats:
         guide_group_auc=guide,
         gate=gate,
         other_columns=other,
+        epochs=epochs,
     )

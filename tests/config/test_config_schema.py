@@ -62,7 +62,15 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
             "evaluation.selection_metric=esauc",
             r"one of 'es_auc', 'worst_group_auc', 'auc', got 'esauc' \(did you mean 'es_auc'\?\)",
         ),
-        ("evaluation.threshold=1.5", r"`evaluation.threshold`: expected a number in \(0, 1\), got 1.5"),
+        (
+            "evaluation.threshold=1.5",
+            r"`evaluation.threshold`: expected a number in \(0, 1\), 'youden' or 'prevalence', got 1.5",
+        ),
+        (
+            "evaluation.threshold=youdn",
+            r"`evaluation.threshold`: expected a number or one of 'youden', 'prevalence'",
+        ),
+        ("evaluation.n_permutations=-1", r"`evaluation.n_permutations`: expected an integer >= 0, got -1"),
         (
             "trainer.device=gpu",
             r"`trainer.device`: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'",

@@ -55,3 +55,43 @@ def test_bad_checkpoints(run, tiny_config, tmp_path):
         MultiFairError, match=r"`split` to be one of train, val, test, got 'tset' \(did you mean 'test'\?\)"
     ):
         evaluate(run.config, run.files["best_checkpoint"], tmp_path / "o", split="tset")
+
+
+def test_threshold_rule_is_fitted_on_validation_and_applied_to_test(run, tiny_config, tmp_path):
+    import numpy as np
+
+    from monai_multifair.metrics import fairness_summary, fit_threshold
+
+    val = evaluate(run.config, run.files["best_checkpoint"], tmp_path / "val", split="val").predictions
+    for rule in ("youden", "prevalence"):
+        config = tiny_config(
+            "evaluation.n_boot=0", f"evaluation.threshold={rule}", "evaluation.n_permutations=20"
+        )
+        result = evaluate(config, run.files["best_checkpoint"], tmp_path / rule)
+        expected = fit_threshold(val["label"], val["score"], rule)
+        assert result.metrics["threshold"] == pytest.approx(expected)
+        assert result.metrics["threshold_rule"] == rule
+        assert result.metrics["threshold_source"].startswith("fitted on the validation split")
+        test = result.predictions
+        groups = test["group"].to_numpy()
+        summary = fairness_summary(
+            test["label"],
+            test["score"],
+            groups,
+            list(build_datasets(config)["test"].group_labels),
+            threshold=expected,
+        )
+        assert result.metrics["dpd"] == pytest.approx(summary["dpd"], nan_ok=True)
+        assert result.metrics["degenerate"] == summary["degenerate"]
+        report = json.loads((result.run_dir / "report.json").read_text())
+        assert report["settings"]["threshold"] == pytest.approx(expected)
+        assert report["settings"]["threshold_source"] == result.metrics["threshold_source"]
+        assert len(report["disparity_tests"]) > 0 and report["settings"]["n_permutations"] == 20
+        assert (
+            f"operating threshold {expected:.4g} (fitted on the validation split"
+            in (result.run_dir / "report.md").read_text()
+        )
+    fixed = json.loads((run.run_dir / "metrics.json").read_text())
+    assert fixed["threshold_rule"] == "fixed" and fixed["threshold"] == run.config.evaluation.threshold
+    assert isinstance(fixed["degenerate"], dict) and "degenerate_metrics" in fixed
+    assert np.isfinite(fixed["threshold"])

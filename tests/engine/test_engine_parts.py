@@ -156,3 +156,21 @@ def test_compare_runs_tabulates_values_and_differences(tmp_path):
         compare_runs({"a": a})
     with pytest.raises(MultiFairError, match="unknown `reference` run 'c'"):
         compare_runs({"a": a, "b": b}, reference="c")
+
+
+def test_compare_runs_flags_degenerate_runs_and_states_thresholds(tmp_path):
+    a = _result(tmp_path, "a", 0.9, 0.8, {"g0": 0.95, "g1": 0.85}, False)
+    b = _result(tmp_path, "b", 0.88, 0.84, {"g0": 0.9, "g1": 0.8}, True)
+    a.metrics.update(threshold=0.5, threshold_source="fixed by evaluation.threshold", degenerate={})
+    reason = "no positive predictions: highest score 0.310 < threshold 0.5 (50 samples)"
+    b.metrics.update(dpd=0.0, threshold=0.5, threshold_source="fixed by evaluation.threshold")
+    b.metrics.update(degenerate={"overall": reason}, degenerate_metrics=["dpd", "deodds"])
+    comparison = compare_runs({"baseline": a, "MultiFair": b})
+    rows = {row["metric"]: row for row in comparison["rows"]}
+    assert rows["dpd"]["degenerate"] == {"baseline": False, "MultiFair": True}
+    assert "degenerate" not in rows["auc"]
+    table = comparison_table(comparison)
+    assert "0.000 (degenerate)" in table and "0.100 (degenerate)" not in table
+    markdown = comparison_markdown(comparison, title="T")
+    assert "| 0.5 (fixed by evaluation.threshold) |" in markdown
+    assert f"- MultiFair: degenerate predictions (overall: {reason})" in markdown

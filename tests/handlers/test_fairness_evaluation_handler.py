@@ -211,3 +211,72 @@ def test_errors_name_argument_rule_and_value(trained_net):
         evaluate(trained_net, records, [FairnessEvaluationHandler(group_key="sex")])
     with pytest.raises(MultiFairError, match="activation='sigmoid'.*got shape"):
         evaluate(trained_net, records, [FairnessEvaluationHandler(activation="sigmoid")])
+
+
+def test_predictions_equal_a_manual_inference_loop(trained_net):
+    records = make_records(n=75, seed=1)  # 5 batches of 16, the last one short
+    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    with pytest.raises(MultiFairError, match="no predictions yet"):
+        handler.predictions()
+    evaluate(trained_net, records, [handler])
+    p, y, g = predictions(trained_net, records)
+    table = handler.predictions()
+    assert list(table.columns) == ["label", "score", "group", "group_label"]
+    np.testing.assert_allclose(table["score"].to_numpy(), p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(table["label"].to_numpy(), y)
+    np.testing.assert_array_equal(table["group"].to_numpy(), g)
+    assert table["group_label"].astype(str).tolist() == [NAMES[k] for k in g]
+    table.loc[0, "score"] = -1.0  # a copy: the handler keeps its own
+    assert handler.predictions().loc[0, "score"] == pytest.approx(p[0], abs=1e-6)
+
+
+def test_audit_report_from_the_evaluator_equals_the_manual_report(trained_net):
+    from monai_multifair.report import AuditReport
+
+    records = make_records(n=75, seed=1)
+    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    evaluator = evaluate(trained_net, records, [handler])
+    p, y, g = predictions(trained_net, records)
+    settings = {"n_boot": 50, "n_permutations": 50, "random_state": 0}
+    with pytest.warns(UndefinedGroupMetricWarning):  # groups below 30 samples are named
+        from_engine = AuditReport.from_evaluator(evaluator, **settings).to_dict()
+        from_handler = AuditReport.from_evaluator(handler, **settings).to_dict()
+        manual = AuditReport.from_predictions(
+            y,
+            p.astype(np.float64),
+            sensitive_features=pd.DataFrame({"group": [NAMES[k] for k in g]}),
+            threshold=0.45,
+            **settings,
+        ).to_dict()
+    assert from_engine["settings"]["threshold"] == 0.45
+    for report in (from_engine, from_handler):
+        for section in ("summary", "metrics", "gaps", "disparity_tests", "degenerate"):
+            np.testing.assert_equal(
+                json.loads(json.dumps(report[section]), parse_float=lambda s: round(float(s), 5)),
+                json.loads(json.dumps(manual[section]), parse_float=lambda s: round(float(s), 5)),
+            )
+    # with the handler's key metric attached too (an ignite Metric answers any attribute), still one handler
+    keyed = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    with_key = evaluate(trained_net, records, [keyed], key_val_metric={"es_auc": keyed.key_metric()})
+    with pytest.warns(UndefinedGroupMetricWarning):
+        keyed_report = AuditReport.from_evaluator(with_key, **settings).to_dict()
+    assert keyed_report["summary"]["es_auc"]["estimate"] == pytest.approx(
+        manual["summary"]["es_auc"]["estimate"]
+    )
+    with pytest.raises(MultiFairError, match="exactly one FairnessEvaluationHandler.*found 0"):
+        AuditReport.from_evaluator(evaluate(trained_net, records, []))
+    with pytest.raises(MultiFairError, match="FairnessEvaluationHandler or the MONAI evaluator.*got int"):
+        AuditReport.from_evaluator(3)
+
+
+def test_degenerate_model_is_flagged_in_summary_and_files(trained_net, tmp_path):
+    records = make_records(n=48, seed=2)
+    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.999, output_dir=tmp_path)
+    evaluate(trained_net, records, [handler])
+    p, _, _ = predictions(trained_net, records)
+    assert p.max() < 0.999  # nothing crosses the threshold
+    assert handler.summary["dpd"] == 0.0  # a clean 0 ...
+    assert set(handler.summary["degenerate"]) == {"overall", *NAMES}  # ... that is flagged
+    assert handler.summary["degenerate"]["overall"].startswith("no positive predictions")
+    saved = json.loads((tmp_path / "fairness_epoch0001.json").read_text())
+    assert saved["degenerate"] == handler.summary["degenerate"]

@@ -165,7 +165,8 @@ def test_fairness_summary_matches_the_single_functions(cohort_factory):
     y, p, frame = cohort_factory(2000, seed=10)
     ids = frame["race"].map({"A": 0, "B": 1, "C": 2}).to_numpy()
     out = fairness_summary(y, p, ids, ["A", "B", "C"], threshold=0.4, alpha=0.5)
-    assert set(out) == {"auc", "es_auc", "worst_group_auc", "dpd", "deodds", "group_auc"}
+    assert set(out) == {"auc", "es_auc", "worst_group_auc", "dpd", "deodds", "group_auc", "degenerate"}
+    assert out["degenerate"] == {}
     race = frame["race"]
     assert out["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert out["es_auc"] == pytest.approx(

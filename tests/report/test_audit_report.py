@@ -85,8 +85,9 @@ def test_html_is_self_contained_with_plots_and_every_group(report, tmp_path):
     parser.feed(text)
     parser.close()
     assert parser.stack == []
-    # cohort, ROC, calibration, selection rate, training curves -- all inline PNGs, no external files
-    assert len(parser.images) == 5
+    # cohort, ROC, calibration (together and per group), selection rate, training curves -- all inline
+    # PNGs, no external files
+    assert len(parser.images) == 6
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
@@ -98,7 +99,7 @@ def test_html_is_self_contained_with_plots_and_every_group(report, tmp_path):
     assert "Glaucoma <audit>" in body  # escaped in the markup, intact as text
     assert "<audit>" not in text.replace("&lt;audit&gt;", "")
     assert "Cohort composition" in parser.headings and "Metrics by group" in parser.headings
-    assert "Guide AUC by modality and group (last training step)" in parser.headings
+    assert "Guide AUC by modality and group (smoothed over the last epoch)" in parser.headings
 
 
 def test_json_content_matches_the_metrics(report):

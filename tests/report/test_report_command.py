@@ -80,7 +80,7 @@ def test_report_writes_html_markdown_json(predictions, tmp_path, capsys):
     assert len(data["metrics"]["by_group"]) == 6
     assert data["training"]["modality_scale"]["oct"] == [1.0, 1.1, 1.2, 1.3, 1.4]
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6
     assert "race=Black &amp; gender=M" in html
     assert "# CLI audit" in (out / "report.md").read_text()
     assert any("fewer than min_support=30 samples" in note for note in data["notes"])
