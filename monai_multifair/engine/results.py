@@ -3,7 +3,7 @@ decisions when the config asks for a post-processing method."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +98,11 @@ def write_split_results(
     extra: Mapping[str, Any],
     training_stats: pd.DataFrame | None,
     files: dict[str, Path],
+    notes: Sequence[str] = (),
 ) -> tuple[dict[str, Any], pd.DataFrame, AuditReport | None]:
     """Predict ``split`` with the network as it is; write predictions, metrics and reports.
+
+    ``notes`` are added to ``metrics["notes"]`` (e.g. a checkpoint loaded without an integrity record).
 
     Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths written. Under
     ``torch.distributed`` every rank predicts its share and gets the metrics and predictions; rank 0
@@ -111,6 +114,7 @@ def write_split_results(
     frame = predictions_frame(dataset, probabilities, labels, groups, ids)
     metrics: dict[str, Any] = {"split": split, **test_metrics(config, dataset, probabilities, labels, groups)}
     metrics.update(extra)
+    metrics["notes"] = list(dict.fromkeys([*metrics["notes"], *notes]))
     metrics.update({"threshold": config.evaluation.threshold, "alpha": config.evaluation.alpha})
     if config.postprocessing is not None and split == "test":
         metrics["postprocessing"], decisions = postprocess(parts, frame, groups, labels)

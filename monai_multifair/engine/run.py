@@ -43,7 +43,11 @@ from monai_multifair.config import RunConfig
 from monai_multifair.core.distributed import barrier, on_rank_zero, rank
 from monai_multifair.data import PRESENCE_KEY, SPLIT_NAMES, MultimodalDataset
 from monai_multifair.engine.builders import build_optimizer
-from monai_multifair.engine.checkpoint_files import BestModelWriter, EpochCheckpointWriter
+from monai_multifair.engine.checkpoint_files import (
+    BestModelWriter,
+    EpochCheckpointWriter,
+    check_checkpoint_record,
+)
 from monai_multifair.engine.checkpoint_state import (
     RNGState,
     ScalerState,
@@ -355,6 +359,7 @@ def _train_in_folder(
 
     # -- the test split with the best model (written by rank 0, read by every rank)
     barrier()
+    check_checkpoint_record(ckpt_dir / BEST_CHECKPOINT)  # written by this run: always has its record
     model_state, _ = load_model_state(ckpt_dir / BEST_CHECKPOINT, parts.device)
     apply_model_state(parts.network, model_state, ckpt_dir / BEST_CHECKPOINT)
     stats, history = pd.DataFrame(monitor.rows), pd.DataFrame(validation.history)
@@ -423,7 +428,9 @@ def evaluate(
         :class:`RunResult` (``training_stats`` and ``validation`` are ``None``).
 
     Raises:
-        MultiFairError: a missing or unreadable checkpoint, one that does not fit the config's network,
+        MultiFairError: a missing or unreadable checkpoint, one that does not match its record
+            ``<checkpoint>.json`` (size and SHA-256; a checkpoint without one is loaded with a note in
+            ``metrics["notes"]``), one that does not fit the config's network,
             an unknown split, a training run's folder as ``run_dir``, earlier results without
             ``overwrite``, or a folder another process is writing to.
     """
@@ -438,6 +445,7 @@ def evaluate(
         run_dir = base / "evaluation"
     run_dir = Path(run_dir)
     on_rank_zero(lambda: check_evaluation_folder(run_dir, overwrite=overwrite))
+    record_note = check_checkpoint_record(checkpoint)
     parts = build_run_parts(config, datasets, load_weights=False)
     model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
@@ -459,7 +467,10 @@ def evaluate(
 
     on_rank_zero(prepare_folder)
     try:
-        return _evaluate_in_folder(parts, config, checkpoint, selection, run_dir, split, files, started)
+        notes = [record_note] if record_note else []
+        return _evaluate_in_folder(
+            parts, config, checkpoint, selection, run_dir, split, files, started, notes
+        )
     finally:
         lock.release()
 
@@ -473,6 +484,7 @@ def _evaluate_in_folder(
     split: str,
     files: dict[str, Path],
     started: float,
+    notes: Sequence[str] = (),
 ) -> RunResult:
     """Predict, measure and write the evaluation, in a folder this process holds (see :func:`evaluate`)."""
     lead = rank() == 0
@@ -484,7 +496,7 @@ def _evaluate_in_folder(
         extra["selection_metric"] = selection.get("metric")
     title = f"Fairness audit: {checkpoint.name} on the {split} split"
     metrics, frame, report = write_split_results(
-        parts, run_dir, split, title=title, extra=extra, training_stats=None, files=files
+        parts, run_dir, split, title=title, extra=extra, training_stats=None, files=files, notes=notes
     )
     result = RunResult(run_dir, config, metrics, frame, best_epoch, report=report, files=files)
     result = _stamp(result, started) if lead else result
