@@ -53,6 +53,7 @@ from monai_multifair.engine.checkpoint_state import (
     ScalerState,
     SelectionRecord,
     apply_model_state,
+    checkpoint_epoch,
     load_model_state,
 )
 from monai_multifair.engine.gradient_clipping import GradientClipper
@@ -267,6 +268,13 @@ def train(
             say(f"resume: skipped {line}")
         if resume_from is not None and skipped:
             say(f"resume: continuing from {resume_from.name}")
+        if resume_from is not None and checkpoint_epoch(resume_from) == config.trainer.epochs:
+            say(
+                f"resume: the run is already complete ({config.trainer.epochs} of {config.trainer.epochs} epochs "
+                f"in {resume_from.name}); nothing to train: the best model is evaluated on the {final_split} split "
+                "again and the run's results (metrics, predictions, reports, training and validation tables) are "
+                "rewritten; raise trainer.epochs to train further"
+            )
         return _train_in_folder(
             config, run_dir, resume_from, files, started, progress, datasets, stats_interval, log, handlers,
             final_split,
