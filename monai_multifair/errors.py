@@ -7,12 +7,32 @@ built-in keep working.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class MultiFairError(ValueError):
     """A bad input or configuration reported to the user with a clear message."""
+
+
+_EVERY_RANK = "multifair_on_every_rank"
+
+
+@contextlib.contextmanager
+def raised_on_every_rank() -> Iterator[None]:
+    """Mark the errors raised in the block as raised alike by every ``torchrun`` rank (a bad argument or
+    config, a decision rank 0 broadcast): the command line then prints them once, on rank 0."""
+    try:
+        yield
+    except Exception as error:
+        setattr(error, _EVERY_RANK, True)
+        raise
+
+
+def is_on_every_rank(error: BaseException) -> bool:
+    """Whether ``error`` was raised in a :func:`raised_on_every_rank` block."""
+    return bool(getattr(error, _EVERY_RANK, False))
 
 
 #: Names people write for a key that is spelt differently here; spelling similarity alone (difflib)

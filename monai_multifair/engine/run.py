@@ -72,7 +72,7 @@ from monai_multifair.engine.run_folder import (
 )
 from monai_multifair.engine.run_parts import RunParts, build_run_parts, quiet
 from monai_multifair.engine.selection import SelectionScore, ValidationRunner
-from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.errors import MultiFairError, close_match_hint, raised_on_every_rank
 from monai_multifair.handlers import FairnessEvaluationHandler
 from monai_multifair.methods import FairnessMethod
 from monai_multifair.metrics import UndefinedGroupMetricWarning
@@ -453,7 +453,8 @@ def evaluate(
         run_dir = base / "evaluation"
     run_dir = Path(run_dir)
     on_rank_zero(lambda: check_evaluation_folder(run_dir, overwrite=overwrite))
-    record_note = check_checkpoint_record(checkpoint)
+    with raised_on_every_rank():  # the same file for every rank
+        record_note = check_checkpoint_record(checkpoint)
     parts = build_run_parts(config, datasets, load_weights=False)
     model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
