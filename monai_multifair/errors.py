@@ -95,10 +95,21 @@ def close_match_hint(value: str, choices: Iterable[str]) -> str:
         >>> close_match_hint("epoch", ["epochs", "lr"])
         " (did you mean 'epochs'?)"
     """
+    match = close_match(value, choices)
+    return f" (did you mean {match!r}?)" if match is not None else ""
+
+
+def close_match(value: str, choices: Iterable[str]) -> str | None:
+    """The choice :func:`close_match_hint` would suggest for ``value``, or ``None``.
+
+    Example:
+        >>> close_match("fairnes_weight", ["fairness_weight", "ema_decay"])
+        'fairness_weight'
+    """
     options = [str(c) for c in choices]
     key = str(value).strip().lower().replace("-", "_")
     for synonym in SYNONYMS.get(key, ()):
         if synonym in options:
-            return f" (did you mean {synonym!r}?)"
+            return synonym
     match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return match[0] if match else None
