@@ -116,14 +116,18 @@ def _run_under_torchrun(args: argparse.Namespace) -> int:
     """The command in a process group from torchrun's environment, ended without the exit deadlock.
 
     An error raised alike by every rank (:func:`~monai_multifair.errors.raised_on_every_rank`) is
-    printed by rank 0 alone; every rank then ends the group together and leaves with code 2 at once
-    (``os._exit`` after flushing: nothing is left to release), so the launcher finds every rank exited
-    with 2 rather than stopping late ones with SIGTERM. Any other expected error is printed by the rank
+    printed by rank 0 alone; then every rank waits for the others and leaves at once with code 2
+    (``os._exit`` after flushing: nothing that holds the group is left to release, and the group needs
+    no ending), ignoring the SIGTERM with which the launcher stops the ranks still running once the
+    first has exited, so that every rank exits with 2. Any other expected error is printed by the rank
     that met it (``rank N:`` on ranks other than 0) and propagates as before.
     """
+    import signal
+
+    import torch.distributed as dist
+
     from monai_multifair.core.distributed import distributed_process_group
 
-    message = None
     with distributed_process_group(timeout_s=float(os.environ.get("MULTIFAIR_DIST_TIMEOUT", 1800))):
         try:
             return int(args.func(args) or EXIT_OK)
@@ -132,13 +136,17 @@ def _run_under_torchrun(args: argparse.Namespace) -> int:
             if not is_on_every_rank(exc):
                 prefix = f"rank {rank}: " if rank != 0 else ""
                 raise MultiFairError(prefix + one_line(exc)) from None
-            message = one_line(exc)
             if rank == 0:
-                print(f"multifair {args.command}: error: {message}", file=sys.stderr, flush=True)
-    # every rank met the same error and has ended the group (the block's exit waits for all of them)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(EXIT_USAGE)
+                print(f"multifair {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # leaving anyway: with 2, not the launcher's signal
+            try:
+                if dist.is_initialized():
+                    dist.barrier()  # every rank met this error: they leave together
+            finally:
+                os._exit(EXIT_USAGE)
+    return EXIT_OK  # pragma: no cover (the block returns or leaves the process)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -435,6 +435,11 @@ CASES = [
         lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--nproc-per-node", "0"],
         r"expected --nproc-per-node to be an integer >= 1, got 0",
     ),
+    Case(
+        "an abbreviated --nproc-per-node",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--nproc", "2"],
+        r"write --nproc-per-node in full \(an abbreviation of it cannot be passed on to the workers\)",
+    ),
     # item 3: weights files and pickled checkpoints
     Case(
         "encoder weights that are a text file",
@@ -576,3 +581,14 @@ def test_an_image_of_another_size_is_trained_with_one_warning(tmp_path, caplog, 
         "which distorts these (check those files)"
     ]
     assert "test metrics" in capsys.readouterr().out
+
+
+def test_the_workers_command_line_is_the_command_without_nproc_per_node():
+    from monai_multifair.cli.launcher import worker_argv
+
+    assert worker_argv(["train", "--nproc-per-node", "4", "--config", "demo"]) == [
+        "train",
+        "--config",
+        "demo",
+    ]
+    assert worker_argv(["train", "--config", "demo", "--nproc-per-node=4"]) == ["train", "--config", "demo"]
