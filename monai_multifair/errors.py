@@ -7,12 +7,32 @@ built-in keep working.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 class MultiFairError(ValueError):
     """A bad input or configuration reported to the user with a clear message."""
+
+
+_EVERY_RANK = "multifair_on_every_rank"
+
+
+@contextlib.contextmanager
+def raised_on_every_rank() -> Iterator[None]:
+    """Mark the errors raised in the block as raised alike by every ``torchrun`` rank (a bad argument or
+    config, a decision rank 0 broadcast): the command line then prints them once, on rank 0."""
+    try:
+        yield
+    except Exception as error:
+        setattr(error, _EVERY_RANK, True)
+        raise
+
+
+def is_on_every_rank(error: BaseException) -> bool:
+    """Whether ``error`` was raised in a :func:`raised_on_every_rank` block."""
+    return bool(getattr(error, _EVERY_RANK, False))
 
 
 #: Names people write for a key that is spelt differently here; spelling similarity alone (difflib)
@@ -75,10 +95,21 @@ def close_match_hint(value: str, choices: Iterable[str]) -> str:
         >>> close_match_hint("epoch", ["epochs", "lr"])
         " (did you mean 'epochs'?)"
     """
+    match = close_match(value, choices)
+    return f" (did you mean {match!r}?)" if match is not None else ""
+
+
+def close_match(value: str, choices: Iterable[str]) -> str | None:
+    """The choice :func:`close_match_hint` would suggest for ``value``, or ``None``.
+
+    Example:
+        >>> close_match("fairnes_weight", ["fairness_weight", "ema_decay"])
+        'fairness_weight'
+    """
     options = [str(c) for c in choices]
     key = str(value).strip().lower().replace("-", "_")
     for synonym in SYNONYMS.get(key, ()):
         if synonym in options:
-            return f" (did you mean {synonym!r}?)"
+            return synonym
     match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return match[0] if match else None

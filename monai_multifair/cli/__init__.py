@@ -6,7 +6,11 @@ an exit code). ``main`` turns user errors and file-system failures into one clea
 exit code 2, never a traceback (:func:`one_line`). Commands that set ``torchrun=True`` (``train``,
 ``evaluate``) run under ``torchrun`` unchanged: ``main`` starts the process group from the launcher's
 environment and ends it cleanly (``MULTIFAIR_DIST_TIMEOUT`` seconds for the rendezvous and every
-collective, default 1800).
+collective, default 1800). An error every rank raises alike (a bad argument, config or checkpoint, a run
+folder in the way) is printed once, by rank 0, and every rank exits with code 2. With
+``--nproc-per-node N`` (:mod:`~monai_multifair.cli.launcher`) the command starts its N workers itself,
+after checking the config once, and its own exit code is the workers' (2 for a user error), without the
+launcher traceback that ``torchrun`` prints whenever a worker fails.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from monai_multifair.errors import MultiFairError
+from monai_multifair.errors import MultiFairError, is_on_every_rank
 
 # Module names (in this package) that provide sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -83,24 +87,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit code 2; Ctrl-C returns 130. Anything else is a defect and keeps its traceback.
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        if "RANK" in os.environ and getattr(args, "torchrun", False):
-            # launched by torchrun: one process group for the command, ended without the exit deadlock
-            from monai_multifair.core.distributed import distributed_process_group
+        if getattr(args, "nproc_per_node", None) is not None:
+            from monai_multifair.cli.launcher import launch
 
-            with distributed_process_group(timeout_s=float(os.environ.get("MULTIFAIR_DIST_TIMEOUT", 1800))):
-                return int(args.func(args) or EXIT_OK)
+            return launch(args, argv)
+        if "RANK" in os.environ and getattr(args, "torchrun", False):
+            return _run_under_torchrun(args)
         return int(args.func(args) or EXIT_OK)
-    except (MultiFairError, ValueError, TypeError, KeyError, OSError) as exc:
+    except EXPECTED_ERRORS as exc:
         print(f"multifair {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"multifair {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: What ``main`` reports as one line with exit code 2: bad inputs and the file system's failures.
+EXPECTED_ERRORS = (MultiFairError, ValueError, TypeError, KeyError, OSError)
+
+
+def _run_under_torchrun(args: argparse.Namespace) -> int:
+    """The command in a process group from torchrun's environment, ended without the exit deadlock.
+
+    An error raised alike by every rank (:func:`~monai_multifair.errors.raised_on_every_rank`) is
+    printed by rank 0 alone; then every rank waits for the others and leaves at once with code 2
+    (``os._exit`` after flushing: nothing that holds the group is left to release, and the group needs
+    no ending), ignoring the SIGTERM with which the launcher stops the ranks still running once the
+    first has exited, so that every rank exits with 2. Any other expected error is printed by the rank
+    that met it (``rank N:`` on ranks other than 0) and propagates as before.
+    """
+    import signal
+
+    import torch.distributed as dist
+
+    from monai_multifair.core.distributed import distributed_process_group
+
+    with distributed_process_group(timeout_s=float(os.environ.get("MULTIFAIR_DIST_TIMEOUT", 1800))):
+        try:
+            return int(args.func(args) or EXIT_OK)
+        except EXPECTED_ERRORS as exc:
+            rank = int(os.environ.get("RANK", "0"))
+            if not is_on_every_rank(exc):
+                prefix = f"rank {rank}: " if rank != 0 else ""
+                raise MultiFairError(prefix + one_line(exc)) from None
+            if rank == 0:
+                print(f"multifair {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # leaving anyway: with 2, not the launcher's signal
+            try:
+                if dist.is_initialized():
+                    dist.barrier()  # every rank met this error: they leave together
+            finally:
+                os._exit(EXIT_USAGE)
+    return EXIT_OK  # pragma: no cover (the block returns or leaves the process)
 
 
 if __name__ == "__main__":  # pragma: no cover

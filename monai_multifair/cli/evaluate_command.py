@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from monai_multifair.cli.train_command import add_override_argument, load_run_config, result_lines
+from monai_multifair.cli.train_command import (
+    add_launch_argument,
+    add_override_argument,
+    load_run_config,
+    result_lines,
+)
 from monai_multifair.core.distributed import rank
-from monai_multifair.errors import MultiFairError
+from monai_multifair.errors import MultiFairError, raised_on_every_rank
 
-__all__ = ["register", "run"]
+__all__ = ["prepare", "register", "run"]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate the checkpoint and print its metrics and the files written."""
-    from monai_multifair.engine import evaluate
+def prepare(args: argparse.Namespace) -> tuple[Any, Path]:
+    """``(config, checkpoint)`` of the command line, the checkpoint checked against its record: the checks
+    that need no data, done alike on every rank (and once, before the workers start, by
+    ``--nproc-per-node``)."""
+    from monai_multifair.engine.checkpoint_files import check_checkpoint_record
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
@@ -35,6 +43,16 @@ def run(args: argparse.Namespace) -> int:
                 f"(looked for {str(source)!r})"
             )
     config = load_run_config(source, args.overrides)
+    check_checkpoint_record(checkpoint)  # again in evaluate (for its note): a damaged file stops here
+    return config, checkpoint
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the checkpoint and print its metrics and the files written."""
+    from monai_multifair.engine import evaluate
+
+    with raised_on_every_rank():
+        config, checkpoint = prepare(args)
     result = evaluate(config, checkpoint, args.output, split=args.split, overwrite=args.overwrite)
     if rank() == 0:
         print("\n".join(result_lines(result)))
@@ -67,4 +85,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="replace an earlier evaluation's files in --output (a training run's own folder is always refused)",
     )
     add_override_argument(parser)
-    parser.set_defaults(func=run, torchrun=True)
+    add_launch_argument(parser)
+    parser.set_defaults(func=run, torchrun=True, prepare=prepare)

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from monai_multifair.core.distributed import rank, world_size
-from monai_multifair.errors import MultiFairError
+from monai_multifair.errors import MultiFairError, raised_on_every_rank
 
 __all__ = [
     "add_override_argument",
     "add_progress_argument",
+    "add_launch_argument",
     "load_run_config",
+    "prepare",
     "progress_options",
     "register",
     "result_lines",
@@ -42,6 +44,18 @@ def add_override_argument(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set trainer.epochs=3 --set method.name=groupdro (repeatable)",
+    )
+
+
+def add_launch_argument(parser: argparse.ArgumentParser) -> None:
+    """``--nproc-per-node N``: start N workers on this machine (``torch.distributed.run``)."""
+    parser.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run on N processes of this machine (one per GPU, or CPU processes with gloo): the config is "
+        "checked once, then N workers start as torchrun starts them; an error is one line, exit code 2",
     )
 
 
@@ -104,10 +118,9 @@ def result_lines(result: Any) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train (or resume) and print the test metrics and the files written."""
-    from monai_multifair.engine import train
-
+def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(config, its source)`` of the command line: the checks that need no data, done alike on every
+    rank (and once, before the workers start, by ``--nproc-per-node``)."""
     if args.resume and args.overwrite:
         raise MultiFairError("--resume and --overwrite exclude each other: continue the run or start it over")
     source = args.config
@@ -122,7 +135,15 @@ def run(args: argparse.Namespace) -> int:
             raise MultiFairError(
                 f"cannot resume {args.output!r}: it has no config.yaml (is it a run folder?)"
             )
-    config = load_run_config(source, args.overrides)
+    return load_run_config(source, args.overrides), source
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume) and print the test metrics and the files written."""
+    from monai_multifair.engine import train
+
+    with raised_on_every_rank():
+        config, source = prepare(args)
     run_dir = Path(args.output) if args.output else Path(config.output.dir)
     show, log = progress_options(args)
     lead = rank() == 0  # under torchrun, rank 0 speaks for the run
@@ -185,4 +206,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_override_argument(parser)
     add_progress_argument(parser)
-    parser.set_defaults(func=run, torchrun=True)
+    add_launch_argument(parser)
+    parser.set_defaults(func=run, torchrun=True, prepare=prepare)

@@ -124,16 +124,19 @@ def load_raw(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
     Raises:
         MultiFairError: missing, unreadable or non-UTF-8 file, unknown preset, invalid YAML (with the
             line), a document nested too deep or expanding beyond the size bound through aliases
-            (:func:`~monai_multifair.config.validation.check_yaml_shape`), a document that is not a
-            mapping, or a cycle of ``base:`` references.
+            (:func:`~monai_multifair.config.validation.check_yaml_shape`), an empty document (no keys:
+            write ``{}`` to mean every default), a document that is not a mapping, or a cycle of ``base:`` references.
     """
     path = _resolve_source(source).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise MultiFairError(f"config `base:` references form a cycle: {chain}")
     document = load_yaml_text(_read_text(path), str(path))
-    if document is None:
-        document = {}
+    if document is None:  # an empty file, or comments only: most likely the wrong file, or unsaved
+        raise MultiFairError(
+            f"config file {str(path)!r} is empty (no keys, comments at most); write the sections to set, "
+            "e.g. `base: demo-quick`, or `{}` to run every default"
+        )
     if not isinstance(document, Mapping):
         raise MultiFairError(
             f"{path}: expected a YAML mapping of sections at the top level, got {type(document).__name__}"

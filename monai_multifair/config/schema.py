@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, to_plain
 from monai_multifair.data.manifest import ManifestConfig
 from monai_multifair.data.sources import DATA_SOURCES, DataSource
-from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.errors import MultiFairError, close_match, close_match_hint
 
 __all__ = [
     "ENCODER_KINDS",
@@ -437,8 +437,14 @@ class MethodConfig:
             raise key_error(path, "a mapping with `name` and `options`", data)
         for key in data:
             if key not in ("name", "options"):
+                hint = close_match_hint(str(key), ("name", "options"))
+                option = (
+                    None if hint else close_match(str(key), cls._option_names(data.get("name", cls.name)))
+                )
+                if option is not None:
+                    hint = f" (did you mean `{path}.options.{option}`?)"
                 raise MultiFairError(
-                    f"unknown config key `{path}.{key}`{close_match_hint(str(key), ('name', 'options'))}; "
+                    f"unknown config key `{path}.{key}`{hint}; "
                     f"known keys in `{path}`: name, options (a method's settings go in `{path}.options`)"
                 )
         name = data.get("name", cls.name)
@@ -460,6 +466,19 @@ class MethodConfig:
         else:
             options = None
         return cls(name=name, options=options)
+
+    @classmethod
+    def _option_names(cls, name: Any) -> list[str]:
+        """The option names of the method ``name`` (none when it is unknown or takes no options dataclass)."""
+        from monai_multifair.plugins import get_method_spec
+
+        try:
+            spec = get_method_spec(name, cls.kind) if isinstance(name, str) else None
+        except MultiFairError:
+            return []
+        if spec is None or spec.options is None or not dataclasses.is_dataclass(spec.options):
+            return []
+        return [f.name for f in dataclasses.fields(spec.options)]
 
     def to_section(self) -> dict[str, Any]:
         """``{name, options}`` with every option resolved."""

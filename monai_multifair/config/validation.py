@@ -239,6 +239,20 @@ def plain(value: Any, path: str, _depth: int = 0) -> Any:
     raise key_error(path, "a plain YAML value (null, bool, number, string, list or mapping)", value)
 
 
+def _one_item_hint(tp: Any, value: Any, path: str) -> str:
+    """`` (write [x] for a list of one item)`` when ``value`` would be a valid item of the list type ``tp``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:
+        return ""
+    if value is None or isinstance(value, Mapping):
+        return ""
+    try:
+        convert(args[0] if args else Any, value, path)
+    except MultiFairError:
+        return ""
+    return f" (write [{value}] for a list of one item)"
+
+
 def convert(tp: Any, value: Any, path: str) -> Any:
     """Validate ``value`` against the type ``tp`` and return it in its Python form."""
     origin = typing.get_origin(tp)
@@ -292,7 +306,7 @@ def convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise key_error(path, _describe(tp), value)
+            raise MultiFairError(f"{key_error(path, _describe(tp), value)}{_one_item_hint(tp, value, path)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise key_error(path, _describe(tp), value)

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from monai_multifair.errors import MultiFairError
+from monai_multifair.errors import MultiFairError, raised_on_every_rank
 
 __all__ = [
     "all_gather_objects",
@@ -81,9 +81,10 @@ def on_rank_zero(function: Callable[[], Any]) -> Any:
     dist.broadcast_object_list(payload, src=0)
     outcome = payload[0]
     if outcome[0] == "error":
-        if outcome[1] == "MultiFairError":
-            raise MultiFairError(outcome[2])
-        raise OSError(outcome[2])
+        with raised_on_every_rank():  # the command line prints it once, on rank 0
+            if outcome[1] == "MultiFairError":
+                raise MultiFairError(outcome[2])
+            raise OSError(outcome[2])
     return outcome[1]
 
 

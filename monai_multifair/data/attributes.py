@@ -164,7 +164,8 @@ def apply_unknown_policy(
             f"{name}: {frame[id_column].iloc[row]!s} has an unknown value ({value!r}) "
             f"for attribute {first_attr!r} ({int(any_unknown.sum())} of {len(frame)} rows have unknown values: "
             f"{', '.join(f'{a}: {n}' for a, n in report.unknown.items() if n)}); "
-            "choose unknown='drop' to remove them (counted and reported) or unknown='keep' to make them a group"
+            "set the config key `data.unknown` to 'drop' to remove them (counted and reported) or to 'keep' to "
+            "make them a group (in Python: the `unknown` argument)"
         )
     if policy == "drop":
         report.dropped_ids = [str(v) for v in frame.loc[any_unknown, id_column]]

@@ -227,9 +227,11 @@ class ManifestDataset(MultimodalDataset):
                 )
             frame = frame[values == str(split)]
         frame = frame.reset_index(drop=True)
+        name = f"manifest[{split}]" if split is not None else "manifest"
         if id_column is not None:
             _require_columns(frame, [id_column], source, "id")
             ids = frame[id_column].astype(str).tolist()
+            name += f" {source}"  # messages name the file: the ids alone do not
         else:
             ids = [f"{source} row {i}" for i in frame.index]
         self.base_dir = base
@@ -244,12 +246,12 @@ class ManifestDataset(MultimodalDataset):
                     continue
                 if not isinstance(value, str):
                     raise MultiFairError(
-                        f"{sample_id}: column {column!r} holds {value!r}, expected a file path"
+                        f"{name}: {sample_id}: column {column!r} holds {value!r}, expected a file path"
                     )
                 file = Path(value) if Path(value).is_absolute() else base / value
                 if not file.is_file():
                     raise MultiFairError(
-                        f"{sample_id}: column {column!r} names {str(file)!r}, which does not exist"
+                        f"{name}: {sample_id}: column {column!r} names {str(file)!r}, which does not exist"
                     )
                 paths[modality].append(file)
         notes: dict[str, list[str]] = {}
@@ -260,7 +262,7 @@ class ManifestDataset(MultimodalDataset):
                     value = ""
                 elif not isinstance(value, str):
                     raise MultiFairError(
-                        f"{sample_id}: text column {column!r} holds {value!r}, expected a note"
+                        f"{name}: {sample_id}: text column {column!r} holds {value!r}, expected a note"
                     )
                 notes[modality].append(value)
         values: dict[str, np.ndarray] = {}
@@ -278,7 +280,7 @@ class ManifestDataset(MultimodalDataset):
                 value = block.iloc[row, col]
                 value = value.item() if isinstance(value, np.generic) else value
                 raise MultiFairError(
-                    f"{ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
+                    f"{name}: {ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
                 )
             values[modality] = np.nan_to_num(numeric.to_numpy(np.float32, na_value=np.nan), nan=0.0)
 
@@ -295,7 +297,7 @@ class ManifestDataset(MultimodalDataset):
             unknown_value=unknown_value,
             coding=coding,
             transform=transform,
-            name=f"manifest[{split}]" if split is not None else "manifest",
+            name=name,
         )
         kept = self.kept_rows
         self._paths = {m: [p[i] for i in kept] for m, p in paths.items()}

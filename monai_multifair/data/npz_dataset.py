@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from monai_multifair.core.distributed import rank
 from monai_multifair.data._arrays import (
     array_to_image,
     array_to_stack,
@@ -24,6 +27,8 @@ from monai_multifair.data._arrays import (
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.errors import MultiFairError, close_match_hint
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LABEL_CLASSES",
@@ -178,6 +183,30 @@ def check_attributes(attributes: Sequence[str], known: Sequence[str], layout: st
     return attributes
 
 
+def _odd_sizes(
+    name: str,
+    keys: Mapping[str, str],
+    stored: Mapping[str, list[tuple[tuple[int, int], Path]]],
+    image_size: tuple[int, int],
+) -> list[str]:
+    """One line per modality whose files store images of more than one size (all are resized to
+    ``image_size``): how many files differ from the most common size, and the first of them."""
+    lines = []
+    for modality, shapes in stored.items():
+        counts = Counter(shape for shape, _ in shapes)
+        if len(counts) < 2:
+            continue
+        usual, n_usual = counts.most_common(1)[0]
+        odd = [(shape, path) for shape, path in shapes if shape != usual]
+        shape, path = odd[0]
+        lines.append(
+            f"{name}: {len(odd)} of {len(shapes)} file(s) store key {keys[modality]!r} ({modality}) at another "
+            f"size (H, W) than the {n_usual} others' {usual}, the first {str(path)!r} at {shape}; every image is "
+            f"resized to `image_size` {list(image_size)}, which distorts these (check those files)"
+        )
+    return lines
+
+
 class NpzSubjectDataset(MultimodalDataset):
     """Samples stored as one ``.npz`` per subject, read with ``allow_pickle=False``.
 
@@ -200,7 +229,8 @@ class NpzSubjectDataset(MultimodalDataset):
         label_key: npz key of the class label.
         attributes: npz keys of the selected sensitive attributes (scalar integer codes).
         image_size: ``(H, W)`` to resize every image / slice to; ``None`` keeps the stored size, which
-            must then agree across files.
+            must then agree across files. With ``image_size``, files storing another size than the
+            most common one are logged once (a warning with their count and the first file).
         oct_slices: keep this many evenly spaced slices of each volume; ``None`` keeps all.
         unknown: unknown-value policy: ``"error"``, ``"drop"`` or ``"keep"``. See :class:`~monai_multifair.data.MultimodalDataset`.
         unknown_value: the code for "unknown" (``-1``), besides empty cells.
@@ -273,6 +303,7 @@ class NpzSubjectDataset(MultimodalDataset):
         self._texts: dict[str, list[str]] = {m: [] for m in [*npz_text, *csv_text]}
         tab_values: dict[str, list[np.ndarray]] = {m: [] for m in tabular}
         out_shapes: dict[str, tuple[tuple[int, ...], Path]] = {}
+        stored: dict[str, list[tuple[tuple[int, int], Path]]] = {m: [] for m in image_keys}
         has_image: dict[str, list[bool]] = {m: [] for m in image_keys}
         first_keys: list[str] = []
         for path in files:
@@ -301,6 +332,7 @@ class NpzSubjectDataset(MultimodalDataset):
                 if key not in infos:
                     continue
                 shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
+                stored[modality].append((self._stored_size(modality, infos[key].shape, key, source), path))
                 first = out_shapes.setdefault(modality, (shape, path))
                 if first[0] != shape:
                     raise MultiFairError(
@@ -354,6 +386,9 @@ class NpzSubjectDataset(MultimodalDataset):
                     f"{first_keys}" + close_match_hint(key, first_keys)
                 )
         self._image_keys = image_keys
+        if self.image_size is not None and rank() == 0:
+            for line in _odd_sizes(name, image_keys, stored, self.image_size):
+                logger.warning(line)
         frame = pd.DataFrame(rows)
         super().__init__(
             frame,
@@ -378,6 +413,12 @@ class NpzSubjectDataset(MultimodalDataset):
         absent.update({m: [not t.strip() for t in texts] for m, texts in self._texts.items()})
         absent.update({m: [False] * len(kept) for m in self._tabular})
         self._check_presence(absent)
+
+    def _stored_size(self, modality: str, shape: tuple[int, ...], key: str, source: str) -> tuple[int, int]:
+        """``(H, W)`` of an image or of a volume's slices as stored in the file."""
+        if self._spec[modality][0] == "image":
+            return tuple(check_image_shape(shape, key=key, source=source)[1:])
+        return tuple(check_stack_shape(shape, key=key, source=source)[2:])
 
     def _output_shape(
         self, modality: str, shape: tuple[int, ...], *, key: str, source: str

@@ -28,6 +28,7 @@ from monai_multifair.atomic_io import (
 from monai_multifair.core.distributed import rank
 from monai_multifair.engine.checkpoint_state import checkpoint_epoch
 from monai_multifair.engine.selection import SelectionScore
+from monai_multifair.errors import MultiFairError
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BestModelWriter",
     "EpochCheckpointWriter",
+    "check_checkpoint_record",
     "checkpoint_state",
     "intact_checkpoints",
     "record_path",
@@ -73,6 +75,46 @@ def verify_checkpoint(path: Path) -> str | None:
         return f"the record {record_file.name} is unreadable ({error})"
     problem = verify_file(path, record)
     return None if problem is None else f"{path.name}: {problem.replace(repr(str(path)), 'the file')}"
+
+
+def check_checkpoint_record(path: Path) -> str | None:
+    """Before a checkpoint is loaded (``evaluate``, the best model after training): check it against
+    its record when it has one.
+
+    Returns:
+        ``None`` when ``path`` matches its record (or is not a file: loading it reports that); a note
+        when it has no record (a checkpoint from elsewhere, or a bare state dict): it is loaded unchecked.
+
+    Raises:
+        MultiFairError: the file does not match its record (changed after it was written: damaged,
+            truncated or replaced) or the record is unreadable; one line naming both files.
+    """
+    path = Path(path)
+    record_file = record_path(path)
+    if not path.is_file():
+        return None
+    if not record_file.is_file():
+        return (
+            f"checkpoint {str(path)!r} has no record {record_file.name} (size and SHA-256); "
+            "it was loaded without an integrity check"
+        )
+    try:
+        data = json.loads(record_file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        record = FileRecord.from_dict(data)
+    except (ValueError, OSError) as error:
+        raise MultiFairError(
+            f"cannot check checkpoint {str(path)!r}: its record {record_file.name} is unreadable ({error}); "
+            "remove the record to load the checkpoint unchecked"
+        ) from None
+    problem = verify_file(path, record)
+    if problem is not None:
+        raise MultiFairError(
+            f"checkpoint {str(path)!r} fails its integrity check against {record_file.name}: "
+            f"{problem.replace(repr(str(path)), 'the file')}; refused"
+        )
+    return None
 
 
 def intact_checkpoints(folder: Path) -> tuple[list[Path], list[str]]:

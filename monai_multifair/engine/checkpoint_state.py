@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from monai_multifair.engine.selection import SelectionScore
 from monai_multifair.errors import MultiFairError
+from monai_multifair.networks.encoders.weights import load_tensors_file
 
 __all__ = [
     "CHECKPOINT_PATTERN",
@@ -96,31 +97,35 @@ def load_model_state(path: Path, device: torch.device) -> tuple[dict[str, Any], 
     """``(model state dict, selection record or None)`` of a checkpoint file (``weights_only`` loading).
 
     Raises:
-        MultiFairError: a missing, unreadable or foreign file, naming it.
+        MultiFairError: a missing, unreadable or foreign file, or NaN/inf weights, naming the file.
     """
     if not path.is_file():
         raise MultiFairError(f"checkpoint {str(path)!r} does not exist or is not a file")
-    try:
-        content = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # re-raised below as one message naming the file
-        # a text or other foreign file fails inside the (weights-only) unpickler with whatever it tripped
-        # on (KeyError of an opcode byte, IndexError, UnpicklingError, EOFError...): name the file and
-        # say what it is not
-        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        raise MultiFairError(
-            f"cannot read checkpoint {str(path)!r}: it is not a PyTorch checkpoint, or it is damaged or truncated "
-            f"({detail})"
-        ) from None
+    content = load_tensors_file(path, what="checkpoint", map_location=device)
     if not isinstance(content, Mapping):
         raise MultiFairError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, expected a dict")
     if "model" in content and isinstance(content["model"], Mapping):
-        return dict(content["model"]), content.get("selection")
+        return _finite(dict(content["model"]), path), content.get("selection")
     if content and all(isinstance(v, torch.Tensor) for v in content.values()):
-        return dict(content), None
+        return _finite(dict(content), path), None
     raise MultiFairError(
         f"checkpoint {str(path)!r} has no `model` entry (keys: {sorted(map(str, content))[:8]}); expected a "
         "checkpoint written by `multifair train` or a model state dict"
     )
+
+
+def _finite(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``state``, refused when a floating-point tensor holds NaN or inf (a diverged or damaged model
+    would otherwise surface later as non-finite scores)."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise MultiFairError(
+                    f"checkpoint {str(path)!r} holds {bad} NaN/inf value(s) in {name!r}; expected finite "
+                    "weights (the file is damaged, or training diverged: lower trainer.lr)"
+                )
+    return state
 
 
 def apply_model_state(network: nn.Module, state: Mapping[str, Any], path: Path) -> None:

@@ -3,7 +3,7 @@ decisions when the config asks for a post-processing method."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +118,16 @@ def write_split_results(
     extra: Mapping[str, Any],
     training_stats: pd.DataFrame | None,
     files: dict[str, Path],
+    notes: Sequence[str] = (),
 ) -> tuple[dict[str, Any], pd.DataFrame, AuditReport | None]:
     """Predict ``split`` with the network as it is; write predictions, metrics and reports.
 
     The operating threshold is ``evaluation.threshold``, or the rule it names fitted on the validation
     split (:func:`operating_threshold`); ``metrics`` records it (``threshold``, ``threshold_rule``,
-    ``threshold_source``). Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths
-    written. Under
+    ``threshold_source``). ``notes`` are added to ``metrics["notes"]`` (e.g. a checkpoint loaded
+    without an integrity record).
+
+    Returns ``(metrics, predictions frame, report)``; ``files`` gains the paths written. Under
     ``torch.distributed`` every rank predicts its share and gets the metrics and predictions; rank 0
     alone writes the files and builds the report (``None`` on the other ranks).
     """
@@ -138,6 +141,7 @@ def write_split_results(
         **test_metrics(config, dataset, probabilities, labels, groups, threshold=threshold),
     }
     metrics.update(extra)
+    metrics["notes"] = list(dict.fromkeys([*metrics["notes"], *notes]))
     metrics.update(
         {
             "threshold": threshold,

@@ -43,12 +43,17 @@ from monai_multifair.config import RunConfig
 from monai_multifair.core.distributed import barrier, on_rank_zero, rank
 from monai_multifair.data import PRESENCE_KEY, SPLIT_NAMES, MultimodalDataset
 from monai_multifair.engine.builders import build_optimizer
-from monai_multifair.engine.checkpoint_files import BestModelWriter, EpochCheckpointWriter
+from monai_multifair.engine.checkpoint_files import (
+    BestModelWriter,
+    EpochCheckpointWriter,
+    check_checkpoint_record,
+)
 from monai_multifair.engine.checkpoint_state import (
     RNGState,
     ScalerState,
     SelectionRecord,
     apply_model_state,
+    checkpoint_epoch,
     load_model_state,
 )
 from monai_multifair.engine.gradient_clipping import GradientClipper
@@ -67,7 +72,7 @@ from monai_multifair.engine.run_folder import (
 )
 from monai_multifair.engine.run_parts import RunParts, build_run_parts, quiet
 from monai_multifair.engine.selection import SelectionScore, ValidationRunner
-from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.errors import MultiFairError, close_match_hint, raised_on_every_rank
 from monai_multifair.handlers import FairnessEvaluationHandler
 from monai_multifair.methods import FairnessMethod
 from monai_multifair.metrics import UndefinedGroupMetricWarning
@@ -265,6 +270,13 @@ def train(
             say(f"resume: skipped {line}")
         if resume_from is not None and skipped:
             say(f"resume: continuing from {resume_from.name}")
+        if resume_from is not None and checkpoint_epoch(resume_from) == config.trainer.epochs:
+            say(
+                f"resume: the run is already complete ({config.trainer.epochs} of {config.trainer.epochs} epochs "
+                f"in {resume_from.name}); nothing to train: the best model is evaluated on the {final_split} split "
+                "again and the run's results (metrics, predictions, reports, training and validation tables) are "
+                "rewritten; raise trainer.epochs to train further"
+            )
         return _train_in_folder(
             config, run_dir, resume_from, files, started, progress, datasets, stats_interval, log, handlers,
             final_split,
@@ -357,6 +369,7 @@ def _train_in_folder(
 
     # -- the test split with the best model (written by rank 0, read by every rank)
     barrier()
+    check_checkpoint_record(ckpt_dir / BEST_CHECKPOINT)  # written by this run: always has its record
     model_state, _ = load_model_state(ckpt_dir / BEST_CHECKPOINT, parts.device)
     apply_model_state(parts.network, model_state, ckpt_dir / BEST_CHECKPOINT)
     stats, history = pd.DataFrame(monitor.rows), pd.DataFrame(validation.history)
@@ -425,7 +438,9 @@ def evaluate(
         :class:`RunResult` (``training_stats`` and ``validation`` are ``None``).
 
     Raises:
-        MultiFairError: a missing or unreadable checkpoint, one that does not fit the config's network,
+        MultiFairError: a missing or unreadable checkpoint, one that does not match its record
+            ``<checkpoint>.json`` (size and SHA-256; a checkpoint without one is loaded with a note in
+            ``metrics["notes"]``), one that does not fit the config's network,
             an unknown split, a training run's folder as ``run_dir``, earlier results without
             ``overwrite``, or a folder another process is writing to.
     """
@@ -440,6 +455,8 @@ def evaluate(
         run_dir = base / "evaluation"
     run_dir = Path(run_dir)
     on_rank_zero(lambda: check_evaluation_folder(run_dir, overwrite=overwrite))
+    with raised_on_every_rank():  # the same file for every rank
+        record_note = check_checkpoint_record(checkpoint)
     parts = build_run_parts(config, datasets, load_weights=False)
     model_state, selection = load_model_state(checkpoint, parts.device)
     apply_model_state(parts.network, model_state, checkpoint)
@@ -461,7 +478,10 @@ def evaluate(
 
     on_rank_zero(prepare_folder)
     try:
-        return _evaluate_in_folder(parts, config, checkpoint, selection, run_dir, split, files, started)
+        notes = [record_note] if record_note else []
+        return _evaluate_in_folder(
+            parts, config, checkpoint, selection, run_dir, split, files, started, notes
+        )
     finally:
         lock.release()
 
@@ -475,6 +495,7 @@ def _evaluate_in_folder(
     split: str,
     files: dict[str, Path],
     started: float,
+    notes: Sequence[str] = (),
 ) -> RunResult:
     """Predict, measure and write the evaluation, in a folder this process holds (see :func:`evaluate`)."""
     lead = rank() == 0
@@ -486,7 +507,7 @@ def _evaluate_in_folder(
         extra["selection_metric"] = selection.get("metric")
     title = f"Fairness audit: {checkpoint.name} on the {split} split"
     metrics, frame, report = write_split_results(
-        parts, run_dir, split, title=title, extra=extra, training_stats=None, files=files
+        parts, run_dir, split, title=title, extra=extra, training_stats=None, files=files, notes=notes
     )
     result = RunResult(run_dir, config, metrics, frame, best_epoch, report=report, files=files)
     result = _stamp(result, started) if lead else result

@@ -242,7 +242,22 @@ class MethodRegistry(SpecRegistry):
         return [spec for _, spec in sorted(self._specs.items()) if kind is None or spec.kind == kind]
 
     def get(self, name: str, kind: str | None = None) -> MethodSpec:
-        """The spec registered under ``name`` (of ``kind`` when given; errors as :meth:`SpecRegistry.get`)."""
+        """The spec registered under ``name`` (of ``kind`` when given; errors as :meth:`SpecRegistry.get`,
+        an unknown name with ``kind`` lists the methods of that kind only)."""
+        if (
+            kind is not None
+            and isinstance(name, str)
+            and name not in self._specs
+            and name not in self._conflicts
+        ):
+            known = [s.name for s in self.list(kind)]
+            message = (
+                f"unknown {kind} method {name!r}{close_match_hint(name, known)}; known {kind} methods: "
+                f"{', '.join(known) or 'none'}"
+            )
+            if self.failures:
+                message += "; plugins that failed to load: " + "; ".join(str(f) for f in self.failures)
+            raise MultiFairError(message)
         spec = super().get(name)
         if kind is not None and spec.kind != kind:
             others = ", ".join(s.name for s in self.list(kind))

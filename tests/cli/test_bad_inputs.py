@@ -1,5 +1,6 @@
 """A careless or hostile user's inputs, as a table: each gives exit code 2, one line on stderr naming
-the file / key / value, and leaves no half-written file behind (issue 15, items 4, 5, 6 and 8).
+the file / key / value, and leaves no half-written file behind (issue 15, items 4, 5, 6 and 8; issue 24:
+checkpoint records, weights files, an empty config, several processes, hints).
 
 Every case builds its inputs in ``tmp_path`` and returns the command line; the expected message is a
 regular expression matched against the whole line after ``multifair <command>: error: ``.
@@ -23,6 +24,7 @@ import torch
 
 from monai_multifair import atomic_io
 from monai_multifair.cli import main, one_line
+from monai_multifair.engine.checkpoint_files import save_checkpoint
 
 _spec = importlib.util.spec_from_file_location(
     "data_writers", Path(__file__).parents[1] / "data" / "conftest.py"
@@ -195,13 +197,96 @@ def _resume_damaged(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return ["train", "--config", str(TINY), "--output", str(run), "--resume"]
 
 
+# issue 24 ------------------------------------------------------------------------------------------
+class Pickled:
+    """Not a tensor: a weights-only load refuses a file holding it."""
+
+
+def _recorded_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A checkpoint written with its record, then changed inside a tensor (it still loads)."""
+    run = tmp / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    best = run / "checkpoints" / "best.pt"
+    save_checkpoint({"model": {"w": torch.linspace(0, 1, 64)}}, best)
+    data = bytearray(best.read_bytes())
+    start = data.index(torch.linspace(0, 1, 64).numpy().tobytes())  # the tensor's bytes in the archive
+    data[start + 40 : start + 44] = bytes(b ^ 0x01 for b in data[start + 40 : start + 44])
+    best.write_bytes(bytes(data))
+    torch.load(best, weights_only=True)  # readable: only the record can tell
+    return _evaluate(tmp, best, tmp / "eval")
+
+
+def _nan_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    weights = torch.zeros(3)
+    weights[1] = float("nan")
+    torch.save({"model": {"fusion.weight": weights}}, tmp / "nan.pt")
+    return _evaluate(tmp, tmp / "nan.pt", tmp / "eval")
+
+
+def _pickled_checkpoint(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    torch.save({"model": {"w": torch.zeros(1)}, "extra": Pickled()}, tmp / "pickled.pt")
+    return _evaluate(tmp, tmp / "pickled.pt", tmp / "eval")
+
+
+def _weights(tmp: Path, path: Path) -> list[str]:
+    return [
+        "train",
+        "--config",
+        str(TINY),
+        "--output",
+        str(tmp / "run"),
+        "--set",
+        f"encoders.fundus.weights={path}",
+    ]
+
+
+def _text_weights(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "weights.txt").write_text("e = 2.718\n")
+    return _weights(tmp, tmp / "weights.txt")
+
+
+def _folder_weights(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "weights").mkdir()
+    return _weights(tmp, tmp / "weights")
+
+
+def _pickled_weights(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    torch.save({"w": torch.zeros(1), "note": Pickled()}, tmp / "weights.pt")
+    return _weights(tmp, tmp / "weights.pt")
+
+
+def _manifest_nan(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    rows = [
+        {
+            "pid": f"p{i}",
+            "split": split,
+            "label": i % 2,
+            "race": "AB"[i // 2 % 2],
+            "age": 50.0 + i,
+            "bmi": 22.0,
+        }
+        for split in ("train", "val", "test")
+        for i in range(8)
+    ]
+    table = pd.DataFrame(rows)
+    table.loc[5, "age"] = np.nan  # train row 5, id p5
+    table.to_csv(tmp / "m.csv", index=False)
+    text = f"""
+data: {{source: manifest, attributes: [race], manifest: {{path: {tmp / "m.csv"}, id_column: pid, tabular: {{vitals: [age, bmi]}}}}}}
+encoders: {{vitals: {{name: tabular-mlp, options: {{in_features: 2}}}}}}
+trainer: {{epochs: 1, batch_size: 4}}
+evaluation: {{n_boot: 0}}
+"""
+    return _config(tmp, text)
+
+
 CASES = [
     # items 1, 3 and 8: checkpoints and run folders
     Case(
         "evaluate a text file as checkpoint",
         _text_checkpoint,
-        r"cannot read checkpoint '{tmp}/notes\.txt': it is not a PyTorch checkpoint, or it is damaged or "
-        r"truncated \(.+\)",
+        r"cannot read checkpoint '{tmp}/notes\.txt': it is a text file, not a file written by torch\.save "
+        r"\(it starts with 'epoch 3: auc 0\.9'\)",
     ),
     Case(
         "evaluate into a training run's folder",
@@ -307,6 +392,124 @@ CASES = [
         r"file '{target}': key 'slo_fundus' holds nan at index \[2, 5\] \(1 NaN/inf value\(s\)\); "
         r"expected finite image values",
     ),
+    # issue 24, item 1: a checkpoint is checked against its record; NaN weights are named
+    Case(
+        "evaluate a checkpoint changed after it was written",
+        _recorded_checkpoint,
+        r"checkpoint '{tmp}/run/checkpoints/best\.pt' fails its integrity check against best\.pt\.json: the file "
+        r"does not match its SHA-256 record \(damaged or replaced\); refused",
+    ),
+    Case(
+        "evaluate a checkpoint holding NaN",
+        _nan_checkpoint,
+        r"checkpoint '{tmp}/nan\.pt' holds 1 NaN/inf value\(s\) in 'fusion\.weight'; expected finite weights "
+        r"\(the file is damaged, or training diverged: lower trainer\.lr\)",
+    ),
+    # item 2: several processes, refused before any worker starts
+    Case(
+        "several processes with a misspelt key",
+        lambda tmp, mp: [
+            *_config(tmp, "base: demo-quick\n"),
+            "--nproc-per-node",
+            "2",
+            "--set",
+            "trainer.learning_rate=1",
+        ],
+        r"unknown config key `trainer\.learning_rate` \(did you mean 'lr'\?\); known keys in `trainer`: .*",
+    ),
+    Case(
+        "several processes with a missing config file",
+        lambda tmp, mp: [
+            "train",
+            "--nproc-per-node",
+            "2",
+            "--config",
+            str(tmp / "no.yaml"),
+            "--output",
+            str(tmp / "run"),
+        ],
+        r"config file '{tmp}/no\.yaml' does not exist",
+    ),
+    Case(
+        "zero processes",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--nproc-per-node", "0"],
+        r"expected --nproc-per-node to be an integer >= 1, got 0",
+    ),
+    Case(
+        "an abbreviated --nproc-per-node",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--nproc", "2"],
+        r"write --nproc-per-node in full \(an abbreviation of it cannot be passed on to the workers\)",
+    ),
+    # item 3: weights files and pickled checkpoints
+    Case(
+        "encoder weights that are a text file",
+        _text_weights,
+        r"config key `encoders\.fundus\.weights`: cannot read weights file '{tmp}/weights\.txt': it is a text "
+        r"file, not a file written by torch\.save \(it starts with 'e = 2\.718\\n'\)",
+    ),
+    Case(
+        "encoder weights that are a folder",
+        _folder_weights,
+        r"config key `encoders\.fundus\.weights`: expected `weights\.path` to be a file, got '{tmp}/weights', "
+        r"which is a folder",
+    ),
+    Case(
+        "encoder weights holding pickled objects",
+        _pickled_weights,
+        r"config key `encoders\.fundus\.weights`: cannot read weights file '{tmp}/weights\.pt': it holds pickled "
+        r"Python objects besides tensors \(.*Pickled\), which a safe \(weights-only\) load refuses; nothing in "
+        r"it was run; save the tensors alone, e\.g\. torch\.save\(model\.state_dict\(\), path\)",
+    ),
+    Case(
+        "evaluate a checkpoint holding pickled objects",
+        _pickled_checkpoint,
+        r"cannot read checkpoint '{tmp}/pickled\.pt': it holds pickled Python objects besides tensors "
+        r"\(.*Pickled\), which a safe \(weights-only\) load refuses; nothing in it was run; .*",
+    ),
+    # item 4: an empty config
+    Case(
+        "an empty config file",
+        lambda tmp, mp: _config(tmp, "# nothing yet\n"),
+        r"config file '{tmp}/config\.yaml' is empty \(no keys, comments at most\); write the sections to set, "
+        r"e\.g\. `base: demo-quick`, or `\{\}` to run every default",
+    ),
+    # item 7: hints
+    Case(
+        "a MultiFair option outside method.options",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--set", "method.fairnes_weight=1"],
+        r"unknown config key `method\.fairnes_weight` \(did you mean `method\.options\.fairness_weight`\?\); "
+        r"known keys in `method`: name, options \(a method's settings go in `method\.options`\)",
+    ),
+    Case(
+        "a misspelt MultiFair option",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--set", "method.options.fairnes_weight=1"],
+        r"config section `method\.options`: unknown MultiFairConfig key 'fairnes_weight'; known: .* "
+        r"\(did you mean 'fairness_weight'\?\)",
+    ),
+    Case(
+        "a misspelt post-processing name",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--set", "postprocessing.name=threshold"],
+        r"config key `postprocessing\.name`: unknown postprocessing method 'threshold' \(did you mean "
+        r"'threshold-optimizer'\?\); known postprocessing methods: threshold-optimizer",
+    ),
+    Case(
+        "one attribute written without brackets",
+        lambda tmp, mp: [*_config(tmp, "base: demo-quick\n"), "--set", "data.attributes=race"],
+        r"config key `data\.attributes`: expected a list of a string, got 'race' \(write \[race\] for a list of "
+        r"one item\)",
+    ),
+    Case(
+        "an unknown race in a training file",
+        lambda tmp, mp: _fairvision(tmp, change={"race": np.int64(-1)}),
+        r"FairVision\[train\]: {target} has an unknown value \(-1\) for attribute 'race' \(1 of 6 rows have "
+        r"unknown values: race: 1\); set the config key `data\.unknown` to 'drop' to remove them \(counted and "
+        r"reported\) or to 'keep' to make them a group \(in Python: the `unknown` argument\)",
+    ),
+    Case(
+        "a NaN in a manifest column",
+        _manifest_nan,
+        r"manifest\[train\] {tmp}/m\.csv: p5: tabular column 'age' has nan; expected a finite number",
+    ),
 ]
 
 
@@ -363,3 +566,29 @@ def test_errors_from_dataloader_workers_keep_only_the_original_message():
         "Invalid cross-device link: 'a' -> 'b'"
     )
     assert one_line(ValueError("two\nlines")) == "two lines"
+
+
+def test_an_image_of_another_size_is_trained_with_one_warning(tmp_path, caplog, capsys):
+    """Issue 24, item 5: with `image_size`, a 10x32 fundus among 12x12 ones is resized, and said once."""
+    argv = _fairvision(tmp_path, change={"slo_fundus": np.zeros((10, 32), np.uint8)})
+    target = (tmp_path / "target.txt").read_text()
+    with caplog.at_level("WARNING", logger="monai_multifair.data"):
+        assert main([*argv, "--set", "data.image_size=[12, 12]"]) == 0
+    odd = [r.getMessage() for r in caplog.records if "at another size" in r.getMessage()]
+    assert odd == [
+        f"FairVision[train]: 1 of 6 file(s) store key 'slo_fundus' (fundus) at another size (H, W) than the 5 "
+        f"others' (12, 12), the first '{target}' at (10, 32); every image is resized to `image_size` [12, 12], "
+        "which distorts these (check those files)"
+    ]
+    assert "test metrics" in capsys.readouterr().out
+
+
+def test_the_workers_command_line_is_the_command_without_nproc_per_node():
+    from monai_multifair.cli.launcher import worker_argv
+
+    assert worker_argv(["train", "--nproc-per-node", "4", "--config", "demo"]) == [
+        "train",
+        "--config",
+        "demo",
+    ]
+    assert worker_argv(["train", "--config", "demo", "--nproc-per-node=4"]) == ["train", "--config", "demo"]

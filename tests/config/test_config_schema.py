@@ -108,7 +108,10 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
             r"`method.options`: .*'modality', 'routing', got 'route'.*did you mean 'routing'",
         ),
         ("method.options.preset=papr", r"`method.options`: unknown `preset` 'papr'.*did you mean 'paper'"),
-        ("method.name=groupdr", r"`method.name`: unknown method 'groupdr' \(did you mean 'groupdro'\?\)"),
+        (
+            "method.name=groupdr",
+            r"`method.name`: unknown training method 'groupdr' \(did you mean 'groupdro'\?\)",
+        ),
         (
             "method.name=threshold-optimizer",
             r"`method.name`: method 'threshold-optimizer' is a postprocessing method",

@@ -23,7 +23,7 @@ FRAME = pd.DataFrame(
 
 def test_error_policy_names_row_attribute_and_count():
     with pytest.raises(
-        MultiFairError, match=r"b has an unknown value .*'language'.*3 of 5 rows.*unknown='drop'"
+        MultiFairError, match=r"b has an unknown value .*'language'.*3 of 5 rows.*`data.unknown` to 'drop'"
     ):
         apply_unknown_policy(FRAME, ["race", "language"], "error")
     kept, report = apply_unknown_policy(FRAME[FRAME.id.isin(["a", "d"])], ["race", "language"], "error")

@@ -211,3 +211,24 @@ def test_true_false_attributes_stay_categories():
     frame = pd.DataFrame({"label": [0, 1, 0, 1], "smoker": [True, False, True, False], "age": [1, 2, 3, 4]})
     ds = ManifestDataset(frame, tabular={"vitals": ["age"]}, attributes=["smoker"])
     assert ds.group_labels == ("smoker=False", "smoker=True")
+
+
+def test_images_of_another_size_are_resized_with_one_warning_naming_the_first(fairvision_root, caplog):
+    root, written = fairvision_root  # 12x12 images, 5-slice 12x12 volumes
+    files = _files(written, "Training")
+    _rewrite(files[2], written, slo_fundus=np.zeros((10, 32), np.uint8))
+    _rewrite(files[4], written, slo_fundus=np.zeros((12, 7), np.uint8))
+    _rewrite(files[1], written, oct_bscans=np.zeros((9, 12, 12), np.uint8))  # other slice count: not a size
+    with caplog.at_level("WARNING", logger="monai_multifair.data.npz_dataset"):
+        train = FairVisionDataset(root, "train", image_size=(16, 16), oct_slices=3)
+        FairVisionDataset(root, "val", image_size=(16, 16), oct_slices=3)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"FairVision[train]: 2 of 6 file(s) store key 'slo_fundus' (fundus) at another size (H, W) than the "
+        f"4 others' (12, 12), the first '{files[2]}' at (10, 32); every image is resized to `image_size` "
+        "[16, 16], which distorts these (check those files)"
+    ]
+    assert tuple(train[2]["fundus"].shape) == (1, 16, 16)  # resized as configured
+    with pytest.raises(
+        MultiFairError, match=r"gives a fundus of shape \(1, 10, 32\), but .* set `image_size`"
+    ):
+        FairVisionDataset(root, "train", modalities=["fundus"])  # without image_size: an error, as before

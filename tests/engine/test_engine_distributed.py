@@ -140,3 +140,50 @@ def test_multifair_compare_under_torchrun(tmp_path, torchrun):
     assert not [p for p in (out / "runs").rglob("*") if p.is_file()]  # each run folder removed once stored
     results = json.loads((out / "results.json").read_text())
     assert set(results["ranks"]["es_auc"]) == {"erm", "groupdro"}
+
+
+def _failed(run, *args, **kwargs) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of a command that must fail (the fixtures fail the test on exit != 0)."""
+    with pytest.raises(pytest.fail.Exception) as info:
+        run(*args, **kwargs)
+    text = str(info.value)
+    head, _, rest = text.partition("\n--- stdout\n")
+    stdout, _, stderr = rest.partition("\n--- stderr\n")
+    return int(head.split()[2].rstrip(":")), stdout, stderr
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_user_errors_with_several_processes_are_one_line_once_and_exit_2(tmp_path, torchrun, run_worker):
+    """``--nproc-per-node`` checks the config before starting workers, and a user error the workers meet
+    is printed once by rank 0; no launcher traceback. Plain torchrun: one line, every rank exits with 2."""
+    train = ["monai_multifair", "train", "--config", CONFIG, "--no-progress"]
+    # a bad key: refused before any worker starts
+    code, out, err = _failed(
+        run_worker, "-m", [*train, "--nproc-per-node", "2", "--output", tmp_path / "a", "--set", "trainer.learning_rate=1"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        "multifair train: error: unknown config key `trainer.learning_rate` (did you mean 'lr'?); known keys in "
+        "`trainer`: epochs, batch_size, optimizer, lr, weight_decay, momentum, grad_clip, amp, accumulation_steps, "
+        "seed, device, num_workers, val_interval, sync_batchnorm, modality_dropout"
+    ]
+    assert not (tmp_path / "a").exists()
+    # a run folder in the way: found by the workers (rank 0 decides, every rank raises), printed once
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "checkpoint_epoch=1.pt").write_bytes(b"0")
+    code, out, err = _failed(
+        run_worker, "-m", [*train, "--nproc-per-node", "2", "--output", tmp_path / "run"], cwd=tmp_path
+    )
+    assert code == 2 and out.count("on 2 processes") == 1
+    assert err.splitlines() == [
+        f"multifair train: error: run folder '{tmp_path / 'run'}' already holds a run (checkpoint_epoch=1.pt); "
+        "continue it with --resume, start it over with --overwrite, or choose another --output"
+    ]
+    # plain torchrun: the one line once, every rank exits with 2 (torchrun still prints its own report)
+    missing = ["monai_multifair", "train", "--config", tmp_path / "no.yaml", "--output", tmp_path / "b"]
+    code, out, err = _failed(torchrun, "-m", missing, cwd=tmp_path)
+    assert code == 1  # torchrun's own exit code when a worker fails
+    assert err.count(f"multifair train: error: config file '{tmp_path / 'no.yaml'}' does not exist") == 1
+    assert err.count("exitcode  : 2") == 2 and "SIGTERM" not in err

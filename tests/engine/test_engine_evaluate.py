@@ -27,12 +27,17 @@ def test_best_checkpoint_reproduces_the_runs_test_metrics(run):
     written = json.loads((result.run_dir / "metrics.json").read_text())
     assert written["checkpoint"] == str(run.files["best_checkpoint"]) and written["split"] == "test"
     assert (result.run_dir / "report.html").is_file() and (result.run_dir / "config.yaml").is_file()
+    assert not any("integrity" in note for note in result.metrics["notes"])  # it matched its record
 
 
 def test_other_split_and_bare_state_dict(run, tmp_path):
     bare = tmp_path / "weights.pt"
     torch.save(torch.load(run.files["last_checkpoint"], weights_only=True)["model"], bare)
     result = evaluate(run.config, bare, tmp_path / "out", split="val")
+    assert (
+        f"checkpoint {str(bare)!r} has no record weights.pt.json (size and SHA-256); it was loaded without an integrity check"
+        in result.metrics["notes"]
+    )
     assert result.best_epoch is None and result.metrics["split"] == "val"
     val = build_datasets(run.config)["val"]
     assert result.predictions["id"].tolist() == val.ids
@@ -95,3 +100,46 @@ def test_threshold_rule_is_fitted_on_validation_and_applied_to_test(run, tiny_co
     assert fixed["threshold_rule"] == "fixed" and fixed["threshold"] == run.config.evaluation.threshold
     assert isinstance(fixed["degenerate"], dict) and "degenerate_metrics" in fixed
     assert np.isfinite(fixed["threshold"])
+
+
+def test_a_checkpoint_changed_after_it_was_written_is_refused(run, tmp_path):
+    """Bytes flipped inside a tensor of best.pt still load (torch reads the tensor data unchecked) and
+    would give other AUCs: the size/SHA-256 record written with it refuses the file."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    best = folder / "best.pt"
+    data = bytearray(run.files["best_checkpoint"].read_bytes())
+    (folder / "best.pt.json").write_bytes((run.files["best_checkpoint"].parent / "best.pt.json").read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4] = bytes(b ^ 0x01 for b in data[middle : middle + 4])
+    best.write_bytes(bytes(data))
+    torch.load(best, weights_only=True)  # still a readable checkpoint: only the record can tell
+    with pytest.raises(
+        MultiFairError,
+        match=rf"^checkpoint '{best}' fails its integrity check against best\.pt\.json: the file does not "
+        r"match its SHA-256 record \(damaged or replaced\); refused$",
+    ):
+        evaluate(run.config, best, tmp_path / "o")
+    best.write_bytes(bytes(data[:-10]))
+    with pytest.raises(
+        MultiFairError, match=rf"the file has {len(data) - 10} bytes, its record says {len(data)}"
+    ):
+        evaluate(run.config, best, tmp_path / "o")
+    (folder / "best.pt.json").write_text("[1, 2]\n")
+    with pytest.raises(
+        MultiFairError, match=r"its record best\.pt\.json is unreadable \(expected a JSON object"
+    ):
+        evaluate(run.config, best, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_nan_weights_are_named_not_the_scores(run, tmp_path):
+    state = torch.load(run.files["best_checkpoint"], weights_only=True)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name].view(-1)[0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    with pytest.raises(
+        MultiFairError,
+        match=rf"checkpoint '.*nan\.pt' holds 1 NaN/inf value\(s\) in '{name}'; expected finite",
+    ):
+        evaluate(run.config, tmp_path / "nan.pt", tmp_path / "o")

@@ -119,3 +119,19 @@ def test_update_mode_interrupted_then_resumed_equals_uninterrupted(tiny_config, 
         train(tiny_config(*settings), run, progress=False, handlers=[InterruptAt(epoch=2, index=3)])
     resumed = train(tiny_config(*settings), run, resume=True, progress=False)
     _assert_same_run(resumed, straight)
+
+
+def test_resuming_a_complete_run_says_so_and_reproduces_its_results(uninterrupted, tiny_config, tmp_path):
+    import shutil
+
+    shutil.copytree(uninterrupted.run_dir, tmp_path / "run")
+    lines: list[str] = []
+    again = train(tiny_config(*SETTINGS), tmp_path / "run", resume=True, progress=False, log=lines.append)
+    complete = [line for line in lines if "already complete" in line]
+    assert complete == [
+        "resume: the run is already complete (3 of 3 epochs in checkpoint_epoch=3.pt); nothing to train: the best "
+        "model is evaluated on the test split again and the run's results (metrics, predictions, reports, "
+        "training and validation tables) are rewritten; raise trainer.epochs to train further"
+    ]
+    assert not any(line.startswith("epoch ") for line in lines), lines  # no epoch was trained
+    _assert_same_run(again, uninterrupted)

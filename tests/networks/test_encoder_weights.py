@@ -109,8 +109,14 @@ def test_reading_errors(tmp_path):
     ):
         read_state_dict(tmp_path / "nowhere.pt")
     (tmp_path / "text.pt").write_text("not a torch file")
-    with pytest.raises(MultiFairError, match=r"cannot read weights file .*weights_only=True"):
+    with pytest.raises(
+        MultiFairError,
+        match=r"cannot read weights file '.*text\.pt': it is a text file, not a file written by torch\.save "
+        r"\(it starts with 'not a torch file'\)$",
+    ):
         read_state_dict(tmp_path / "text.pt")
+    with pytest.raises(MultiFairError, match=r"`weights\.path` to be a file, got '.*', which is a folder$"):
+        read_state_dict(tmp_path)
     torch.save({"model": {"w": torch.zeros(1)}, "step": 3}, tmp_path / "ckpt.pt")
     with pytest.raises(
         MultiFairError,
@@ -123,8 +129,17 @@ def test_reading_errors(tmp_path):
         read_state_dict(tmp_path / "ckpt.pt", key="state_dict")
     assert set(read_state_dict(tmp_path / "ckpt.pt", key="model")) == {"w"}
     torch.save({"w": Payload()}, tmp_path / "pickle.pt")
-    with pytest.raises(MultiFairError, match=r"cannot read weights file .*pickle\.pt.*weights_only=True"):
+    with pytest.raises(
+        MultiFairError,
+        match=r"cannot read weights file '.*pickle\.pt': it holds pickled Python objects besides tensors "
+        r"\(.*Payload\), which a safe \(weights-only\) load refuses; nothing in it was run; .*state_dict",
+    ) as caught:
         read_state_dict(tmp_path / "pickle.pt")
+    assert "weights_only=False" not in str(caught.value)  # torch's advice would run the file's code
+    data = (tmp_path / "ckpt.pt").read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(MultiFairError, match=r"'.*half\.pt': it is damaged or truncated \(RuntimeError: "):
+        read_state_dict(tmp_path / "half.pt")
 
 
 def test_map_state_dict_keys_longest_prefix_and_collisions():

@@ -11,7 +11,7 @@ import dataclasses
 import fnmatch
 import os
 import pickle
-import zipfile
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +24,7 @@ __all__ = [
     "WeightsReport",
     "freeze_parameters",
     "load_encoder_weights",
+    "load_tensors_file",
     "map_state_dict_keys",
     "read_state_dict",
 ]
@@ -66,6 +67,67 @@ class WeightsReport:
         return text
 
 
+def _unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, as a clause for one line."""
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in text:
+        names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", text)))
+        held = f" ({', '.join(names[:3])})" if names else ""
+        return (
+            f"it holds pickled Python objects besides tensors{held}, which a safe (weights-only) load refuses; "
+            "nothing in it was run; save the tensors alone, e.g. torch.save(model.state_dict(), path)"
+        )
+    with path.open("rb") as file:
+        head = file.read(16)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # neither torch's zip format nor a legacy pickle
+        start = head.decode("utf-8", errors="ignore")  # a character cut at byte 16 is dropped
+        if (
+            head
+            and len(start.encode()) >= len(head) - 3
+            and all(c.isprintable() or c.isspace() for c in start)
+        ):
+            return f"it is a text file, not a file written by torch.save (it starts with {start!r})"
+        if not head:
+            return "it is empty, not a file written by torch.save"
+        return f"it is not a file written by torch.save (it starts with the bytes {head[:8]!r})"
+    first = (text.strip().splitlines() or [""])[0]
+    detail = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return f"it is damaged or truncated ({detail})"
+
+
+def load_tensors_file(
+    path: str | os.PathLike, *, what: str, map_location: str | torch.device = "cpu"
+) -> object:
+    """``torch.load(path, weights_only=True)`` whose failures are one line naming ``what`` and the file.
+
+    A weights-only load never runs code from the file; a file holding other pickled objects is refused
+    with what it holds (torch's own message suggests ``weights_only=False``, which would run that code).
+
+    Args:
+        path: an existing file (the caller says what it expected when it is missing).
+        what: what the file is, for the message (``"weights file"``, ``"checkpoint"``).
+        map_location: where tensors are loaded.
+
+    Raises:
+        MultiFairError: ``cannot read <what> '<path>': <reason>`` -- a text or foreign file, pickled
+            Python objects, a damaged or truncated file.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # re-raised below as one line naming the file
+        # a text or foreign file fails inside the (weights-only) unpickler with whatever it tripped on
+        # (KeyError of an opcode byte, IndexError, UnpicklingError, EOFError...)
+        raise MultiFairError(f"cannot read {what} {str(path)!r}: {_unreadable_reason(path, error)}") from None
+
+
+def _expect_file(path: Path, name: str) -> None:
+    if path.is_dir():
+        raise MultiFairError(f"expected {name} to be a file, got {str(path)!r}, which is a folder")
+    if not path.is_file():
+        raise MultiFairError(f"expected {name} to be a file, got {str(path)!r} (it does not exist)")
+
+
 def read_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict stored in ``path``, read with ``torch.load(weights_only=True)`` on the CPU.
 
@@ -81,16 +143,8 @@ def read_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str
             entries present and suggests one that holds tensors).
     """
     path = Path(path)
-    if not path.is_file():
-        raise MultiFairError(f"expected `weights.path` to be a file, got {str(path)!r} (it does not exist)")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise MultiFairError(
-            f"cannot read weights file {str(path)!r} with torch.load(weights_only=True) "
-            f"({type(exc).__name__}: {first}); expected a state dict saved with torch.save"
-        ) from None
+    _expect_file(path, "`weights.path`")
+    content = load_tensors_file(path, what="weights file")
     where = f"the file {str(path)!r}"
     if key is not None:
         for part in key.split("."):
