@@ -174,7 +174,8 @@ def group_loss_distances(
 
 
 class FairIdentityScalingWeighting(SampleWeighting):
-    """The FIS loss (see the module docstring); buffers: the per-group distance EMA and its seen mask."""
+    """The FIS loss (see the module docstring); buffers: the per-group distance EMA and its seen mask, and
+    the last batch's mean group weight per group (NaN for a group absent from that batch)."""
 
     def __init__(
         self,
@@ -221,10 +222,12 @@ class FairIdentityScalingWeighting(SampleWeighting):
         individual = torch.softmax(gathered_losses / self.temperature, dim=0) * total
         group = torch.softmax(self.distance[gathered_groups] / self.temperature, dim=0) * total
         weight = (1 - self.scaling_coefficient) * individual + self.scaling_coefficient * group
+        # the mean group weight of each group in the batch: undefined (NaN) for a group absent from it
         zeros = torch.zeros(self.num_groups, device=losses.device)
+        in_batch = zeros.index_add(0, gathered_groups, torch.ones_like(group))
+        mean_weight = zeros.index_add(0, gathered_groups, group) / in_batch.clamp_min(1)
         self.last_group_weight.copy_(
-            zeros.index_add(0, gathered_groups, group)
-            / zeros.index_add(0, gathered_groups, torch.ones_like(group)).clamp_min(1)
+            torch.where(in_batch > 0, mean_weight, torch.full_like(mean_weight, float("nan")))
         )
         # this rank's slice of the gathered batch (ranks hold equal batch sizes, in rank order)
         size = local.numel()

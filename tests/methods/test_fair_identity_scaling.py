@@ -146,3 +146,14 @@ def test_the_pool_decides_which_group_is_up_weighted(pool, majority_up):
     )
     weight = weighting.last_group_weight
     assert (float(weight[0]) > float(weight[1])) is majority_up
+
+
+def test_group_weight_of_a_group_absent_from_the_batch_is_undefined():
+    weighting = FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9)
+    losses = torch.tensor([0.2, 1.0, 0.4, 3.0])
+    weighting(losses, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 2, 2]))
+    weight = weighting.statistics()["group_weight"]
+    assert torch.isnan(weight[1]) and torch.isfinite(weight[[0, 2]]).all()
+    # the mean of B softmax(D_a / T) over each present group's samples
+    group = 4 * torch.softmax(weighting.distance[torch.tensor([0, 0, 2, 2])], 0)
+    torch.testing.assert_close(weight[[0, 2]], torch.stack([group[:2].mean(), group[2:].mean()]))
