@@ -78,3 +78,14 @@ def test_group_ids_outside_the_training_groups_are_refused(tiny_config, tmp_path
         MultiFairError, match=r"the test split has group ids in \[0, 3\], expected them in \[0, 3\)"
     ):
         train(config, tmp_path / "run", progress=False, datasets=datasets)
+
+
+def test_a_run_saved_with_the_checks_on_resumes_without_them(tiny_config, tmp_path):
+    """Run folders written before the checks were left off hold ``validate_args: true``: resuming them
+    with a config that leaves it unset is allowed (the checks change no number)."""
+    from monai_multifair.engine.run_folder import check_resume
+
+    tiny_config("method.options.validate_args=true").to_yaml(tmp_path / "config.yaml")
+    check_resume(tiny_config(), tmp_path, tmp_path / "checkpoints" / "checkpoint_epoch=1.pt")
+    with pytest.raises(MultiFairError, match=r"`method.options.preset` \('default' -> 'paper'\)"):
+        check_resume(tiny_config("method.options.preset=paper"), tmp_path, tmp_path / "checkpoint_epoch=1.pt")
