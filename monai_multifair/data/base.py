@@ -227,6 +227,11 @@ class MultimodalDataset(Dataset, abc.ABC):
                 present.append(False)
             else:
                 present.append(bool(value.strip()) if kind == "text" else True)
+        if not any(present):
+            raise MultiFairError(
+                f"{self.name}: {self._ids[index]!s} has none of the modalities {list(self.modality_kinds)} "
+                "(an absent image or an empty note); a sample needs at least one to be classified"
+            )
         sample[PRESENCE_KEY] = torch.tensor(present, dtype=torch.bool)
         sample["label"] = int(self._labels[index])
         for attr in self.attributes:

@@ -57,6 +57,7 @@ RESUMABLE_KEYS: tuple[str, ...] = (
     "pipeline.cache_dir",
     "pipeline.cache_rate",
     "output",
+    "method.options.validate_args",  # value checks only: they change no number
 )
 #: The best model's checkpoint in ``checkpoints/``.
 BEST_CHECKPOINT = "best.pt"

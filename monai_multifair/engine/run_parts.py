@@ -238,6 +238,17 @@ def build_run_parts(
     splits = _datasets(config, datasets, splits)
     seed_everything(config.trainer.seed)
     network = build_network(config, splits["train"], load_weights=load_weights).to(device)
+    train = splits["train"]
+    for split, dataset in splits.items():
+        ids = np.asarray(dataset.groups)
+        if ids.size and (ids.min() < 0 or ids.max() >= train.num_groups):
+            raise MultiFairError(
+                f"the {split} split has group ids in [{ids.min()}, {ids.max()}], expected them in "
+                f"[0, {train.num_groups}) (the training split's groups); build every split with one coding"
+            )
+    # the group ids are checked above and a dataset refuses a sample with no modality when it loads
+    # it: the network's per-batch checks of the same would only add host synchronisations to every step
+    network.validate_args = False
     if tuple(network.modality_names) != tuple(splits["train"].modalities):
         raise MultiFairError(
             f"the network's modalities {list(network.modality_names)} are not in the order of the data's "

@@ -18,12 +18,18 @@ Choices their paper and code leave open, or where we depart from the code (docum
 
 - **Distance.** Their code computes a Sinkhorn divergence (geomloss, ``p=2``, blur 0.1) between group
   ``g``'s losses and the pooled losses. We use its small-blur limit, the exact one-dimensional optimal
-  transport cost ``W_2^2 / 2`` between the two empirical distributions, computed from
-  ``quantiles`` evenly spaced quantiles (no extra dependency, on the device).
+  transport cost ``W_2^2 / 2`` between the two empirical distributions (a sort and a merge of their
+  quantile functions, on the device, no extra dependency). ``quantiles=Q`` reads both quantile
+  functions at ``Q`` levels only instead, an approximation kept as an explicit option.
 - **Which losses.** Their code draws, every step, one extra batch per group from per-group loaders and
-  runs a no-grad forward on each (``K`` extra forwards per step). We use the losses of the current batch
-  (all-gathered under ``torch.distributed``) and smooth each group's distance over steps with an EMA
-  (``distance_ema_decay``); a group absent from a batch keeps its previous distance.
+  runs a no-grad forward on each (``K`` extra forwards per step); each group is measured against the
+  concatenation of those equal-size batches, a group-balanced pool. We use the losses of the current
+  batch (all-gathered under ``torch.distributed``), measured against ``pool="balanced"`` (the equal
+  mixture of the groups present: their pool, without the extra forwards) or ``pool="batch"`` (the
+  whole batch, in which groups weigh by their frequency: the default, kept from earlier releases).
+  The pool decides which group is up-weighted: against the batch a small group with larger losses is
+  the far one, against the balanced pool the large group can be. Each group's distance is smoothed over
+  steps with an EMA (``distance_ema_decay``); a group absent from a batch keeps its previous distance.
 - **Scale.** Their weights sum to ``right_asymptote`` (1) over the batch, which divides the loss by the
   batch size (nearly invisible under Adam, a ``B``-fold smaller step under SGD). Ours average 1 (the
   factor ``B`` above), so the loss keeps the cross-entropy's scale.
@@ -35,13 +41,14 @@ Choices their paper and code leave open, or where we depart from the code (docum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from monai_multifair.config.validation import check
 from monai_multifair.core.distributed import gather_batch, world_size
+from monai_multifair.errors import MultiFairError
 from monai_multifair.methods.base import LossWeightingMethod, MethodContext, SampleWeighting
 from monai_multifair.plugins.method_spec import MethodSpec
 
@@ -62,7 +69,11 @@ class FairIdentityScalingOptions:
         scaling_coefficient: ``c``, the share of the group weight, in [0, 1] (their ``fair_scaling_coef``).
         temperature: ``T`` of both softmaxes, > 0 (their ``fair_scaling_temperature``).
         distance_ema_decay: decay of the per-group distance EMA, in [0, 1) (0: the batch's distance).
-        quantiles: quantile levels used for the one-dimensional transport cost, >= 2.
+        pool: what each group's losses are measured against: ``"batch"`` (all of the batch's losses,
+            groups weighted by their frequency) or ``"balanced"`` (the equal mixture of the groups
+            present, as FairVision's one equal-size batch per group).
+        quantiles: ``None`` (the exact one-dimensional transport cost) or an integer >= 2: the cost
+            read at this many evenly spaced quantile levels only, an approximation.
     """
 
     scaling_coefficient: float = field(
@@ -70,41 +81,101 @@ class FairIdentityScalingOptions:
     )
     temperature: float = field(default=1.0, metadata=check(lambda v: v > 0, "a number > 0"))
     distance_ema_decay: float = field(default=0.9, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
-    quantiles: int = field(default=32, metadata=check(lambda v: v >= 2, "an integer >= 2"))
+    pool: Literal["batch", "balanced"] = "batch"
+    quantiles: int | None = field(
+        default=None, metadata=check(lambda v: v is None or v >= 2, "null (exact) or an integer >= 2")
+    )
+
+
+def _cdf_dtype(device: torch.device) -> torch.dtype:
+    """float64 for the cumulative weights (exact enough to tell breakpoints ``1 / (n m)`` apart); MPS has
+    no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def group_loss_distances(
-    losses: Tensor, groups: Tensor, num_groups: int, quantiles: int
+    losses: Tensor,
+    groups: Tensor,
+    num_groups: int,
+    quantiles: int | None = None,
+    *,
+    pool: str = "batch",
 ) -> tuple[Tensor, Tensor]:
-    """``(distance [K], present [K])``: ``W_2^2 / 2`` between each group's losses and all losses.
+    """``(distance [K], present [K])``: ``W_2^2 / 2`` between each group's losses and the pool's.
 
-    Both distributions are read at the quantile levels ``(j + 0.5) / Q``, ``j < Q`` (lower empirical
-    quantiles); a group with no sample has ``present`` false and distance 0. No host synchronisation.
+    The pool (``P``) is the distribution of all of the batch's losses (``pool="batch"``: each sample
+    weighs ``1 / N``, so groups weigh by their frequency) or the equal mixture of the groups present
+    (``pool="balanced"``: a sample of group ``g`` weighs ``1 / (K' n_g)`` with ``K'`` groups present,
+    the pool FairVision draws with one equal-size batch per group).
+
+    With ``quantiles=None`` the distance is exact: both quantile functions are step functions, and
+    ``W_2^2 = int_0^1 (F_g^{-1}(t) - F_P^{-1}(t))^2 dt`` is a sum over the merged breakpoints of the
+    two (a sort of ``2N`` breakpoints per group). With an integer ``quantiles = Q`` both quantile
+    functions are read at the levels ``(j + 0.5) / Q`` only (``F^{-1}(l)`` taken as the sample of rank
+    ``floor(l n)``), an approximation whose error grows when ``Q`` is smaller than the group's size
+    (``docs/howto/fairness_methods.md``). A group with no sample has ``present`` false and distance 0.
+    No host synchronisation.
+
+    Example:
+        >>> d, _ = group_loss_distances(torch.tensor([0.0, 1.0, 2.0, 3.0]), torch.tensor([0, 0, 1, 1]), 2)
+        >>> d.tolist()  # group 0 against the pool: (0, 0, 1, 1) vs (0, 1, 2, 3): W2^2 = (0 + 1 + 1 + 4) / 4
+        [0.75, 0.75]
     """
+    if pool not in ("batch", "balanced"):
+        raise MultiFairError(f"expected `pool` to be 'batch' or 'balanced', got {pool!r}")
     n = losses.numel()
     device = losses.device
-    levels = (torch.arange(quantiles, device=device, dtype=losses.dtype) + 0.5) / quantiles
-    pooled = torch.sort(losses).values
-    pooled_q = pooled[(levels * n).long().clamp_max(n - 1)]
-    # samples sorted by (group, loss): each group is a contiguous, sorted slice
-    order = torch.argsort(losses, stable=True)
-    order = order[torch.argsort(groups[order], stable=True)]
-    sorted_losses = losses[order]
+    cdf_dtype = _cdf_dtype(device)
     counts = torch.zeros(num_groups, dtype=torch.long, device=device).index_add_(
         0, groups, torch.ones_like(groups)
     )
-    starts = torch.cumsum(counts, 0) - counts
-    index = starts[:, None] + (levels[None, :] * counts[:, None]).long().clamp_max(
-        (counts[:, None] - 1).clamp_min(0)
-    )
-    group_q = sorted_losses[index.clamp(0, n - 1)]
     present = counts > 0
-    distance = 0.5 * ((group_q - pooled_q[None, :]) ** 2).mean(dim=1)
+    # the pool: sorted losses and their cumulative weights (its quantile function's breakpoints)
+    pool_order = torch.argsort(losses, stable=True)
+    pooled = losses[pool_order]
+    if pool == "batch":
+        pool_cdf = torch.arange(1, n + 1, device=device, dtype=cdf_dtype) / n
+    else:
+        share = 1.0 / (present.sum().to(cdf_dtype) * counts.clamp_min(1).to(cdf_dtype))
+        pool_cdf = torch.cumsum(share[groups[pool_order]], 0)
+        pool_cdf = torch.cat([pool_cdf[:-1], pool_cdf.new_ones(1)])  # the last breakpoint is 1 exactly
+    # each group's sorted losses: samples sorted by (group, loss) make each group a contiguous slice
+    order = torch.argsort(losses, stable=True)
+    order = order[torch.argsort(groups[order], stable=True)]
+    sorted_losses = losses[order]
+    starts = torch.cumsum(counts, 0) - counts
+    sizes = counts.to(cdf_dtype)[:, None]
+    if quantiles is None:
+        ranks = torch.arange(1, n + 1, device=device, dtype=cdf_dtype)
+        group_cdf = (ranks[None, :] / sizes.clamp_min(1)).clamp_max(1.0)  # [K, N]
+        breaks = torch.cat(
+            [
+                torch.zeros(num_groups, 1, device=device, dtype=cdf_dtype),
+                group_cdf,
+                pool_cdf.expand(num_groups, n),
+            ],
+            dim=1,
+        )
+        breaks = torch.sort(breaks, dim=1).values  # [K, 2N + 1]
+        width = breaks[:, 1:] - breaks[:, :-1]
+        levels = (breaks[:, 1:] + breaks[:, :-1]) / 2  # inside each interval both functions are constant
+        pool_rank = torch.searchsorted(pool_cdf, levels.contiguous()).clamp_max(n - 1)
+        weight = width.to(losses.dtype)
+    else:
+        levels = ((torch.arange(quantiles, device=device, dtype=cdf_dtype) + 0.5) / quantiles).expand(
+            num_groups, quantiles
+        )
+        pool_rank = torch.searchsorted(pool_cdf, levels.contiguous(), right=True).clamp_max(n - 1)
+        weight = torch.full((num_groups, quantiles), 1.0 / quantiles, device=device, dtype=losses.dtype)
+    group_rank = torch.minimum(torch.floor(levels * sizes).long(), (counts[:, None] - 1).clamp_min(0))
+    group_q = sorted_losses[(starts[:, None] + group_rank).clamp(0, n - 1)]
+    distance = 0.5 * (weight * (group_q - pooled[pool_rank]) ** 2).sum(dim=1)
     return torch.where(present, distance, torch.zeros_like(distance)), present
 
 
 class FairIdentityScalingWeighting(SampleWeighting):
-    """The FIS loss (see the module docstring); buffers: the per-group distance EMA and its seen mask."""
+    """The FIS loss (see the module docstring); buffers: the per-group distance EMA and its seen mask, and
+    the last batch's mean group weight per group (NaN for a group absent from that batch)."""
 
     def __init__(
         self,
@@ -112,15 +183,26 @@ class FairIdentityScalingWeighting(SampleWeighting):
         scaling_coefficient: float,
         temperature: float,
         distance_ema_decay: float,
-        quantiles: int,
+        quantiles: int | None = None,
         process_group: Any | None = None,
+        *,
+        pool: str = "batch",
     ) -> None:
         super().__init__(process_group)
+        if pool not in ("batch", "balanced"):
+            raise MultiFairError(f"expected `pool` to be 'batch' or 'balanced', got {pool!r}")
+        if quantiles is not None and (
+            isinstance(quantiles, bool) or not isinstance(quantiles, int) or quantiles < 2
+        ):
+            raise MultiFairError(
+                f"expected `quantiles` to be None (exact) or an integer >= 2, got {quantiles!r}"
+            )
         self.num_groups = num_groups
         self.scaling_coefficient = float(scaling_coefficient)
         self.temperature = float(temperature)
         self.decay = float(distance_ema_decay)
-        self.quantiles = int(quantiles)
+        self.quantiles = quantiles
+        self.pool = pool
         self.register_buffer("distance", torch.zeros(num_groups))
         self.register_buffer("seen", torch.zeros(num_groups, dtype=torch.bool))
         self.register_buffer("last_group_weight", torch.zeros(num_groups))
@@ -131,7 +213,7 @@ class FairIdentityScalingWeighting(SampleWeighting):
         gathered_losses, gathered_groups = gather_batch([local, groups.long()], self.process_group)
         total = gathered_losses.numel()
         distance, present = group_loss_distances(
-            gathered_losses, gathered_groups, self.num_groups, self.quantiles
+            gathered_losses, gathered_groups, self.num_groups, self.quantiles, pool=self.pool
         )
         fresh = present & ~self.seen
         smoothed = torch.where(fresh, distance, self.decay * self.distance + (1 - self.decay) * distance)
@@ -140,10 +222,12 @@ class FairIdentityScalingWeighting(SampleWeighting):
         individual = torch.softmax(gathered_losses / self.temperature, dim=0) * total
         group = torch.softmax(self.distance[gathered_groups] / self.temperature, dim=0) * total
         weight = (1 - self.scaling_coefficient) * individual + self.scaling_coefficient * group
+        # the mean group weight of each group in the batch: undefined (NaN) for a group absent from it
         zeros = torch.zeros(self.num_groups, device=losses.device)
+        in_batch = zeros.index_add(0, gathered_groups, torch.ones_like(group))
+        mean_weight = zeros.index_add(0, gathered_groups, group) / in_batch.clamp_min(1)
         self.last_group_weight.copy_(
-            zeros.index_add(0, gathered_groups, group)
-            / zeros.index_add(0, gathered_groups, torch.ones_like(group)).clamp_min(1)
+            torch.where(in_batch > 0, mean_weight, torch.full_like(mean_weight, float("nan")))
         )
         # this rank's slice of the gathered batch (ranks hold equal batch sizes, in rank order)
         size = local.numel()
@@ -168,7 +252,7 @@ class FairIdentityScaling(LossWeightingMethod):
         o = self.options
         return FairIdentityScalingWeighting(
             context.num_groups, o.scaling_coefficient, o.temperature, o.distance_ema_decay, o.quantiles,
-            context.process_group,
+            context.process_group, pool=o.pool,
         )  # fmt: skip
 
     def describe(self) -> str:

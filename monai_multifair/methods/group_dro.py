@@ -8,6 +8,13 @@ Weights ``q`` over the cells (groups, or group x label cells) start uniform. At 
     q_k <- q_k * exp(eta * (L_k + C / sqrt(n_k)))        then q <- q / sum_k q_k
     loss = sum_k q_k L_k
 
+A cell with no training sample (``n_k = 0``) can never be in a batch: its weight is 0 from the start
+and stays 0 (the multiplicative update keeps it there), and the others start uniform. Their code starts
+such a cell at ``1 / K`` and divides ``C`` by ``sqrt(0)``, which makes every weight NaN when ``C > 0``;
+clamping ``n_k`` to 1 instead would hand the empty cell the full adjustment ``C`` at every step until
+its weight nears 1 and the loss of the real cells vanishes. :class:`GroupDRO` logs the empty cells
+by name.
+
 ``eta`` is the step size (``robust_step_size`` in their code, 0.01), ``C`` the generalisation
 adjustment (``generalization_adjustment``; 0 switches it off). Under gradient accumulation every
 micro-batch is one step of ``q``. Under ``torch.distributed`` the cell sums and counts are all-reduced, so
@@ -17,6 +24,7 @@ batch. Everything stays on the device.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +33,7 @@ from torch import Tensor
 
 from monai_multifair.config.validation import check
 from monai_multifair.core.distributed import world_size
+from monai_multifair.errors import MultiFairError
 from monai_multifair.methods.base import (
     LossWeightingMethod,
     MethodContext,
@@ -32,10 +41,13 @@ from monai_multifair.methods.base import (
     all_reduce_sum,
     cell_counts,
     cell_ids,
+    cell_names,
 )
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = ["GROUPDRO_SPEC", "GroupDRO", "GroupDROOptions", "GroupDROWeighting"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,7 +70,8 @@ class GroupDROWeighting(SampleWeighting):
 
     Args:
         num_cells: number of cells ``K``.
-        train_counts: ``[K]`` training counts ``n_k`` (for the adjustment).
+        train_counts: ``[K]`` training counts ``n_k`` (for the adjustment); a cell with ``n_k = 0`` has
+            weight 0 throughout. At least one count must be > 0.
         eta: step size.
         adjustment: ``C``.
         by: how cells are formed from labels and groups.
@@ -81,9 +94,25 @@ class GroupDROWeighting(SampleWeighting):
         self.eta = float(eta)
         self.by = by
         self.num_classes = num_classes
-        adjust = adjustment / train_counts.clamp_min(1).sqrt() if adjustment > 0 else torch.zeros(num_cells)
+        train_counts = torch.as_tensor(train_counts, dtype=torch.float64).cpu()
+        if train_counts.shape != (num_cells,):
+            raise MultiFairError(
+                f"expected `train_counts` of shape ({num_cells},) (one count per cell), "
+                f"got {tuple(train_counts.shape)}"
+            )
+        if bool((train_counts < 0).any()) or not bool(torch.isfinite(train_counts).all()):
+            raise MultiFairError(f"expected `train_counts` finite and >= 0, got {train_counts.tolist()}")
+        present = train_counts > 0
+        if not bool(present.any()):
+            raise MultiFairError(
+                "expected at least one cell with training samples in `train_counts`, got none"
+            )
+        # an empty cell: no adjustment (instead of C / sqrt(0)) and weight 0 from the start
+        adjust = torch.where(
+            present, adjustment / train_counts.clamp_min(1).sqrt(), torch.zeros_like(train_counts)
+        )
         self.register_buffer("adjustment", adjust.float())
-        self.register_buffer("q", torch.full((num_cells,), 1.0 / num_cells))
+        self.register_buffer("q", (present.double() / present.sum()).float())
         self.register_buffer("last_cell_loss", torch.zeros(num_cells))
 
     def forward(self, losses: Tensor, labels: Tensor, groups: Tensor) -> Tensor:
@@ -119,6 +148,12 @@ class GroupDRO(LossWeightingMethod):
 
     def build_weighting(self, context: MethodContext) -> SampleWeighting:
         counts = cell_counts(context, self.options.by)
+        empty = [name for name, n in zip(cell_names(context, self.options.by), counts.tolist()) if n == 0]
+        if empty:
+            logger.warning(
+                "groupdro: the training split has no sample of cell(s) %s; their weight is 0",
+                ", ".join(empty),
+            )
         return GroupDROWeighting(
             counts.numel(),
             counts,

@@ -68,14 +68,21 @@ class MultiFairModulation(FairnessMethod):
 
 
 def parse_multifair_options(values: Any, path: str) -> MultiFairConfig:
-    """``method.options`` of ``multifair``: the flat :class:`~monai_multifair.core.MultiFairConfig` fields."""
+    """``method.options`` of ``multifair``: the flat :class:`~monai_multifair.core.MultiFairConfig` fields.
+
+    A run config leaves ``validate_args`` off unless it sets it: the run's loaders check the labels,
+    group ids and input values when they load the data, so the modulator's per-step value checks
+    would only repeat them, at the cost of host synchronisations in every step. (Everywhere else,
+    ``MultiFairConfig`` keeps its preset's ``validate_args``.)
+    """
     if values is None:
-        return MultiFairConfig()
+        values = {}
     if not isinstance(values, Mapping):
         raise MultiFairError(
             f"config key `{path}`: expected a mapping of MultiFairConfig fields, got {values!r}"
         )
     checked = {k: plain(v, f"{path}.{k}") for k, v in values.items()}
+    checked.setdefault("validate_args", False)
     try:
         return MultiFairConfig.from_dict(checked)
     except MultiFairError as error:

@@ -50,7 +50,7 @@ def test_reference_step_by_hand(make_net, make_batch, record_guide_outputs, reco
     guide_outputs, applied = record_guide_outputs(mod), record_scales(mod)
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
 
-    previous = np.full(2, np.nan)
+    previous = np.full(2, 0.5)  # the research code's auc_prev = [0.5, 0.5]
     ema = np.full((2, 2), 0.5)
     gates = []
     for t in range(4):
@@ -70,21 +70,20 @@ def test_reference_step_by_hand(make_net, make_batch, record_guide_outputs, reco
         probs = [torch.softmax(o, dim=1)[:, 1].double().numpy() for o in guide_outputs[-1]]
         current = np.array([_auc(y, p) for p in probs])
         current = np.where(np.isnan(current), previous, current)
-        delta = np.where(np.isnan(previous) | np.isnan(current), 0.0, current - previous)
+        delta = current - previous
         balance = 1.0 - np.abs(delta) / (np.abs(delta).sum() + cfg.eps)
         previous = current
         for m, p in enumerate(probs):
             for g in (0, 1):
                 value = _logistic_surrogate(y[a == g], p[a == g])
-                if not np.isnan(value):
-                    ema[m, g] = 0.9 * ema[m, g] + 0.1 * value
-        factor = np.clip(
-            1 + cfg.group_strength * (ema.mean(1, keepdims=True) - ema) / cfg.fairness_threshold, 0.5, 2.0
-        )
+                ema[m, g] = 0.9 * ema[m, g] + 0.1 * (0.5 if np.isnan(value) else value)
+        factor = 1 + cfg.group_strength * (ema.mean(1, keepdims=True) - ema) / cfg.fairness_threshold
         share = np.array([(a == 0).mean(), (a == 1).mean()])
         collapsed = factor @ share
         fused = torch.softmax(logits.detach(), dim=1)[:, 1].double().numpy()
-        fused_group = np.array([_auc(y[a == g], fused[a == g]) for g in (0, 1)])
+        fused_group = np.array(
+            [(0.5 if np.isnan(v := _auc(y[a == g], fused[a == g])) else v) for g in (0, 1)]
+        )
         gate = bool(
             np.isfinite(fused_group).all() and abs(fused_group[0] - fused_group[1]) > cfg.fairness_threshold
         )
@@ -130,11 +129,11 @@ def test_reference_reset_state(make_net, make_batch):
     batch = make_batch(0, num_groups=2)
     for _ in range(2):
         mod(net(batch.inputs), batch.labels, batch.groups)
-    assert not torch.isnan(mod.previous_auc).any() and not torch.equal(
+    assert not torch.equal(mod.previous_auc, torch.full((2,), 0.5)) and not torch.equal(
         mod.group_surrogate_ema, torch.full((2, 2), 0.5)
     )
     mod.reset_state()
-    assert torch.isnan(mod.previous_auc).all()
+    assert torch.equal(mod.previous_auc, torch.full((2,), 0.5))
     assert torch.equal(mod.group_surrogate_ema, torch.full((2, 2), 0.5))
 
 
@@ -158,3 +157,49 @@ def test_reference_rejects_presence_mask(make_net, make_batch):
     full = torch.ones(24, 2, dtype=torch.bool)
     aux = mod(net(batch.inputs), batch.labels, batch.groups, present=full)
     assert float(aux) == 0.0
+
+
+def test_reference_clamp_settings_are_refused(make_net):
+    """The research code does not clamp the group factor: a clamp asked of the reference preset is an
+    error, not a setting silently ignored."""
+    net = make_net(0)
+    with pytest.raises(MultiFairError, match=r"`group_factor_max` does not apply to the reference preset"):
+        _reference(net, group_factor_max=3.0)
+    with pytest.raises(MultiFairError, match=r"`group_factor_min` does not apply to the reference preset"):
+        _reference(net, group_factor_min=0.0)
+
+
+def test_reference_one_class_group_counts_as_half(make_net, make_batch, record_guide_outputs):
+    """As the research code: a group with one class enters the surrogate EMA as 0.5 and its fused AUC
+    reads 0.5, so the gate can open on the other group's distance from 0.5; a group with fewer than two
+    samples keeps the gate closed. The first step's B_m is measured from 0.5."""
+    net = make_net(1)
+    mod = _reference(net, fairness_threshold=0.01)
+    guide_outputs = record_guide_outputs(mod)
+    batch = make_batch(0, size=30, num_groups=2)
+    batch.groups[:] = 0
+    batch.groups[:10] = 1
+    batch.labels[:10] = 0  # group 1: one class
+    batch.labels[10:20] = 1
+    batch.labels[20:] = 0
+    logits = net(batch.inputs)
+    mod(logits, batch.labels, batch.groups)
+    stats = mod.stats()
+    y = batch.labels.numpy()
+    probs = [torch.softmax(o, dim=1)[:, 1].double().numpy() for o in guide_outputs[-1]]
+    current = np.array([_auc(y, p) for p in probs])
+    np.testing.assert_allclose(stats["guide_auc"].numpy(), current, atol=1e-6)
+    delta = np.abs(current - 0.5)
+    np.testing.assert_allclose(stats["balance"].numpy(), 1 - delta / (delta.sum() + 1e-8), atol=1e-6)
+    np.testing.assert_allclose(
+        stats["guide_group_auc"].numpy()[:, 1], [0.5, 0.5], atol=1e-7
+    )  # 0.9 * 0.5 + 0.1 * 0.5
+    fused = torch.softmax(logits.detach(), dim=1)[:, 1].double().numpy()
+    fused_0 = _auc(y[10:], fused[10:])
+    np.testing.assert_allclose(stats["fused_group_auc"].numpy(), [fused_0, 0.5], atol=1e-6)
+    assert float(stats["gate"]) == float(abs(fused_0 - 0.5) > 0.01) == 1.0
+    # one sample of group 1: the research code has no AUC for it and leaves the gate closed
+    batch.groups[:] = 0
+    batch.groups[0] = 1
+    mod(net(batch.inputs), batch.labels, batch.groups)
+    assert float(mod.stats()["gate"]) == 0.0

@@ -141,3 +141,20 @@ def test_loaders_stack_the_mask_and_the_network_ignores_missing_inputs(manifest,
     changed["vitals"][3] = -4.0
     assert torch.allclose(net(changed, present=batch[PRESENCE_KEY]), logits)
     assert not torch.allclose(net(changed), net(inputs))  # without the mask it would
+
+
+def test_a_sample_without_any_modality_is_refused_when_it_is_read():
+    """A dataset whose loader yields no modality for a sample (no file, only a blank note) that its
+    load-time check did not see is refused when the sample is read, naming it: the training engine
+    relies on this instead of a per-step check on the device."""
+    from monai_multifair.data import MultimodalDataset
+
+    class Notes(MultimodalDataset):
+        def load_modalities(self, index):
+            return {"notes": "  " if index == 1 else "IOP 12"}
+
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "label": [0, 1, 0], "sex": [0, 1, 0]})
+    ds = Notes(frame, modalities={"notes": "text"}, attributes=["sex"], name="notes-only")
+    assert ds[0][PRESENCE_KEY].tolist() == [True]
+    with pytest.raises(MultiFairError, match=r"notes-only: b has none of the modalities \['notes'\]"):
+        ds[1]

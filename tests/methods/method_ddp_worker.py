@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, distributed: bool) -> None:
     if args.method == "groupdro":
         weighting = GroupDROWeighting(3, counts, eta=0.5, adjustment=1.0, by="group", num_classes=2)
     elif args.method == "fis":
-        weighting = FairIdentityScalingWeighting(3, 0.5, 0.7, 0.8, 8)
+        weighting = FairIdentityScalingWeighting(3, 0.5, 0.7, 0.8, pool="balanced")  # exact distance
     else:
         weighting = None
     local = GLOBAL_BATCH // world

@@ -68,3 +68,92 @@ def test_coefficient_zero_is_individual_scaling_only():
     value = weighting(losses, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 1]))
     w = 4 * torch.softmax(losses, 0)
     assert float(value) == pytest.approx(float((w * losses).mean()))
+
+
+def _expanded_cost(sample, pool, pool_weights):
+    """W2^2 / 2 by brute force: both sorted samples repeated onto one common grid of equal masses (each
+    value as many times as its mass holds grid cells), then the mean squared difference of the grids."""
+    from fractions import Fraction
+    from math import lcm
+
+    masses = [Fraction(1, sample.size)] + [Fraction(w).limit_denominator(10**6) for w in pool_weights]
+    cells = lcm(*(m.denominator for m in masses))
+    a = np.repeat(np.sort(sample), cells // sample.size)
+    order = np.argsort(pool, kind="stable")
+    b = np.repeat(
+        pool[order], [int(Fraction(w).limit_denominator(10**6) * cells) for w in pool_weights[order]]
+    )
+    assert a.size == b.size == cells
+    return 0.5 * np.mean((a - b) ** 2)
+
+
+@pytest.mark.parametrize("pool", ["batch", "balanced"])
+def test_exact_distance_is_the_transport_cost_of_the_empirical_distributions(pool):
+    rng = np.random.default_rng(7)
+    for size in (5, 12, 30):
+        losses = rng.gamma(2.0, 0.5, size=size)
+        groups = rng.integers(0, 3, size=size)
+        groups[0], groups[1] = 0, 1  # groups 0 and 1 present; group 3 never
+        counts = np.bincount(groups, minlength=4)
+        if pool == "batch":
+            weights = np.full(size, 1.0 / size)
+        else:
+            weights = 1.0 / ((counts > 0).sum() * counts[groups])
+        distance, present = group_loss_distances(torch.tensor(losses), torch.tensor(groups), 4, pool=pool)
+        assert present.tolist() == [bool(c) for c in counts]
+        for g in np.flatnonzero(counts):
+            expected = _expanded_cost(losses[groups == g], losses, weights)
+            assert float(distance[g]) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert float(distance[3]) == 0.0
+
+
+def test_balanced_pool_is_the_batch_pool_when_groups_are_equal_in_size():
+    rng = np.random.default_rng(1)
+    losses = torch.tensor(rng.gamma(2.0, 0.5, size=24))
+    groups = torch.arange(24) % 3
+    balanced, _ = group_loss_distances(losses, groups, 3, pool="balanced")
+    batch, _ = group_loss_distances(losses, groups, 3, pool="batch")
+    torch.testing.assert_close(balanced, batch, rtol=1e-12, atol=1e-14)
+
+
+def test_the_quantile_approximation_is_exact_for_a_shift_and_off_otherwise():
+    """A constant shift is exact at any number of levels; on skewed losses with fewer levels than
+    samples the approximation misses the exact cost (the reason it is no longer the default)."""
+    x = torch.tensor([0.5, 1.0, 1.5, 2.0, 3.0, 3.5, 4.0, 4.5])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    exact, _ = group_loss_distances(x, groups, 2)
+    approx, _ = group_loss_distances(x, groups, 2, 8)
+    torch.testing.assert_close(exact, approx, rtol=1e-6, atol=1e-9)
+    rng = np.random.default_rng(0)
+    skewed = torch.tensor(rng.lognormal(0.0, 1.0, size=64))
+    groups = torch.tensor(rng.integers(0, 2, size=64))
+    exact, _ = group_loss_distances(skewed, groups, 2)
+    approx, _ = group_loss_distances(skewed, groups, 2, 4)
+    assert float((exact - approx).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize(("pool", "majority_up"), [("batch", False), ("balanced", True)])
+def test_the_pool_decides_which_group_is_up_weighted(pool, majority_up):
+    """Groups 85 / 15, the minority's losses 3x larger. Against the batch (dominated by the majority)
+    the minority is far from the pool and weighs more; against the balanced pool the majority is the
+    further one (its losses sit below the mixture's more than the minority's sit above it)."""
+    rng = np.random.default_rng(0)
+    groups = np.r_[np.zeros(85, dtype=np.int64), np.ones(15, dtype=np.int64)]
+    losses = rng.gamma(2.0, 0.25, size=100) * np.where(groups == 1, 3.0, 1.0)
+    weighting = FairIdentityScalingWeighting(2, 1.0, 1.0, 0.0, pool=pool)
+    weighting(
+        torch.tensor(losses, dtype=torch.float32), torch.zeros(100, dtype=torch.long), torch.tensor(groups)
+    )
+    weight = weighting.last_group_weight
+    assert (float(weight[0]) > float(weight[1])) is majority_up
+
+
+def test_group_weight_of_a_group_absent_from_the_batch_is_undefined():
+    weighting = FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9)
+    losses = torch.tensor([0.2, 1.0, 0.4, 3.0])
+    weighting(losses, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 2, 2]))
+    weight = weighting.statistics()["group_weight"]
+    assert torch.isnan(weight[1]) and torch.isfinite(weight[[0, 2]]).all()
+    # the mean of B softmax(D_a / T) over each present group's samples
+    group = 4 * torch.softmax(weighting.distance[torch.tensor([0, 0, 2, 2])], 0)
+    torch.testing.assert_close(weight[[0, 2]], torch.stack([group[:2].mean(), group[2:].mean()]))
