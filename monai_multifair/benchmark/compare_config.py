@@ -71,18 +71,14 @@ class MethodEntry:
 
     @classmethod
     def parse(cls, value: Any, path: str) -> MethodEntry:
+        """The entry of ``value`` (a name or a mapping); the name is checked against the method registry by
+        :meth:`check_registered` (which loads the plugins, and with them torch)."""
         if isinstance(value, str):
             value = {"name": value}
         data = _mapping(value, path, ("name", "label", "options", "tune"))
         name = data.get("name")
         if not isinstance(name, str) or not name:
             raise MultiFairError(f"compare config key `{path}.name`: expected a method name, got {name!r}")
-        from monai_multifair.plugins import get_method_spec
-
-        try:
-            get_method_spec(name, "training")
-        except MultiFairError as err:
-            raise MultiFairError(f"compare config key `{path}.name`: {err}") from None
         options = data.get("options") or {}
         if not isinstance(options, Mapping):
             raise MultiFairError(f"compare config key `{path}.options`: expected a mapping, got {options!r}")
@@ -95,6 +91,15 @@ class MethodEntry:
                 f"compare config key `{path}.label`: expected a name without spaces or slashes, got {label!r}"
             )
         return cls(name=name, label=label, options=dict(options), tune=tune)
+
+    def check_registered(self, path: str) -> None:
+        """Raise unless :attr:`name` is a training method of the registry (``multifair plugins``)."""
+        from monai_multifair.plugins import get_method_spec
+
+        try:
+            get_method_spec(self.name, "training")
+        except MultiFairError as err:
+            raise MultiFairError(f"compare config key `{path}.name`: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label, "options": dict(self.options), "tune": self.tune}
@@ -292,7 +297,11 @@ class CompareConfig:
             raise MultiFairError(
                 f"compare config key `quick`: expected true or false, got {fields['quick']!r}"
             )
-        return cls(**fields)
+        config = cls(**fields)
+        # last: the registry loads the plugins (and torch), so every other error answers without them
+        for i, method in enumerate(config.methods):
+            method.check_registered(f"methods[{i}]")
+        return config
 
     def replace(self, **changes: Any) -> CompareConfig:
         return dataclasses.replace(self, **changes)

@@ -18,7 +18,6 @@ import argparse
 import sys
 from typing import Any
 
-from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
@@ -86,11 +85,13 @@ def _list() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run or continue the comparison, then print where the leaderboard is."""
-    from monai_multifair.benchmark import compare
-
     if args.list:
         return _list()
     config = build_config(args)
+    # the runner (torch, Optuna) is imported once the config is valid: a config error answers quickly
+    from monai_multifair.benchmark import compare
+    from monai_multifair.core.distributed import rank
+
     lead = rank() == 0  # under torchrun, rank 0 speaks for the comparison
     show = not args.no_progress and sys.stderr.isatty() and lead
     action = "leaderboard of" if args.report_only else "comparing"

@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 
 from monai_multifair.cli.train_command import add_override_argument, load_run_config, result_lines
-from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
@@ -20,8 +19,6 @@ __all__ = ["register", "run"]
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint and print its metrics and the files written."""
-    from monai_multifair.engine import evaluate
-
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_file():
         raise MultiFairError(f"--checkpoint {args.checkpoint!r} does not exist or is not a file")
@@ -35,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
                 f"(looked for {str(source)!r})"
             )
     config = load_run_config(source, args.overrides)
+    from monai_multifair.core.distributed import rank
+    from monai_multifair.engine import evaluate
+
     result = evaluate(config, checkpoint, args.output, split=args.split, overwrite=args.overwrite)
     if rank() == 0:
         print("\n".join(result_lines(result)))

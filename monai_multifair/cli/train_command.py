@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.errors import MultiFairError
 
 __all__ = [
@@ -106,8 +105,6 @@ def result_lines(result: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) and print the test metrics and the files written."""
-    from monai_multifair.engine import train
-
     if args.resume and args.overwrite:
         raise MultiFairError("--resume and --overwrite exclude each other: continue the run or start it over")
     source = args.config
@@ -123,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
                 f"cannot resume {args.output!r}: it has no config.yaml (is it a run folder?)"
             )
     config = load_run_config(source, args.overrides)
+    # the engine (torch, MONAI) is imported once the config is valid: a config error answers quickly
+    from monai_multifair.core.distributed import rank, world_size
+    from monai_multifair.engine import train
+
     run_dir = Path(args.output) if args.output else Path(config.output.dir)
     show, log = progress_options(args)
     lead = rank() == 0  # under torchrun, rank 0 speaks for the run
