@@ -65,7 +65,14 @@ class Recorder:
 
 def test_tuning_never_receives_the_test_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder(monkeypatch)
-    compare(_config(), tmp_path, progress=False, log=lambda line: None)
+    lines: list[str] = []
+    compare(_config(), tmp_path, progress=False, log=lines.append)
+    # the first runs probe every arm once (erm's first final run, groupdro's first trial), for the ETA
+    assert [c["config"].method.name for c in recorder.calls[:2]] == ["erm", "groupdro"]
+    assert [c["final_split"] for c in recorder.calls[:2]] == ["test", "val"]
+    progress = [line for line in lines if line.startswith("[")]
+    assert len(progress) == 6 and all(", ETA " in line for line in progress)
+    assert progress[-1].split("ETA ")[1].startswith("0:00:00]")
     tuning = [c for c in recorder.calls if c["final_split"] == "val"]
     finals = [c for c in recorder.calls if c["final_split"] == "test"]
     assert len(tuning) == 2 and len(finals) == 4
