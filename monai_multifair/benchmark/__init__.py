@@ -35,6 +35,7 @@ _LAZY = {
     "compare": "monai_multifair.benchmark.comparison",
     "summarize": "monai_multifair.benchmark.leaderboard",
     "write_outputs": "monai_multifair.benchmark.leaderboard",
+    "MIN_SEEDS": "monai_multifair.benchmark.statistics",
     "RunStore": "monai_multifair.benchmark.run_store",
     "config_hash": "monai_multifair.benchmark.run_store",
     "corrected_resampled_t_interval": "monai_multifair.benchmark.statistics",
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from monai_multifair.benchmark.leaderboard import summarize, write_outputs
     from monai_multifair.benchmark.run_store import RunStore, config_hash
     from monai_multifair.benchmark.statistics import (
+        MIN_SEEDS,
         corrected_resampled_t_interval,
         mean_ranks,
         paired_t_interval,
@@ -73,6 +75,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "MIN_SEEDS",
     "SUITE",
     "CompareConfig",
     "DatasetEntry",

@@ -229,6 +229,13 @@ def execute(task: Mapping[str, Any]) -> dict[str, Any]:
     row.update(
         {
             "split": result.metrics["split"],
+            # what ran, for the leaderboard's descriptions: the data source, the samples per split, epochs
+            "data": {
+                "source": config.data.source,
+                "samples": {name: len(split) for name, split in sorted(splits.items())},
+                "epochs": int(config.trainer.epochs),
+                "batch_size": int(config.trainer.batch_size),
+            },
             "metrics": _metrics(result.metrics),
             "validation": dict(result.metrics.get("validation", {})),
             "best_epoch": result.best_epoch,

@@ -114,6 +114,20 @@ def test_compare_writes_the_leaderboard(tmp_path: Path) -> None:
     assert "data:image/png;base64," in html and "<script" not in html  # self-contained, static
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert saved["settings"]["seeds"] == 2
+    # the description says what ran, as runs.jsonl records it (not the suite's full-size setting)
+    finals = RunStore(tmp_path / "runs.jsonl").rows(phase="final")
+    sizes = {s: sorted({r["data"]["samples"][s] for r in finals}) for s in ("train", "val", "test")}
+    assert {r["data"]["epochs"] for r in finals} == {1}
+    assert all(r["metrics"]["n"] == r["data"]["samples"]["test"] for r in finals)
+    ran = results["datasets"]["tiny"]["ran"]
+    assert ran["samples"] == {s: [v[0], v[-1]] for s, v in sizes.items()} and ran["epochs"] == [1]
+    span = {s: f"{v[0]:,}" if v[0] == v[-1] else f"{v[0]:,}-{v[-1]:,}" for s, v in sizes.items()}
+    assert (
+        f"What ran: 4 final run(s) on data source synthetic with {span['train']} train, {span['val']} val, "
+        f"{span['test']} test samples per run, 1 epoch(s)"
+    ) in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+    # cost: CPU seconds per epoch of every run
+    assert all(len(r["timing"]["epoch_cpu_s"]) == 1 and r["timing"]["cpu_s"] > 0 for r in finals)
 
 
 def test_an_interrupted_compare_continues_without_repeating_or_losing_a_run(
