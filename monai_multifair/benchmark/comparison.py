@@ -236,11 +236,22 @@ class _Comparison:
         trial.set_user_attr("options", row["options"])
         trial.set_user_attr(
             "validation",
-            {k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+            {
+                **{k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+                "group_auc": dict(validation.get("group_auc") or {}),
+            },
         )
         trial.set_user_attr("config_hash", row["config_hash"])
         trial.set_user_attr("finished", True)
-        metric = validation.get(self.config.selection.metric)
+        if self.config.selection.metric == "distance_to_optimal":
+            # the sampler's value: the distance to AUC 1 in every group (the DTO's utopia depends on the
+            # trials chosen among, so the selection recomputes it; both are smaller-is-better: negated)
+            aucs = [
+                float("nan") if v is None else float(v) for v in (validation.get("group_auc") or {}).values()
+            ]
+            metric = -(sum((1.0 - a) ** 2 for a in aucs) ** 0.5) if aucs else None
+        else:
+            metric = validation.get(self.config.selection.metric)
         if metric is None or metric != metric:  # undefined: a failed trial that still used its budget
             plan.study.tell(trial.number, state=TrialState.FAIL)
         else:
@@ -257,6 +268,7 @@ def compare(
     log: Callable[[str], None] | None = None,
     keep_runs: bool = False,
     run: bool = True,
+    pareto: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) a comparison and write its leaderboard into ``output``.
 
@@ -277,6 +289,8 @@ def compare(
         keep_runs: keep each run's folder under ``output/runs`` (default: removed once its row is stored).
         run: ``False`` trains nothing: the leaderboard of what the store holds so far (an interrupted
             comparison's is marked incomplete; arms whose tuning has not finished have no final runs).
+        pareto: also draw each data set's tuning trials on the validation AUC / ES-AUC plane with their
+            Pareto front (``pareto-<data set>.png``, linked from the leaderboard).
 
     Returns:
         The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`).
@@ -295,13 +309,13 @@ def compare(
         if rank() != 0:  # the other ranks train what rank 0 hands out, then get its results
             return _follow_rank_zero()
         try:
-            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
         except BaseException as error:  # the other ranks must not wait for a rank 0 that stopped
             _from_rank_zero(("error", f"rank 0 stopped: {type(error).__name__}: {error}"))
             raise
         _from_rank_zero(("results", results))
         return results
-    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
 
 
 def _compare_here(
@@ -313,6 +327,7 @@ def _compare_here(
     log: Callable[[str], None] | None,
     keep_runs: bool,
     run: bool,
+    pareto: bool = False,
 ) -> dict[str, Any]:
     """:func:`compare` in this process (rank 0 under torchrun)."""
     from monai_multifair.benchmark.leaderboard import summarize, write_outputs
@@ -353,7 +368,7 @@ def _compare_here(
         if plan.selected is not None
     }
     results = summarize(state.store, config, state.plans, keys)
-    write_outputs(results, output)
+    write_outputs(results, output, pareto=pareto)
     return results
 
 

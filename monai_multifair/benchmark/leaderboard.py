@@ -128,6 +128,7 @@ def summarize(
     baseline = config.baseline
     per_dataset: dict[str, Any] = {}
     selected: dict[str, Any] = {}
+    tuning: dict[str, dict[str, list[dict[str, Any]]]] = {}  # data set -> arm -> trial points
     for entry in config.datasets:
         arms: dict[str, Any] = {}
         rows_of: dict[str, list[dict[str, Any]]] = {}
@@ -188,6 +189,22 @@ def summarize(
                     for m in ("accuracy", "dpd", "deodds")
                 }
             arms[label] = arm
+        for plan in (p for p in plans if p.dataset.name == entry.name):
+            chosen = (plan.selected or {}).get("config_hash")
+            points = [
+                {
+                    "trial": r.get("trial"),
+                    "auc": _value(r, "auc"),
+                    "es_auc": _value(r, "es_auc"),
+                    "selected": chosen is not None and r.get("config_hash") == chosen,
+                }
+                for r in sorted(
+                    store.rows(phase="tune", dataset=entry.name, method=plan.method.label),
+                    key=lambda r: (r.get("trial") is None, r.get("trial") or 0),
+                )
+            ]
+            if points:
+                tuning.setdefault(entry.name, {})[plan.method.label] = points
         ran = _what_ran([r for rows in rows_of.values() for r in rows])
         about = entry.suite.description if entry.suite else f"config {entry.config}"
         if entry.suite and config.quick:
@@ -231,6 +248,7 @@ def summarize(
         "ranks": ranks,
         "validation_ranks": validation_ranks,
         "targets": targets,
+        "tuning": tuning,
         "versions": next((r.get("versions") for r in store), {}),
         "threads": next((r.get("timing", {}).get("threads") for r in store), None),
     }
@@ -619,7 +637,17 @@ def to_markdown(results: Mapping[str, Any]) -> str:
         if note:
             parts += [note, ""]
         parts += [_md_table(headers, rows), ""]
+    if results.get("pareto"):
+        parts += ["## Tuning trials on the AUC / ES-AUC plane", "", _PARETO_NOTE, ""]
+        parts += [f"![{name}: tuning trials]({file})" for name, file in results["pareto"].items()]
+        parts.append("")
     return "\n".join(parts)
+
+
+_PARETO_NOTE = (
+    "Validation AUC and ES-AUC of every tuning trial of each arm (one point per configuration that ran), the "
+    "Pareto front of all of them (dashed: no trial is better in both), and each arm's selected trial circled."
+)
 
 
 def _png(fig: Any) -> str:
@@ -710,7 +738,8 @@ def to_html(results: Mapping[str, Any]) -> str:
         ),
     ]
     parts.append(figure(rank_plot(results), "mean rank per metric"))
-    for title, note, headers, rows in _tables(results):
+    tables = _tables(results)
+    for title, note, headers, rows in tables:
         parts.append(f"<h2>{html.escape(title).replace('`', '')}</h2>")
         if note:
             parts.append(f"<p>{html.escape(note).replace('`', '')}</p>")
@@ -718,6 +747,13 @@ def to_html(results: Mapping[str, Any]) -> str:
         for name, data in results["datasets"].items():
             if title == f"`{name}`: AUC per group":
                 parts.append(figure(group_plot(name, data), f"{name}: AUC per group"))
+    if results.get("pareto"):
+        parts += ["<h2>Tuning trials on the AUC / ES-AUC plane</h2>", f"<p>{html.escape(_PARETO_NOTE)}</p>"]
+        parts += [
+            f'<figure><a href="{html.escape(file)}"><img alt="{html.escape(name)}: tuning trials" '
+            f'src="{html.escape(file)}"></a></figure>'
+            for name, file in results["pareto"].items()
+        ]
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.85em}"
@@ -730,13 +766,27 @@ def to_html(results: Mapping[str, Any]) -> str:
     )
 
 
-def write_outputs(results: Mapping[str, Any], output: Path) -> dict[str, Path]:
-    """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``."""
+def write_outputs(results: Mapping[str, Any], output: Path, *, pareto: bool = False) -> dict[str, Path]:
+    """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``; with ``pareto``,
+    also ``pareto-<data set>.png`` per data set with tuning trials
+    (:func:`~monai_multifair.benchmark.pareto.pareto_plot`), linked from both pages."""
     files = {
         "results": output / "results.json",
         "markdown": output / "leaderboard.md",
         "html": output / "leaderboard.html",
     }
+    if pareto:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        from monai_multifair.benchmark.pareto import pareto_plot
+
+        results = {**results, "pareto": {}}
+        for name, trials in results.get("tuning", {}).items():
+            fig = pareto_plot(name, trials)
+            FigureCanvasAgg(fig)
+            files[f"pareto-{name}"] = output / f"pareto-{name}.png"
+            fig.savefig(files[f"pareto-{name}"], format="png", dpi=100, bbox_inches="tight")
+            results["pareto"][name] = files[f"pareto-{name}"].name
     files["results"].write_text(
         json.dumps(json_ready(results), indent=1, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -172,6 +172,9 @@ def test_command_line_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
             "--output",
             str(tmp_path),
             "--no-progress",
+            "--pareto",
+            "--selection-metric",
+            "distance_to_optimal",
         ]
     )
     assert code == 0
@@ -179,6 +182,22 @@ def test_command_line_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert "mean ES-AUC rank" in out and (tmp_path / "leaderboard.html").is_file()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["settings"]["quick"] and results["complete"]
+    assert results["settings"]["selection"]["metric"] == "distance_to_optimal"
+    assert results["selected"]["cohort"]["reweighting"]["rule"].startswith(
+        ("smallest validation distance_to_optimal", "validation distance_to_optimal undefined")
+    )
+    # a quick run names no method and marks nothing
+    assert results["recommendation"]["arm"] is None
+    markdown = (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+    assert "No clear winner: a quick run" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| erm", "| reweighting"))]
+    assert rows and not any("▲" in line or "▼" in line for line in rows)
+    # the tuning trials of the tuned arm (reweighting), on the AUC / ES-AUC plane, linked from both pages
+    trials = results["tuning"]["cohort"]["reweighting"]
+    assert len(trials) in (1, 2) and sum(t["selected"] for t in trials) == 1  # two points, 2 trials
+    assert (tmp_path / "pareto-cohort.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![cohort: tuning trials](pareto-cohort.png)" in markdown
+    assert 'src="pareto-cohort.png"' in (tmp_path / "leaderboard.html").read_text(encoding="utf-8")
 
 
 def test_command_line_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

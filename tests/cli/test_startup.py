@@ -48,7 +48,7 @@ def _run(*argv: str, cwd: Path) -> dict:
     [
         (["--version"], 0, "multifair 0.1.0"),
         (["--help"], 0, "compare"),
-        (["compare", "--help"], 0, "--jobs"),
+        (["compare", "--help"], 0, "--pareto"),
         (["train", "--config", "missing.yaml"], 2, "config file 'missing.yaml' does not exist"),
         (["train", "--config", "demo", "--set", "trainer.epochs"], 2, "key.path=value"),
         (["train", "--config", "bad.yaml"], 2, "bad.yaml"),
