@@ -62,6 +62,10 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'monai_multifair.benchmark' has no attribute {name!r}")
     import importlib
 

@@ -63,6 +63,11 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name not in _SCHEMA_NAMES:
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'monai_multifair.config' has no attribute {name!r}")
     from monai_multifair.config import schema
 

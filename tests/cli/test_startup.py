@@ -80,5 +80,16 @@ def test_public_names_stay_importable_from_the_lazy_packages() -> None:
         for name in package.__all__:
             assert getattr(package, name) is not None, f"{package.__name__}.{name}"
         assert set(package.__all__) <= set(dir(package))
+    # a submodule is an attribute of its package on first use, as when the package imported it eagerly
+    assert monai_multifair.core.binary_auc is not None
+    assert monai_multifair.plugins.manager.get_plugin_manager is monai_multifair.plugins.get_plugin_manager
+    assert monai_multifair.config.schema.RunConfig is monai_multifair.config.RunConfig
+    assert monai_multifair.benchmark.tasks.execute is not None
+    for package in (
+        monai_multifair,
+        monai_multifair.benchmark,
+        monai_multifair.config,
+        monai_multifair.plugins,
+    ):
         with pytest.raises(AttributeError, match="no_such_name"):
             package.no_such_name  # noqa: B018
