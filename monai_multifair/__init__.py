@@ -3,11 +3,17 @@
 The public surface is what ``__all__`` lists. The core (:mod:`monai_multifair.core`) is plain torch;
 :mod:`monai_multifair.handlers` adapts it to MONAI/Ignite workflows, :mod:`monai_multifair.metrics`
 and :mod:`monai_multifair.report` audit a model through fairlearn.
+
+Importing the package imports neither torch nor pandas: each public name is imported from its module on
+first use (PEP 562 ``__getattr__``), so that ``multifair --version``, ``--help`` and a config error
+answer without loading them.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from monai_multifair.core import DualLevelGradientModulator, GroupEncoder, MultiFairConfig, ReferenceModulator
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -20,11 +26,35 @@ __all__ = [
     "__version__",
 ]
 
+#: The module each lazily imported public name comes from.
+_LAZY = {
+    "AuditReport": "monai_multifair.report",
+    "DualLevelGradientModulator": "monai_multifair.core",
+    "GroupEncoder": "monai_multifair.core",
+    "MultiFairConfig": "monai_multifair.core",
+    "ReferenceModulator": "monai_multifair.core",
+}
+
+if TYPE_CHECKING:
+    from monai_multifair.core import (
+        DualLevelGradientModulator,
+        GroupEncoder,
+        MultiFairConfig,
+        ReferenceModulator,
+    )
+    from monai_multifair.report import AuditReport
+
 
 def __getattr__(name: str) -> Any:
-    # The audit report pulls in matplotlib and fairlearn: import it on first use only.
-    if name == "AuditReport":
-        from monai_multifair.report import AuditReport
+    module = _LAZY.get(name)
+    if module is None:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'monai_multifair' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return AuditReport
-    raise AttributeError(f"module 'monai_multifair' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -18,6 +18,8 @@ and ``leaderboard.html`` / ``leaderboard.md`` / ``results.json``. :data:`SUITE` 
 known by name.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from monai_multifair.benchmark.compare_config import (
     CompareConfig,
     DatasetEntry,
@@ -25,19 +27,59 @@ from monai_multifair.benchmark.compare_config import (
     SelectionRule,
     load_compare_config,
 )
-from monai_multifair.benchmark.comparison import compare
-from monai_multifair.benchmark.leaderboard import summarize, write_outputs
-from monai_multifair.benchmark.run_store import RunStore, config_hash
-from monai_multifair.benchmark.statistics import (
-    corrected_resampled_t_interval,
-    mean_ranks,
-    paired_t_interval,
-    t_interval,
-)
 from monai_multifair.benchmark.suite import SUITE, SuiteDataset, get_suite_dataset
-from monai_multifair.benchmark.tuning import select_trial
+
+# The runner, the store, the statistics and the tuning import torch, scipy or Optuna: their names are
+# imported on first use (PEP 562), so that a bad compare.yaml or flag is reported without loading them.
+_LAZY = {
+    "compare": "monai_multifair.benchmark.comparison",
+    "summarize": "monai_multifair.benchmark.leaderboard",
+    "write_outputs": "monai_multifair.benchmark.leaderboard",
+    "MIN_SEEDS": "monai_multifair.benchmark.statistics",
+    "RunStore": "monai_multifair.benchmark.run_store",
+    "config_hash": "monai_multifair.benchmark.run_store",
+    "corrected_resampled_t_interval": "monai_multifair.benchmark.statistics",
+    "mean_ranks": "monai_multifair.benchmark.statistics",
+    "paired_t_interval": "monai_multifair.benchmark.statistics",
+    "t_interval": "monai_multifair.benchmark.statistics",
+    "select_trial": "monai_multifair.benchmark.tuning",
+}
+
+if TYPE_CHECKING:
+    from monai_multifair.benchmark.comparison import compare
+    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
+    from monai_multifair.benchmark.run_store import RunStore, config_hash
+    from monai_multifair.benchmark.statistics import (
+        MIN_SEEDS,
+        corrected_resampled_t_interval,
+        mean_ranks,
+        paired_t_interval,
+        t_interval,
+    )
+    from monai_multifair.benchmark.tuning import select_trial
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'monai_multifair.benchmark' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
+    "MIN_SEEDS",
     "SUITE",
     "CompareConfig",
     "DatasetEntry",

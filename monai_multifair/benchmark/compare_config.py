@@ -30,9 +30,17 @@ from monai_multifair.benchmark.suite import SuiteDataset, get_suite_dataset
 from monai_multifair.config.validation import dump_yaml, load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
 
-__all__ = ["CompareConfig", "DatasetEntry", "MethodEntry", "SelectionRule", "load_compare_config"]
+__all__ = [
+    "SELECTION_METRICS",
+    "CompareConfig",
+    "DatasetEntry",
+    "MethodEntry",
+    "SelectionRule",
+    "load_compare_config",
+]
 
-_SELECTION_METRICS = ("es_auc", "worst_group_auc", "auc")
+#: The validation criteria a tuned arm's configuration can be chosen by (:class:`SelectionRule`).
+SELECTION_METRICS = ("es_auc", "worst_group_auc", "auc", "distance_to_optimal")
 
 
 def _mapping(value: Any, path: str, keys: Sequence[str]) -> dict[str, Any]:
@@ -71,18 +79,14 @@ class MethodEntry:
 
     @classmethod
     def parse(cls, value: Any, path: str) -> MethodEntry:
+        """The entry of ``value`` (a name or a mapping); the name is checked against the method registry by
+        :meth:`check_registered` (which loads the plugins, and with them torch)."""
         if isinstance(value, str):
             value = {"name": value}
         data = _mapping(value, path, ("name", "label", "options", "tune"))
         name = data.get("name")
         if not isinstance(name, str) or not name:
             raise MultiFairError(f"compare config key `{path}.name`: expected a method name, got {name!r}")
-        from monai_multifair.plugins import get_method_spec
-
-        try:
-            get_method_spec(name, "training")
-        except MultiFairError as err:
-            raise MultiFairError(f"compare config key `{path}.name`: {err}") from None
         options = data.get("options") or {}
         if not isinstance(options, Mapping):
             raise MultiFairError(f"compare config key `{path}.options`: expected a mapping, got {options!r}")
@@ -95,6 +99,15 @@ class MethodEntry:
                 f"compare config key `{path}.label`: expected a name without spaces or slashes, got {label!r}"
             )
         return cls(name=name, label=label, options=dict(options), tune=tune)
+
+    def check_registered(self, path: str) -> None:
+        """Raise unless :attr:`name` is a training method of the registry (``multifair plugins``)."""
+        from monai_multifair.plugins import get_method_spec
+
+        try:
+            get_method_spec(self.name, "training")
+        except MultiFairError as err:
+            raise MultiFairError(f"compare config key `{path}.name`: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label, "options": dict(self.options), "tune": self.tune}
@@ -180,8 +193,14 @@ class SelectionRule:
     earlier trial). The guard keeps a configuration that buys its fairness with a visibly worse model
     from being chosen.
 
+    ``"distance_to_optimal"`` is MEDFAIR's criterion (Zong et al., ICLR 2023): the smallest Euclidean
+    distance of a trial's per-group validation AUCs, each divided by the best AUC of that group among the
+    eligible trials, to the all-ones utopia point
+    (:func:`~monai_multifair.benchmark.pareto.distance_to_optimal`). MEDFAIR shows that the selection
+    criterion changes the fairness outcome significantly; the leaderboard states the one used.
+
     Attributes:
-        metric: ``"es_auc"`` (default), ``"worst_group_auc"`` or ``"auc"``.
+        metric: ``"es_auc"`` (default), ``"worst_group_auc"``, ``"auc"`` or ``"distance_to_optimal"``.
         auc_guard: the AUC margin, >= 0 (default 0.01, one point of AUC).
     """
 
@@ -192,9 +211,9 @@ class SelectionRule:
     def parse(cls, value: Any, path: str) -> SelectionRule:
         data = _mapping(value or {}, path, ("metric", "auc_guard"))
         metric = data.get("metric", cls.metric)
-        if metric not in _SELECTION_METRICS:
+        if metric not in SELECTION_METRICS:
             raise MultiFairError(
-                f"compare config key `{path}.metric`: expected one of {', '.join(_SELECTION_METRICS)}, got {metric!r}"
+                f"compare config key `{path}.metric`: expected one of {', '.join(SELECTION_METRICS)}, got {metric!r}"
             )
         guard = data.get("auc_guard", cls.auc_guard)
         if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not guard >= 0:
@@ -292,7 +311,11 @@ class CompareConfig:
             raise MultiFairError(
                 f"compare config key `quick`: expected true or false, got {fields['quick']!r}"
             )
-        return cls(**fields)
+        config = cls(**fields)
+        # last: the registry loads the plugins (and torch), so every other error answers without them
+        for i, method in enumerate(config.methods):
+            method.check_registered(f"methods[{i}]")
+        return config
 
     def replace(self, **changes: Any) -> CompareConfig:
         return dataclasses.replace(self, **changes)

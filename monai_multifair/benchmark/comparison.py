@@ -18,8 +18,10 @@ train in that many worker processes (spawned, ``threads`` torch threads each).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import multiprocessing
+import os
 import sys
 import time
 import uuid
@@ -32,6 +34,7 @@ import torch
 
 from monai_multifair.benchmark import tasks as task_module
 from monai_multifair.benchmark.compare_config import CompareConfig, DatasetEntry, MethodEntry
+from monai_multifair.benchmark.eta import RunTimeEstimator
 from monai_multifair.benchmark.run_store import RunStore, config_hash
 from monai_multifair.benchmark.tuning import (
     is_empty_space,
@@ -47,7 +50,33 @@ from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
 
-__all__ = ["ArmPlan", "compare"]
+__all__ = ["ArmPlan", "THREAD_ENV", "compare", "usable_cores"]
+
+#: Environment variables that size the thread pools of OpenMP, MKL and OpenBLAS in the worker processes.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. under ``taskset`` or a container's
+    cpuset; the machine's count where the platform has no affinity)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int) -> Any:
+    """:data:`THREAD_ENV` set to ``threads`` while worker processes start (they inherit it), then restored."""
+    saved = {name: os.environ.get(name) for name in THREAD_ENV}
+    os.environ.update({name: str(threads) for name in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
@@ -207,11 +236,22 @@ class _Comparison:
         trial.set_user_attr("options", row["options"])
         trial.set_user_attr(
             "validation",
-            {k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+            {
+                **{k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+                "group_auc": dict(validation.get("group_auc") or {}),
+            },
         )
         trial.set_user_attr("config_hash", row["config_hash"])
         trial.set_user_attr("finished", True)
-        metric = validation.get(self.config.selection.metric)
+        if self.config.selection.metric == "distance_to_optimal":
+            # the sampler's value: the distance to AUC 1 in every group (the DTO's utopia depends on the
+            # trials chosen among, so the selection recomputes it; both are smaller-is-better: negated)
+            aucs = [
+                float("nan") if v is None else float(v) for v in (validation.get("group_auc") or {}).values()
+            ]
+            metric = -(sum((1.0 - a) ** 2 for a in aucs) ** 0.5) if aucs else None
+        else:
+            metric = validation.get(self.config.selection.metric)
         if metric is None or metric != metric:  # undefined: a failed trial that still used its budget
             plan.study.tell(trial.number, state=TrialState.FAIL)
         else:
@@ -228,6 +268,7 @@ def compare(
     log: Callable[[str], None] | None = None,
     keep_runs: bool = False,
     run: bool = True,
+    pareto: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) a comparison and write its leaderboard into ``output``.
 
@@ -237,12 +278,19 @@ def compare(
             ``config.storage``), ``compare.yaml``, ``results.json``, ``leaderboard.md``,
             ``leaderboard.html``.
         jobs: worker processes (1: train in this process).
-        threads: torch threads per worker (default: the CPU count divided by ``jobs``, at least 1).
+        threads: torch threads per worker (default: the usable cores divided by ``jobs``, at least 1, so
+            that the workers never oversubscribe the cores; :func:`usable_cores`). Each worker also gets
+            ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to it.
         progress: a progress bar with ETA on a terminal (otherwise one line per finished run via ``log``).
+            The ETA weighs each run left by its epochs and the measured time of its data set and arm
+            (:class:`~monai_multifair.benchmark.eta.RunTimeEstimator`); the first runs probe every data
+            set and arm once.
         log: receives one line per finished run and the summary lines.
         keep_runs: keep each run's folder under ``output/runs`` (default: removed once its row is stored).
         run: ``False`` trains nothing: the leaderboard of what the store holds so far (an interrupted
             comparison's is marked incomplete; arms whose tuning has not finished have no final runs).
+        pareto: also draw each data set's tuning trials on the validation AUC / ES-AUC plane with their
+            Pareto front (``pareto-<data set>.png``, linked from the leaderboard).
 
     Returns:
         The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`).
@@ -261,13 +309,13 @@ def compare(
         if rank() != 0:  # the other ranks train what rank 0 hands out, then get its results
             return _follow_rank_zero()
         try:
-            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
         except BaseException as error:  # the other ranks must not wait for a rank 0 that stopped
             _from_rank_zero(("error", f"rank 0 stopped: {type(error).__name__}: {error}"))
             raise
         _from_rank_zero(("results", results))
         return results
-    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run)
+    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
 
 
 def _compare_here(
@@ -279,12 +327,13 @@ def _compare_here(
     log: Callable[[str], None] | None,
     keep_runs: bool,
     run: bool,
+    pareto: bool = False,
 ) -> dict[str, Any]:
     """:func:`compare` in this process (rank 0 under torchrun)."""
     from monai_multifair.benchmark.leaderboard import summarize, write_outputs
 
-    cpus = multiprocessing.cpu_count()
-    threads = max(1, cpus // jobs) if threads is None else threads
+    cores = usable_cores()
+    threads = max(1, cores // jobs) if threads is None else threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise MultiFairError(f"expected `threads` to be an integer >= 1, got {threads!r}")
     output = Path(output)
@@ -293,6 +342,11 @@ def _compare_here(
     state = _Comparison(config, output, keep_runs=keep_runs)
     state.open_studies()
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if run and jobs * threads > cores:
+        say(
+            f"note: {jobs} job(s) x {threads} thread(s) = {jobs * threads} threads on {cores} usable core(s): "
+            "the runs will compete for the cores (leave --threads out to share them)"
+        )
     if run:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -314,7 +368,7 @@ def _compare_here(
         if plan.selected is not None
     }
     results = summarize(state.store, config, state.plans, keys)
-    write_outputs(results, output)
+    write_outputs(results, output, pareto=pareto)
     return results
 
 
@@ -343,7 +397,13 @@ class _Scheduler:
     """Hands out tasks (trials first, then final runs) to ``jobs`` workers and stores their rows."""
 
     def __init__(
-        self, state: _Comparison, jobs: int, threads: int, progress: bool, say: Callable[[str], None]
+        self,
+        state: _Comparison,
+        jobs: int,
+        threads: int,
+        progress: bool,
+        say: Callable[[str], None],
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.state = state
         self.jobs = jobs
@@ -362,24 +422,63 @@ class _Scheduler:
             for p in state.plans
         )
         self.done = min(self.done, self.total)
-        self.started = time.perf_counter()
+        self.clock = clock
+        self.started = clock()
+        self.eta = RunTimeEstimator(clock)
+        self.epochs: dict[str, int] = {}  # plan name -> trainer.epochs of its runs
+        self.probed: set[str] = set()  # plans that have handed out a run in this session
         self.session_done = 0
         self.bar = None
         if progress and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
-                total=self.total, initial=self.done, desc="compare", unit="run", dynamic_ncols=True
+                total=self.total,
+                initial=self.done,
+                desc="compare",
+                unit="run",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
             )
         self.pending_trials: dict[str, tuple[ArmPlan, Any]] = {}  # task key -> (plan, Optuna trial)
 
     # -- choosing the next task
     def next_task(self) -> dict[str, Any] | None:
-        for plan in self.state.plans:
+        """The next run: first one of every arm and data set not yet started in this session (so that the
+        ETA measures each early), then in plan order. Each study's trials are asked in the same order
+        either way, so a single-worker comparison chooses the same configurations."""
+        for plan in sorted(self.state.plans, key=lambda p: p.name in self.probed):
             task = self._next_for(plan)
             if task is not None:
+                self.probed.add(plan.name)
                 return task
         return None
+
+    # -- the time left
+    def _epochs_of(self, plan: ArmPlan) -> int:
+        if plan.name not in self.epochs:
+            config, _ = self.state.run_config(plan, dict(plan.method.options), "final", 0)
+            self.epochs[plan.name] = int(config.trainer.epochs)
+        return self.epochs[plan.name]
+
+    def runs_left(self) -> list[tuple[str, str, int]]:
+        """``(data set, arm, epochs)`` of every run still to finish (tuning trials, then final runs)."""
+        state, config = self.state, self.state.config
+        out = []
+        for plan in state.plans:
+            left = 0
+            if plan.tuned and plan.selected is None:
+                left += max(0, config.trials - trial_counts(plan.study, state.token)["finished"])
+            if plan.selected is None:
+                left += config.seeds
+            elif not plan.complete:
+                keys = [
+                    state.task(plan, plan.selected["options"], "final", i, None)["key"]
+                    for i in range(config.seeds)
+                ]
+                left += sum(key not in state.store for key in keys)
+            out += [(plan.dataset.name, plan.method.label, self._epochs_of(plan))] * left
+        return out
 
     def _next_for(self, plan: ArmPlan) -> dict[str, Any] | None:
         state, config = self.state, self.state.config
@@ -453,9 +552,12 @@ class _Scheduler:
             self._close()
             return
         context = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(
-            self.jobs, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
-        ) as pool:
+        with (
+            _thread_environment(self.threads),
+            cf.ProcessPoolExecutor(
+                self.jobs, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+            ) as pool,
+        ):
             running: dict[cf.Future, dict[str, Any]] = {}
             try:
                 while True:
@@ -505,6 +607,12 @@ class _Scheduler:
         else:
             plan.in_flight.discard(task["key"])
             what = f"final {plan.name} seed {task['seed']}"
+        self.eta.record(
+            task["dataset"],
+            task["method"],
+            epochs=int(task["config"]["trainer"]["epochs"]),
+            seconds=float(row["timing"]["wall_s"]),
+        )
         metrics = row["metrics"]
         es = metrics.get("es_auc")
         auc = metrics.get("auc")
@@ -525,15 +633,15 @@ class _Scheduler:
         self.done += 1
         if ran:
             self.session_done += 1
+        remaining = self.eta.remaining(self.runs_left()) if ran else None
+        eta = "" if remaining is None else f"ETA {_clock(remaining)}"
         if self.bar is not None:
+            if eta:
+                self.bar.set_postfix_str(eta, refresh=False)
             self.bar.update(1)
             return
-        elapsed = time.perf_counter() - self.started
-        eta = ""
-        if self.session_done:
-            remaining = elapsed / self.session_done * max(0, self.total - self.done)
-            eta = f", ETA {_clock(remaining)}"
-        self.say(f"[{self.done}/{self.total}, {_clock(elapsed)}{eta}] {line}")
+        elapsed = self.clock() - self.started
+        self.say(f"[{self.done}/{self.total}, {_clock(elapsed)}{', ' + eta if eta else ''}] {line}")
 
     def _close(self) -> None:
         if self.bar is not None:
@@ -541,7 +649,10 @@ class _Scheduler:
 
 
 def _init_worker(threads: int) -> None:
+    """A fresh worker process: ``threads`` intra-op and inter-op torch threads (its OpenMP and MKL pools
+    were sized by :data:`THREAD_ENV`, inherited from the parent)."""
     torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
 
 
 def _fail_state() -> Any:

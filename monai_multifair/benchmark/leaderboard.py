@@ -5,7 +5,17 @@ differences to the baseline, the cost; across data sets, mean ranks and the issu
 Intervals: over the seeds of a ``"seeds"`` data set, Student-t (:func:`~monai_multifair.benchmark.paired_t_interval`
 for differences); over the folds of a ``"cv"`` data set, the corrected resampled t
 (:func:`~monai_multifair.benchmark.corrected_resampled_t_interval`, ``n_test / n_train = 1 / (K - 1)``).
-A difference is *significant* when its interval excludes 0.
+A difference is *significant* when its interval excludes 0 and it has at least
+:data:`~monai_multifair.benchmark.statistics.MIN_SEEDS` paired values; with fewer, no ▲/▼ is shown and the
+first paragraph says that the numbers cannot name a method. Every interval is cut at its quantity's
+range (``[0, 1]`` for a metric, ``[-1, 1]`` for a difference) and marked † where the t interval reached
+past it.
+
+What each table says about the data comes from what ran (the ``data`` field of the rows in
+``runs.jsonl``: data source, samples per split, epochs), not from the suite's full-size description.
+The cost is the median CPU seconds per training epoch (the worker's threads and loader processes),
+which hardly depends on what else the machine runs; stores written before CPU time was recorded show
+wall seconds, labelled "wall time on a shared machine".
 """
 
 from __future__ import annotations
@@ -21,14 +31,31 @@ from typing import Any
 
 import numpy as np
 
-from monai_multifair.benchmark.statistics import corrected_resampled_t_interval, mean_ranks, t_interval
+from monai_multifair.benchmark.statistics import (
+    MIN_SEEDS,
+    corrected_resampled_t_interval,
+    mean_ranks,
+    t_interval,
+)
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
 
-__all__ = ["LOWER_IS_BETTER", "summarize", "to_html", "to_markdown", "write_outputs"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "METRIC_BOUNDS",
+    "recommendation",
+    "summarize",
+    "to_html",
+    "to_markdown",
+    "write_outputs",
+]
 
 #: Metrics where lower is better (the threshold-based gaps).
 LOWER_IS_BETTER = ("dpd", "deodds")
 _AUC_TOLERANCE = 0.005  # the issue's "never more than 0.5 point worse in AUC"
+#: The range of every leaderboard metric (AUCs, ES-AUC, DPD, DEOdds, accuracy); a difference of two lies
+#: in ``[-1, 1]``.
+METRIC_BOUNDS = (0.0, 1.0)
+_DIFF_BOUNDS = (-1.0, 1.0)
 
 
 def _value(row: Mapping[str, Any], metric: str, source: str = "metrics") -> float:
@@ -36,15 +63,53 @@ def _value(row: Mapping[str, Any], metric: str, source: str = "metrics") -> floa
     return math.nan if value is None else float(value)
 
 
-def _interval(values: Sequence[float], entry: Any, level: float) -> dict[str, Any]:
+def _interval(
+    values: Sequence[float], entry: Any, level: float, bounds: tuple[float, float] = METRIC_BOUNDS
+) -> dict[str, Any]:
     if entry.protocol == "cv":
-        return corrected_resampled_t_interval(values, 1.0 / (entry.folds - 1), level=level)
-    return t_interval(values, level=level)
+        return corrected_resampled_t_interval(values, 1.0 / (entry.folds - 1), level=level, bounds=bounds)
+    return t_interval(values, level=level, bounds=bounds)
 
 
-def _epoch_seconds(row: Mapping[str, Any]) -> float:
-    seconds = row.get("timing", {}).get("epoch_s") or []
+def _epoch_seconds(row: Mapping[str, Any], key: str = "epoch_s") -> float:
+    seconds = row.get("timing", {}).get(key) or []
     return float(np.median(seconds)) if seconds else math.nan
+
+
+def _what_ran(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the final runs of a data set used, from their rows: the data source, the samples per split
+    (the range over the runs), the epochs and batch sizes; ``{}`` for rows written without it."""
+    data = [r["data"] for r in rows if isinstance(r.get("data"), Mapping)]
+    if not data:
+        return {}
+    splits = sorted({s for d in data for s in d.get("samples", {})}, key=["train", "val", "test"].index)
+    return {
+        "runs": len(data),
+        "source": sorted({str(d.get("source")) for d in data}),
+        "samples": {
+            s: [
+                min(d["samples"][s] for d in data if s in d["samples"]),
+                max(d["samples"][s] for d in data if s in d["samples"]),
+            ]
+            for s in splits
+        },
+        "epochs": sorted({int(d["epochs"]) for d in data if "epochs" in d}),
+        "batch_size": sorted({int(d["batch_size"]) for d in data if "batch_size" in d}),
+    }
+
+
+def _ran_sentence(ran: Mapping[str, Any]) -> str:
+    """``ran`` (:func:`_what_ran`) in words."""
+
+    def span(values: Sequence[int]) -> str:
+        lo, hi = min(values), max(values)
+        return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+
+    sizes = ", ".join(f"{span(v)} {s}" for s, v in ran["samples"].items())
+    return (
+        f"What ran: {ran['runs']} final run(s) on data source {', '.join(ran['source'])} with {sizes} samples "
+        f"per run, {span(ran['epochs'])} epoch(s), batch size {span(ran['batch_size'])}"
+    )
 
 
 def summarize(
@@ -63,6 +128,7 @@ def summarize(
     baseline = config.baseline
     per_dataset: dict[str, Any] = {}
     selected: dict[str, Any] = {}
+    tuning: dict[str, dict[str, list[dict[str, Any]]]] = {}  # data set -> arm -> trial points
     for entry in config.datasets:
         arms: dict[str, Any] = {}
         rows_of: dict[str, list[dict[str, Any]]] = {}
@@ -85,7 +151,8 @@ def summarize(
                     "validation": plan.selected.get("validation", {}),
                 }
         base_rows = {r["seed"]: r for r in rows_of.get(baseline, [])}
-        base_epoch = np.nanmedian([_epoch_seconds(r) for r in base_rows.values()]) if base_rows else math.nan
+        base_epoch = _nanmedian([_epoch_seconds(r) for r in base_rows.values()])
+        base_cpu = _nanmedian([_epoch_seconds(r, "epoch_cpu_s") for r in base_rows.values()])
         for label, rows in rows_of.items():
             arm: dict[str, Any] = {"runs": len(rows), "seeds": [r["seed"] for r in rows]}
             for metric in HEADLINE_METRICS:
@@ -102,14 +169,17 @@ def summarize(
             }
             paired = [(r, base_rows[r["seed"]]) for r in rows if r["seed"] in base_rows]
             arm["difference"] = {
-                metric: _interval([_value(a, metric) - _value(b, metric) for a, b in paired], entry, level)
+                metric: _interval(
+                    [_value(a, metric) - _value(b, metric) for a, b in paired], entry, level, _DIFF_BOUNDS
+                )
                 for metric in HEADLINE_METRICS
             }
-            epoch = np.nanmedian([_epoch_seconds(r) for r in rows]) if rows else math.nan
-            arm["epoch_s"] = float(epoch)
-            arm["epoch_cost"] = (
-                float(epoch / base_epoch) if base_epoch and not math.isnan(base_epoch) else math.nan
-            )
+            epoch = _nanmedian([_epoch_seconds(r) for r in rows])
+            arm["epoch_s"] = epoch
+            arm["epoch_cost"] = epoch / base_epoch if base_epoch > 0 else math.nan
+            cpu = _nanmedian([_epoch_seconds(r, "epoch_cpu_s") for r in rows])
+            arm["epoch_cpu_s"] = cpu
+            arm["epoch_cpu_cost"] = cpu / base_cpu if base_cpu > 0 else math.nan
             post = [r["metrics"]["postprocessing"] for r in rows if "postprocessing" in r["metrics"]]
             if post:
                 arm["postprocessed"] = {
@@ -119,10 +189,31 @@ def summarize(
                     for m in ("accuracy", "dpd", "deodds")
                 }
             arms[label] = arm
+        for plan in (p for p in plans if p.dataset.name == entry.name):
+            chosen = (plan.selected or {}).get("config_hash")
+            points = [
+                {
+                    "trial": r.get("trial"),
+                    "auc": _value(r, "auc"),
+                    "es_auc": _value(r, "es_auc"),
+                    "selected": chosen is not None and r.get("config_hash") == chosen,
+                }
+                for r in sorted(
+                    store.rows(phase="tune", dataset=entry.name, method=plan.method.label),
+                    key=lambda r: (r.get("trial") is None, r.get("trial") or 0),
+                )
+            ]
+            if points:
+                tuning.setdefault(entry.name, {})[plan.method.label] = points
+        ran = _what_ran([r for rows in rows_of.values() for r in rows])
+        about = entry.suite.description if entry.suite else f"config {entry.config}"
+        if entry.suite and config.quick:
+            about = f"at full size (not what ran here): {about}"
         per_dataset[entry.name] = {
             "protocol": entry.protocol,
             "folds": entry.folds,
-            "description": entry.suite.description if entry.suite else f"config {entry.config}",
+            "ran": ran,
+            "description": f"{_ran_sentence(ran)}. Data: {about}" if ran else about,
             "effect": entry.suite.effect if entry.suite else "",
             "arms": arms,
         }
@@ -147,17 +238,131 @@ def summarize(
     }
     expected = config.seeds
     complete = all(a["runs"] == expected for d in per_dataset.values() for a in d["arms"].values())
+    targets = _targets(per_dataset, ranks, labels, baseline)
     return {
         "settings": config.to_dict(),
         "complete": complete,
+        "recommendation": recommendation(per_dataset, ranks, labels, baseline, quick=config.quick),
         "datasets": per_dataset,
         "selected": selected,
         "ranks": ranks,
         "validation_ranks": validation_ranks,
-        "targets": _targets(per_dataset, ranks, labels, baseline),
+        "targets": targets,
+        "tuning": tuning,
         "versions": next((r.get("versions") for r in store), {}),
         "threads": next((r.get("timing", {}).get("threads") for r in store), None),
     }
+
+
+def _nanmedian(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.median(finite)) if finite else math.nan
+
+
+def _significant(entry: Mapping[str, Any]) -> int:
+    """+1 / -1 when a paired difference's interval lies above / below 0 with at least :data:`MIN_SEEDS`
+    pairs; 0 otherwise."""
+    low, high = entry.get("low", math.nan), entry.get("high", math.nan)
+    if entry.get("n", 0) < MIN_SEEDS or low is None or math.isnan(low):
+        return 0
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def recommendation(
+    per_dataset: Mapping[str, Any],
+    ranks: Mapping[str, Any],
+    labels: Sequence[str],
+    baseline: str,
+    *,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Which arm to try first on these data, and how sure that is (the leaderboard's first paragraph).
+
+    The candidate is the arm with the best mean ES-AUC rank. It is *recommended* when it is not the
+    baseline, beats the baseline significantly on ES-AUC (paired interval above 0 with at least
+    :data:`~monai_multifair.benchmark.statistics.MIN_SEEDS` seeds) on at least one data set, is
+    significantly worse on none, and loses no more than 0.5 point of mean AUC anywhere; the strength is
+    ``"strong"`` when it wins on at least half the data sets, else ``"weak"``. Otherwise there is no clear
+    winner: with fewer seeds than ``MIN_SEEDS`` (or a quick run) always, and the text says why.
+
+    Returns:
+        ``{"arm": label or None, "strength": "strong" | "weak" | "none", "text": str, "wins": {arm: [data
+        sets]}, "losses": {arm: [data sets]}}``.
+    """
+    es_ranks = ranks.get("es_auc", {})
+    order = sorted((a for a in labels if a in es_ranks), key=lambda a: es_ranks[a]["mean_rank"])
+    wins: dict[str, list[str]] = {}
+    losses: dict[str, list[str]] = {}
+    worse_auc: dict[str, list[str]] = {}
+    seeds = []
+    for name, data in per_dataset.items():
+        for label, arm in data["arms"].items():
+            if label == baseline:
+                continue
+            diff = arm["difference"]
+            seeds.append(diff["es_auc"].get("n", 0))
+            sign = _significant(diff["es_auc"])
+            if sign > 0:
+                wins.setdefault(label, []).append(name)
+            elif sign < 0:
+                losses.setdefault(label, []).append(name)
+            if diff["auc"]["mean"] < -_AUC_TOLERANCE:
+                worse_auc.setdefault(label, []).append(name)
+    n_data = len(per_dataset)
+    out: dict[str, Any] = {"arm": None, "strength": "none", "wins": wins, "losses": losses}
+    fewest = min(seeds) if seeds else 0
+    if quick or fewest < MIN_SEEDS:
+        why = "a quick run (tiny sizes)" if quick else f"{fewest} paired seed(s) per arm"
+        out["text"] = (
+            f"No clear winner: {why} cannot tell the methods apart (at least {MIN_SEEDS} seeds are needed "
+            f"before any difference is marked significant). Try `{baseline}` first and rerun with more seeds "
+            "(`--seeds 10` or more) to choose."
+        )
+        return out
+    if not order:
+        out["text"] = "No clear winner: no arm has final runs on two data sets or more."
+        return out
+    best = order[0]
+    rank_text = (
+        f"mean ES-AUC rank {es_ranks[best]['mean_rank']:.2f} over {es_ranks[best]['n_datasets']} data set(s)"
+    )
+    if best != baseline and wins.get(best) and not losses.get(best) and not worse_auc.get(best):
+        strength = "strong" if len(wins[best]) * 2 >= n_data else "weak"
+        out.update(arm=best, strength=strength)
+        out["text"] = (
+            f"Try `{best}` first: it ranks first on ES-AUC ({rank_text}) and beats `{baseline}` significantly "
+            f"on ES-AUC on {len(wins[best])} of {n_data} data set(s) ({', '.join(wins[best])}), is significantly "
+            f"worse on none and never more than 0.5 point worse in AUC. "
+            + (
+                "The evidence is strong: it wins on at least half the data sets."
+                if strength == "strong"
+                else "The evidence is weak: it wins on fewer than half the data sets; elsewhere the difference is "
+                "within the noise of the seeds."
+            )
+        )
+        return out
+    reasons = []
+    if best == baseline:
+        reasons.append(f"the baseline `{baseline}` itself ranks first on ES-AUC ({rank_text})")
+    else:
+        if not wins.get(best):
+            reasons.append(
+                f"`{best}` ranks first on ES-AUC ({rank_text}) but beats `{baseline}` significantly nowhere"
+            )
+        if losses.get(best):
+            reasons.append(f"`{best}` is significantly worse on {', '.join(losses[best])}")
+        if worse_auc.get(best):
+            reasons.append(f"`{best}` loses more than 0.5 point of AUC on {', '.join(worse_auc[best])}")
+    others = sorted(a for a in wins if not losses.get(a))
+    tail = (
+        f" Significant ES-AUC gains over `{baseline}` without a significant loss: "
+        + "; ".join(f"`{a}` on {', '.join(wins[a])}" for a in others)
+        + "."
+        if others
+        else ""
+    )
+    out["text"] = f"No clear winner: {'; '.join(reasons)}. Try `{baseline}` first.{tail}"
+    return out
 
 
 def _targets(
@@ -176,7 +381,7 @@ def _targets(
             if arm is None:
                 continue
             diff = arm["difference"]
-            if diff["es_auc"]["low"] > 0 and diff["worst_group_auc"]["low"] > 0:
+            if _significant(diff["es_auc"]) > 0 and _significant(diff["worst_group_auc"]) > 0:
                 better.append(name)
             if diff["auc"]["mean"] < -_AUC_TOLERANCE:
                 worse_auc.append(name)
@@ -203,20 +408,19 @@ def _num(entry: Mapping[str, Any], signed: bool = False) -> str:
     low, high = entry.get("low"), entry.get("high")
     if low is not None and not math.isnan(low):
         text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+        if entry.get("clipped"):
+            text += "†"
     if entry.get("undefined"):
         text += f" ({entry['undefined']} undef.)"
     return text
 
 
 def _sig(entry: Mapping[str, Any], lower_better: bool) -> str:
-    low, high = entry.get("low", math.nan), entry.get("high", math.nan)
-    if low is None or math.isnan(low):
+    """▲ (better) / ▼ (worse) for a significant difference with at least ``MIN_SEEDS`` pairs."""
+    sign = _significant(entry)
+    if sign == 0:
         return ""
-    if low > 0:
-        return " ▼" if lower_better else " ▲"
-    if high < 0:
-        return " ▲" if lower_better else " ▼"
-    return ""
+    return " ▲" if (sign > 0) != lower_better else " ▼"
 
 
 def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
@@ -258,7 +462,7 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
             f"Δ ES-AUC vs {baseline}",
             "Δ worst-group AUC",
             "Δ AUC",
-            "s/epoch (x base)",
+            _cost_header(data),
         ]
         rows = []
         for label, arm in data["arms"].items():
@@ -271,18 +475,24 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
                     _num(arm["difference"][m], True) + _sig(arm["difference"][m], m in LOWER_IS_BETTER)
                     for m in ("es_auc", "worst_group_auc", "auc")
                 ]
-            cost = arm["epoch_cost"]
-            row.append(f"{arm['epoch_s']:.3f} ({cost:.2f}x)" if not math.isnan(cost) else "")
+            row.append(_cost_cell(arm, _cpu_cost(data)))
             rows.append(row)
         protocol = (
             f"{data['folds']}-fold cross-validation, corrected resampled t intervals"
             if data["protocol"] == "cv"
             else "one run per seed, Student-t intervals"
         )
+        fewest = min((arm["runs"] for arm in data["arms"].values()), default=0)
+        marks = (
+            f"▲/▼: the paired difference's interval excludes 0 (better/worse), shown from {MIN_SEEDS} runs on"
+            if fewest >= MIN_SEEDS
+            else f"No ▲/▼: fewer than {MIN_SEEDS} runs per arm, too few to call a difference significant"
+        )
         note = (
-            f"{data['description']}. {data['effect']}. Test metrics of the final runs (in brackets after each arm: "
-            f"how many), mean [{int(results['settings']['level'] * 100)}% interval]; {protocol}. "
-            "▲/▼: the paired difference's interval excludes 0 (better/worse)."
+            f"{data['description']}. {data['effect']}{'.' if data['effect'] else ''} Test metrics of the final runs "
+            f"(in brackets after each arm: how many), mean [{int(results['settings']['level'] * 100)}% interval]; "
+            f"{protocol}; †: the t interval reached past the metric's range and is cut at its bound (too few "
+            f"runs for a t interval to be trusted). {marks}. {_cost_note(data)}"
         )
         out.append((f"Data set `{name}`", note, headers, rows))
         groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
@@ -340,6 +550,36 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
     return out
 
 
+def _cpu_cost(data: Mapping[str, Any]) -> bool:
+    """Whether every arm of a data set has CPU seconds (stores written before they were recorded: no)."""
+    return all(not math.isnan(arm.get("epoch_cpu_s", math.nan)) for arm in data["arms"].values())
+
+
+def _cost_header(data: Mapping[str, Any]) -> str:
+    return "CPU s/epoch (x base)" if _cpu_cost(data) else "wall s/epoch on a shared machine (x base)"
+
+
+def _cost_cell(arm: Mapping[str, Any], cpu: bool) -> str:
+    seconds, ratio = (
+        (arm["epoch_cpu_s"], arm["epoch_cpu_cost"]) if cpu else (arm["epoch_s"], arm["epoch_cost"])
+    )
+    if math.isnan(seconds):
+        return "undefined"
+    return f"{seconds:.3f} ({ratio:.2f}x)" if not math.isnan(ratio) else f"{seconds:.3f}"
+
+
+def _cost_note(data: Mapping[str, Any]) -> str:
+    if _cpu_cost(data):
+        return (
+            "Cost: median CPU seconds per training epoch (all the run's threads and loader processes), and its "
+            "ratio to the baseline's; CPU time hardly depends on what else the machine runs."
+        )
+    return (
+        "Cost: median wall seconds per training epoch on a shared machine (these runs recorded no CPU time), "
+        "and its ratio to the baseline's; other programs on the machine change it by tens of percent."
+    )
+
+
 def _ranked(results: Mapping[str, Any]) -> str:
     counts = {r["n_datasets"] for r in results["ranks"]["es_auc"].values()}
     return ", ".join(str(c) for c in sorted(counts)) or "none"
@@ -384,15 +624,30 @@ def _header_lines(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _first_paragraph(results: Mapping[str, Any]) -> str:
+    advice = results.get("recommendation") or {}
+    return f"**What to try first.** {advice.get('text', 'No clear winner.')}"
+
+
 def to_markdown(results: Mapping[str, Any]) -> str:
-    """``leaderboard.md``."""
-    parts = ["# Leaderboard", "", *_header_lines(results), ""]
+    """``leaderboard.md``: first the advice (:func:`recommendation`), then the settings and the tables."""
+    parts = ["# Leaderboard", "", _first_paragraph(results), "", *_header_lines(results), ""]
     for title, note, headers, rows in _tables(results):
         parts += [f"## {title}", ""]
         if note:
             parts += [note, ""]
         parts += [_md_table(headers, rows), ""]
+    if results.get("pareto"):
+        parts += ["## Tuning trials on the AUC / ES-AUC plane", "", _PARETO_NOTE, ""]
+        parts += [f"![{name}: tuning trials]({file})" for name, file in results["pareto"].items()]
+        parts.append("")
     return "\n".join(parts)
+
+
+_PARETO_NOTE = (
+    "Validation AUC and ES-AUC of every tuning trial of each arm (one point per configuration that ran), the "
+    "Pareto front of all of them (dashed: no trial is better in both), and each arm's selected trial circled."
+)
 
 
 def _png(fig: Any) -> str:
@@ -477,10 +732,14 @@ def to_html(results: Mapping[str, Any]) -> str:
 
     parts = [
         "<h1>Leaderboard</h1>",
-        *(f"<p>{html.escape(line).replace('**', '')}</p>" for line in _header_lines(results)),
+        *(
+            f"<p>{html.escape(line).replace('**', '').replace('`', '')}</p>"
+            for line in (_first_paragraph(results), *_header_lines(results))
+        ),
     ]
     parts.append(figure(rank_plot(results), "mean rank per metric"))
-    for title, note, headers, rows in _tables(results):
+    tables = _tables(results)
+    for title, note, headers, rows in tables:
         parts.append(f"<h2>{html.escape(title).replace('`', '')}</h2>")
         if note:
             parts.append(f"<p>{html.escape(note).replace('`', '')}</p>")
@@ -488,6 +747,13 @@ def to_html(results: Mapping[str, Any]) -> str:
         for name, data in results["datasets"].items():
             if title == f"`{name}`: AUC per group":
                 parts.append(figure(group_plot(name, data), f"{name}: AUC per group"))
+    if results.get("pareto"):
+        parts += ["<h2>Tuning trials on the AUC / ES-AUC plane</h2>", f"<p>{html.escape(_PARETO_NOTE)}</p>"]
+        parts += [
+            f'<figure><a href="{html.escape(file)}"><img alt="{html.escape(name)}: tuning trials" '
+            f'src="{html.escape(file)}"></a></figure>'
+            for name, file in results["pareto"].items()
+        ]
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.85em}"
@@ -500,13 +766,27 @@ def to_html(results: Mapping[str, Any]) -> str:
     )
 
 
-def write_outputs(results: Mapping[str, Any], output: Path) -> dict[str, Path]:
-    """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``."""
+def write_outputs(results: Mapping[str, Any], output: Path, *, pareto: bool = False) -> dict[str, Path]:
+    """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``; with ``pareto``,
+    also ``pareto-<data set>.png`` per data set with tuning trials
+    (:func:`~monai_multifair.benchmark.pareto.pareto_plot`), linked from both pages."""
     files = {
         "results": output / "results.json",
         "markdown": output / "leaderboard.md",
         "html": output / "leaderboard.html",
     }
+    if pareto:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        from monai_multifair.benchmark.pareto import pareto_plot
+
+        results = {**results, "pareto": {}}
+        for name, trials in results.get("tuning", {}).items():
+            fig = pareto_plot(name, trials)
+            FigureCanvasAgg(fig)
+            files[f"pareto-{name}"] = output / f"pareto-{name}.png"
+            fig.savefig(files[f"pareto-{name}"], format="png", dpi=100, bbox_inches="tight")
+            results["pareto"][name] = files[f"pareto-{name}"].name
     files["results"].write_text(
         json.dumps(json_ready(results), indent=1, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -40,16 +40,28 @@ else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["EpochTimer", "dataset_document", "execute", "run_document", "seed_settings", "versions"]
+__all__ = [
+    "EpochTimer",
+    "cpu_seconds",
+    "dataset_document",
+    "execute",
+    "run_document",
+    "seed_settings",
+    "versions",
+]
 
 
 class EpochTimer:
-    """Seconds of each training epoch: from the trainer's ``EPOCH_STARTED`` to its ``EPOCH_COMPLETED``,
-    before validation (``engine.train`` attaches extra handlers ahead of its validation runner)."""
+    """Wall and CPU seconds of each training epoch: from the trainer's ``EPOCH_STARTED`` to its
+    ``EPOCH_COMPLETED``, before validation (``engine.train`` attaches extra handlers ahead of its
+    validation runner). CPU time is :func:`cpu_seconds`: this process's threads and its finished child
+    processes (loader workers): unlike wall time, it hardly grows when other programs load the machine."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
         self._start = 0.0
+        self._cpu_start = 0.0
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._started)
@@ -57,9 +69,22 @@ class EpochTimer:
 
     def _started(self, engine: Engine) -> None:
         self._start = time.perf_counter()
+        self._cpu_start = cpu_seconds()
 
     def _completed(self, engine: Engine) -> None:
         self.seconds.append(time.perf_counter() - self._start)
+        self.cpu_seconds.append(cpu_seconds() - self._cpu_start)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process, all its threads, and its child processes
+    that have ended (``resource.getrusage``; on platforms without it, this process only)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no resource module
+        return time.process_time()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def versions() -> dict[str, str]:
@@ -162,6 +187,7 @@ def execute(task: Mapping[str, Any]) -> dict[str, Any]:
     """Train one task with the engine and return its store row (the run folder is removed afterwards
     unless ``task["keep"]``)."""
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     config = RunConfig.from_dict(task["config"])
     splits = _datasets(config)
     tuning = task["phase"] == "tune"
@@ -203,12 +229,21 @@ def execute(task: Mapping[str, Any]) -> dict[str, Any]:
     row.update(
         {
             "split": result.metrics["split"],
+            # what ran, for the leaderboard's descriptions: the data source, the samples per split, epochs
+            "data": {
+                "source": config.data.source,
+                "samples": {name: len(split) for name, split in sorted(splits.items())},
+                "epochs": int(config.trainer.epochs),
+                "batch_size": int(config.trainer.batch_size),
+            },
             "metrics": _metrics(result.metrics),
             "validation": dict(result.metrics.get("validation", {})),
             "best_epoch": result.best_epoch,
             "timing": {
                 "wall_s": time.perf_counter() - started,
+                "cpu_s": cpu_seconds() - cpu_started,
                 "epoch_s": timer.seconds,
+                "epoch_cpu_s": timer.cpu_seconds,
                 "threads": torch.get_num_threads(),
             },
             "versions": versions(),

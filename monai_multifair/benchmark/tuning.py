@@ -147,8 +147,13 @@ def select_trial(trials: list[Mapping[str, Any]], metric: str, auc_guard: float)
     ``auc_guard`` of the best validation AUC (ties: the lower trial number). When ``metric`` is undefined
     for every eligible trial, the validation AUC decides.
 
+    ``metric="distance_to_optimal"`` (MEDFAIR's DTO, smaller is better) is computed among the eligible
+    trials from their per-group validation AUCs (``validation["group_auc"]``), with the utopia point of
+    those trials (:func:`~monai_multifair.benchmark.pareto.distance_to_optimal`).
+
     Args:
-        trials: ``{"number", "options", "validation": {metric: value}}`` per finished trial.
+        trials: ``{"number", "options", "validation": {metric: value, "group_auc": {group: AUC}}}`` per
+            finished trial.
         metric: the selection metric.
         auc_guard: the AUC margin.
 
@@ -170,10 +175,17 @@ def select_trial(trials: list[Mapping[str, Any]], metric: str, auc_guard: float)
         )
     best_auc = max(value(t, "auc") for t in defined)
     eligible = [t for t in defined if value(t, "auc") >= best_auc - auc_guard]
+    if metric == "distance_to_optimal":
+        from monai_multifair.benchmark.pareto import distance_to_optimal
+
+        groups = [dict(t["validation"].get("group_auc") or {}) for t in eligible]
+        distances = distance_to_optimal(groups) if any(groups) else [math.nan] * len(eligible)
+        eligible = [{**t, "validation": {**t["validation"], metric: d}} for t, d in zip(eligible, distances)]
+    sign = -1.0 if metric == "distance_to_optimal" else 1.0  # the distance: smaller is better
     scored = [t for t in eligible if not math.isnan(value(t, metric))]
     if scored:
-        chosen = min(scored, key=lambda t: (-value(t, metric), t["number"]))
-        rule = f"best validation {metric} among {len(eligible)} trial(s) with validation AUC >= {best_auc:.4f} - {auc_guard:g}"
+        chosen = min(scored, key=lambda t: (-sign * value(t, metric), t["number"]))
+        rule = f"{'smallest' if sign < 0 else 'best'} validation {metric} among {len(eligible)} trial(s) with validation AUC >= {best_auc:.4f} - {auc_guard:g}"
     else:
         chosen = min(eligible, key=lambda t: (-value(t, "auc"), t["number"]))
         rule = f"validation {metric} undefined for every eligible trial: best validation AUC"

@@ -7,6 +7,7 @@ Examples::
     multifair compare --config benchmarks/compare.yaml --output runs/compare   # methods and data sets from YAML
     multifair compare --quick --datasets cohort --output runs/compare-quick  # tiny sizes for CI, no claims
     multifair compare --list                                                # the suite's data sets
+    multifair compare --output runs/compare --report-only --pareto          # trials and their Pareto front
 
 Run the same command again to continue an interrupted comparison (no finished run runs twice). Writes
 ``leaderboard.html``, ``leaderboard.md``, ``results.json``, ``runs.jsonl`` and ``optuna.journal``.
@@ -18,7 +19,6 @@ import argparse
 import sys
 from typing import Any
 
-from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
@@ -52,6 +52,8 @@ def build_config(args: argparse.Namespace) -> Any:
     for key in ("seeds", "trials", "storage"):
         if getattr(args, key) is not None:
             document[key] = getattr(args, key)
+    if args.selection_metric is not None:
+        document["selection"] = {**(document.get("selection") or {}), "metric": args.selection_metric}
     if args.quick:
         document["quick"] = True
         if args.seeds is None:
@@ -86,11 +88,13 @@ def _list() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run or continue the comparison, then print where the leaderboard is."""
-    from monai_multifair.benchmark import compare
-
     if args.list:
         return _list()
     config = build_config(args)
+    # the runner (torch, Optuna) is imported once the config is valid: a config error answers quickly
+    from monai_multifair.benchmark import compare
+    from monai_multifair.core.distributed import rank
+
     lead = rank() == 0  # under torchrun, rank 0 speaks for the comparison
     show = not args.no_progress and sys.stderr.isatty() and lead
     action = "leaderboard of" if args.report_only else "comparing"
@@ -109,12 +113,17 @@ def run(args: argparse.Namespace) -> int:
         log=lambda line: print(line, flush=True),
         keep_runs=args.keep_runs,
         run=not args.report_only,
+        pareto=args.pareto,
     )
     if lead:
         ranks = results["ranks"]["es_auc"]
         order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
         print("mean ES-AUC rank: " + ", ".join(f"{a} {ranks[a]['mean_rank']:.2f}" for a in order))
         print(f"written: {args.output}/leaderboard.html, leaderboard.md, results.json")
+        if args.pareto:
+            print(
+                f"Pareto plots: {', '.join(f'{args.output}/pareto-{d}.png' for d in results['tuning']) or 'none (no tuning trials)'}"
+            )
     return 0
 
 
@@ -151,6 +160,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--storage", default=None, help="an Optuna storage URL (default: OUTPUT/optuna.journal)"
     )
+    from monai_multifair.benchmark.compare_config import SELECTION_METRICS
+
+    parser.add_argument(
+        "--selection-metric",
+        default=None,
+        choices=SELECTION_METRICS,
+        help="the validation criterion that chooses each tuned arm's configuration (default es_auc, or the "
+        "config's selection.metric); distance_to_optimal is MEDFAIR's",
+    )
     parser.add_argument("--output", default="runs/compare", help="the output folder (default runs/compare)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument(
@@ -168,5 +186,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar; one line per finished run"
+    )
+    parser.add_argument(
+        "--pareto",
+        action="store_true",
+        help="also draw each data set's tuning trials on the validation AUC / ES-AUC plane with their Pareto "
+        "front (OUTPUT/pareto-<data set>.png, linked from the leaderboard)",
     )
     parser.set_defaults(func=run, torchrun=True)

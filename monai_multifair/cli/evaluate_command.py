@@ -18,7 +18,6 @@ from monai_multifair.cli.train_command import (
     load_run_config,
     result_lines,
 )
-from monai_multifair.core.distributed import rank
 from monai_multifair.errors import MultiFairError, raised_on_every_rank
 
 __all__ = ["prepare", "register", "run"]
@@ -49,6 +48,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint and print its metrics and the files written."""
+    # the engine (torch, MONAI) is imported here, not at start-up: `--help` answers quickly
+    from monai_multifair.core.distributed import rank
     from monai_multifair.engine import evaluate
 
     with raised_on_every_rank():

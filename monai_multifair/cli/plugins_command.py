@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from monai_multifair.plugins import MODALITIES, get_plugin_manager
+from monai_multifair.plugins import MODALITIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +45,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Print the listing; return 1 if any plugin failed or any encoder name is claimed twice."""
     from monai_multifair.cli import EXIT_FAILURE, EXIT_OK
+    from monai_multifair.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     registry = pm.encoder_registry()

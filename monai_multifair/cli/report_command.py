@@ -21,10 +21,12 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from monai_multifair.errors import MultiFairError
+
+if TYPE_CHECKING:  # pandas is imported when the command runs, not by ``multifair --help``
+    import pandas as pd
 
 OUTPUT_FILES = ("report.html", "report.md", "report.json")
 #: The Python argument of ``AuditReport.from_predictions_file`` behind each flag (errors name the flag).
@@ -74,6 +76,8 @@ def _check_output(output: Path, overwrite: bool) -> list[Path]:
 
 def _training_stats(path: str) -> pd.DataFrame:
     """Read per-step training statistics from CSV or JSON (records or column mapping)."""
+    import pandas as pd
+
     file = Path(path)
     if not file.is_file():
         raise MultiFairError(f"training statistics file {path!r} does not exist or is not a file")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.errors import MultiFairError, raised_on_every_rank
 
 __all__ = [
@@ -140,6 +139,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) and print the test metrics and the files written."""
+    # the engine (torch, MONAI) is imported here, not at start-up: `--help` answers quickly
+    from monai_multifair.core.distributed import rank, world_size
     from monai_multifair.engine import train
 
     with raised_on_every_rank():

@@ -12,6 +12,8 @@ A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encode
 ``docs/reference/config.md`` lists every key.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from monai_multifair.config.loader import (
     apply_overrides,
     list_presets,
@@ -20,22 +22,63 @@ from monai_multifair.config.loader import (
     parse_override,
     preset_path,
 )
-from monai_multifair.config.schema import (
-    ENCODER_KINDS,
-    SOURCES,
-    DataConfig,
-    EncoderConfig,
-    EncoderWeightsConfig,
-    EvaluationConfig,
-    FusionConfig,
-    ManifestConfig,
-    MethodConfig,
-    OutputConfig,
-    PipelineConfig,
-    PostprocessingConfig,
-    RunConfig,
-    TrainerConfig,
+
+# The schema imports the data sources (torch, pandas): its names are imported on first use (PEP 562), so
+# that a missing config file, a YAML error or a malformed ``--set`` is reported without loading them.
+_SCHEMA_NAMES = (
+    "ENCODER_KINDS",
+    "SOURCES",
+    "DataConfig",
+    "EncoderConfig",
+    "EncoderWeightsConfig",
+    "EvaluationConfig",
+    "FusionConfig",
+    "ManifestConfig",
+    "MethodConfig",
+    "OutputConfig",
+    "PipelineConfig",
+    "PostprocessingConfig",
+    "RunConfig",
+    "TrainerConfig",
 )
+
+if TYPE_CHECKING:
+    from monai_multifair.config.schema import (
+        ENCODER_KINDS,
+        SOURCES,
+        DataConfig,
+        EncoderConfig,
+        EncoderWeightsConfig,
+        EvaluationConfig,
+        FusionConfig,
+        ManifestConfig,
+        MethodConfig,
+        OutputConfig,
+        PipelineConfig,
+        PostprocessingConfig,
+        RunConfig,
+        TrainerConfig,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SCHEMA_NAMES:
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'monai_multifair.config' has no attribute {name!r}")
+    from monai_multifair.config import schema
+
+    value = getattr(schema, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ENCODER_KINDS",

@@ -6,11 +6,13 @@ import copy
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from monai_multifair.config.schema import RunConfig
 from monai_multifair.config.validation import load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
+
+if TYPE_CHECKING:
+    from monai_multifair.config.schema import RunConfig
 
 __all__ = ["apply_overrides", "list_presets", "load_config", "load_raw", "parse_override", "preset_path"]
 
@@ -242,6 +244,9 @@ def load_config(
     else:
         document = load_raw(source)
     document = _apply_with_method_switch(document, overrides)
+    # imported here: the schema loads the data sources (torch), not needed for file and override errors
+    from monai_multifair.config.schema import RunConfig
+
     return RunConfig.from_dict(document, check_encoders=check_encoders)
 
 

@@ -28,36 +28,92 @@ Environment variables (read when the plugin manager is created, or on ``get_plug
 - ``MULTIFAIR_TRACE_PLUGINS=1``: write every hook call and its result to stderr.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
 from monai_multifair.plugins.hookspecs import hookimpl, hookspec
-from monai_multifair.plugins.manager import (
-    ENTRY_POINT_GROUP,
-    ENV_DISABLE_AUTOLOAD,
-    ENV_DISABLE_PLUGINS,
-    ENV_PLUGINS,
-    ENV_TRACE,
-    MultiFairPluginManager,
-    PluginInfo,
-    create_encoder,
-    create_method,
-    encoder_conflicts,
-    get_encoder_spec,
-    get_method_spec,
-    get_plugin_manager,
-    list_encoders,
-    list_methods,
-    list_plugins,
-    method_conflicts,
-    plugin_load_failures,
-)
 from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
-from monai_multifair.plugins.registry import (
-    EncoderRegistry,
-    MethodRegistry,
-    PluginLoadFailure,
-    PluginLoadWarning,
-    SpecRegistry,
-)
+
+# The plugin manager and the registries import torch (``nn.Module`` checks): their names are imported on
+# first use (PEP 562), so that ``multifair --help`` can list MODALITIES without loading torch.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ENTRY_POINT_GROUP",
+            "ENV_DISABLE_AUTOLOAD",
+            "ENV_DISABLE_PLUGINS",
+            "ENV_PLUGINS",
+            "ENV_TRACE",
+            "MultiFairPluginManager",
+            "PluginInfo",
+            "create_encoder",
+            "create_method",
+            "encoder_conflicts",
+            "get_encoder_spec",
+            "get_method_spec",
+            "get_plugin_manager",
+            "list_encoders",
+            "list_methods",
+            "list_plugins",
+            "method_conflicts",
+            "plugin_load_failures",
+        ),
+        "monai_multifair.plugins.manager",
+    ),
+    **dict.fromkeys(
+        ("EncoderRegistry", "MethodRegistry", "PluginLoadFailure", "PluginLoadWarning", "SpecRegistry"),
+        "monai_multifair.plugins.registry",
+    ),
+}
+
+if TYPE_CHECKING:
+    from monai_multifair.plugins.manager import (
+        ENTRY_POINT_GROUP,
+        ENV_DISABLE_AUTOLOAD,
+        ENV_DISABLE_PLUGINS,
+        ENV_PLUGINS,
+        ENV_TRACE,
+        MultiFairPluginManager,
+        PluginInfo,
+        create_encoder,
+        create_method,
+        encoder_conflicts,
+        get_encoder_spec,
+        get_method_spec,
+        get_plugin_manager,
+        list_encoders,
+        list_methods,
+        list_plugins,
+        method_conflicts,
+        plugin_load_failures,
+    )
+    from monai_multifair.plugins.registry import (
+        EncoderRegistry,
+        MethodRegistry,
+        PluginLoadFailure,
+        PluginLoadWarning,
+        SpecRegistry,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'monai_multifair.plugins' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",

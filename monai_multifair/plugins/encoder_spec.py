@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from monai_multifair.errors import MultiFairError, close_match_hint
+
+if TYPE_CHECKING:  # the record itself needs no torch: ``multifair --help`` lists MODALITIES without it
+    from torch import nn
 
 #: The input kinds an encoder can declare, with the tensor layout its ``forward`` takes.
 MODALITIES: dict[str, str] = {

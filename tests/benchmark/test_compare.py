@@ -65,7 +65,14 @@ class Recorder:
 
 def test_tuning_never_receives_the_test_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recorder = Recorder(monkeypatch)
-    compare(_config(), tmp_path, progress=False, log=lambda line: None)
+    lines: list[str] = []
+    compare(_config(), tmp_path, progress=False, log=lines.append)
+    # the first runs probe every arm once (erm's first final run, groupdro's first trial), for the ETA
+    assert [c["config"].method.name for c in recorder.calls[:2]] == ["erm", "groupdro"]
+    assert [c["final_split"] for c in recorder.calls[:2]] == ["test", "val"]
+    progress = [line for line in lines if line.startswith("[")]
+    assert len(progress) == 6 and all(", ETA " in line for line in progress)
+    assert progress[-1].split("ETA ")[1].startswith("0:00:00]")
     tuning = [c for c in recorder.calls if c["final_split"] == "val"]
     finals = [c for c in recorder.calls if c["final_split"] == "test"]
     assert len(tuning) == 2 and len(finals) == 4
@@ -107,6 +114,20 @@ def test_compare_writes_the_leaderboard(tmp_path: Path) -> None:
     assert "data:image/png;base64," in html and "<script" not in html  # self-contained, static
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert saved["settings"]["seeds"] == 2
+    # the description says what ran, as runs.jsonl records it (not the suite's full-size setting)
+    finals = RunStore(tmp_path / "runs.jsonl").rows(phase="final")
+    sizes = {s: sorted({r["data"]["samples"][s] for r in finals}) for s in ("train", "val", "test")}
+    assert {r["data"]["epochs"] for r in finals} == {1}
+    assert all(r["metrics"]["n"] == r["data"]["samples"]["test"] for r in finals)
+    ran = results["datasets"]["tiny"]["ran"]
+    assert ran["samples"] == {s: [v[0], v[-1]] for s, v in sizes.items()} and ran["epochs"] == [1]
+    span = {s: f"{v[0]:,}" if v[0] == v[-1] else f"{v[0]:,}-{v[-1]:,}" for s, v in sizes.items()}
+    assert (
+        f"What ran: 4 final run(s) on data source synthetic with {span['train']} train, {span['val']} val, "
+        f"{span['test']} test samples per run, 1 epoch(s)"
+    ) in (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+    # cost: CPU seconds per epoch of every run
+    assert all(len(r["timing"]["epoch_cpu_s"]) == 1 and r["timing"]["cpu_s"] > 0 for r in finals)
 
 
 def test_an_interrupted_compare_continues_without_repeating_or_losing_a_run(
@@ -151,6 +172,9 @@ def test_command_line_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
             "--output",
             str(tmp_path),
             "--no-progress",
+            "--pareto",
+            "--selection-metric",
+            "distance_to_optimal",
         ]
     )
     assert code == 0
@@ -158,6 +182,22 @@ def test_command_line_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     assert "mean ES-AUC rank" in out and (tmp_path / "leaderboard.html").is_file()
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert results["settings"]["quick"] and results["complete"]
+    assert results["settings"]["selection"]["metric"] == "distance_to_optimal"
+    assert results["selected"]["cohort"]["reweighting"]["rule"].startswith(
+        ("smallest validation distance_to_optimal", "validation distance_to_optimal undefined")
+    )
+    # a quick run names no method and marks nothing
+    assert results["recommendation"]["arm"] is None
+    markdown = (tmp_path / "leaderboard.md").read_text(encoding="utf-8")
+    assert "No clear winner: a quick run" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| erm", "| reweighting"))]
+    assert rows and not any("▲" in line or "▼" in line for line in rows)
+    # the tuning trials of the tuned arm (reweighting), on the AUC / ES-AUC plane, linked from both pages
+    trials = results["tuning"]["cohort"]["reweighting"]
+    assert len(trials) in (1, 2) and sum(t["selected"] for t in trials) == 1  # two points, 2 trials
+    assert (tmp_path / "pareto-cohort.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![cohort: tuning trials](pareto-cohort.png)" in markdown
+    assert 'src="pareto-cohort.png"' in (tmp_path / "leaderboard.html").read_text(encoding="utf-8")
 
 
 def test_command_line_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

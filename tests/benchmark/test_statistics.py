@@ -82,3 +82,20 @@ def test_mean_ranks_by_hand() -> None:
     assert ranks["y"]["mean_rank"] == pytest.approx((1.5 + 3) / 2)
     lower = mean_ranks({"a": {"erm": 0.1, "x": 0.2}}, higher_is_better=False)
     assert lower["erm"]["mean_rank"] == 1.0 and lower["x"]["mean_rank"] == 2.0
+
+
+def test_t_interval_is_cut_at_the_bounds_and_marked() -> None:
+    wide = t_interval([0.9, 0.2], bounds=(0.0, 1.0))
+    half = stats.t.ppf(0.975, 1) * np.std([0.9, 0.2], ddof=1) / np.sqrt(2)  # 4.45: past both bounds
+    assert (wide["low"], wide["high"], wide["clipped"]) == (0.0, 1.0, True)
+    assert wide["mean"] == pytest.approx(0.55) and 0.55 - half < 0 < 1 < 0.55 + half
+    values = [0.80, 0.82, 0.81, 0.83, 0.79]
+    tight = t_interval(values, bounds=(0.0, 1.0))
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
+    assert not tight["clipped"] and (tight["low"], tight["high"]) == pytest.approx((low, high))
+    one_side = paired_t_interval([1.0, 1.0, 0.6], [0.1, 0.05, 0.1], bounds=(-1.0, 1.0))
+    diffs = [0.9, 0.95, 0.5]  # by hand: 0.783 +- 4.303 * 0.142 = [0.172, 1.394]: cut above only
+    low, _ = stats.t.interval(0.95, 2, loc=np.mean(diffs), scale=stats.sem(diffs))
+    assert one_side["high"] == 1.0 and one_side["low"] == pytest.approx(low) and one_side["clipped"]
+    with pytest.raises(MultiFairError, match="`bounds`"):
+        t_interval(values, bounds=(1.0, 0.0))
