@@ -48,12 +48,12 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint and print its metrics and the files written."""
-    # the engine (torch, MONAI) is imported here, not at start-up: `--help` answers quickly
+    with raised_on_every_rank():
+        config, checkpoint = prepare(args)
+    # the engine (torch, MONAI) is imported once the config is valid: a config error answers quickly
     from monai_multifair.core.distributed import rank
     from monai_multifair.engine import evaluate
 
-    with raised_on_every_rank():
-        config, checkpoint = prepare(args)
     result = evaluate(config, checkpoint, args.output, split=args.split, overwrite=args.overwrite)
     if rank() == 0:
         print("\n".join(result_lines(result)))

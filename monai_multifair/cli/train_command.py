@@ -139,12 +139,12 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) and print the test metrics and the files written."""
-    # the engine (torch, MONAI) is imported here, not at start-up: `--help` answers quickly
+    with raised_on_every_rank():
+        config, source = prepare(args)
+    # the engine (torch, MONAI) is imported once the config is valid: a config error answers quickly
     from monai_multifair.core.distributed import rank, world_size
     from monai_multifair.engine import train
 
-    with raised_on_every_rank():
-        config, source = prepare(args)
     run_dir = Path(args.output) if args.output else Path(config.output.dir)
     show, log = progress_options(args)
     lead = rank() == 0  # under torchrun, rank 0 speaks for the run
