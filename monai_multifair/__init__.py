@@ -11,9 +11,9 @@ answer without loading them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from monai_multifair._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -45,16 +45,4 @@ if TYPE_CHECKING:
     from monai_multifair.report import AuditReport
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module 'monai_multifair' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -18,8 +18,9 @@ and ``leaderboard.html`` / ``leaderboard.md`` / ``results.json``. :data:`SUITE` 
 known by name.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from monai_multifair._lazy import lazy_exports
 from monai_multifair.benchmark.compare_config import (
     CompareConfig,
     DatasetEntry,
@@ -59,23 +60,7 @@ if TYPE_CHECKING:
     from monai_multifair.benchmark.tuning import select_trial
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        import importlib.util
-
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module 'monai_multifair.benchmark' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

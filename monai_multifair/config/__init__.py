@@ -12,8 +12,9 @@ A config is a :class:`RunConfig` dataclass tree with sections ``data``, ``encode
 ``docs/reference/config.md`` lists every key.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from monai_multifair._lazy import lazy_exports
 from monai_multifair.config.loader import (
     apply_overrides,
     list_presets,
@@ -61,23 +62,9 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SCHEMA_NAMES:
-        import importlib
-        import importlib.util
-
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module 'monai_multifair.config' has no attribute {name!r}")
-    from monai_multifair.config import schema
-
-    value = getattr(schema, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(
+    __name__, dict.fromkeys(_SCHEMA_NAMES, "monai_multifair.config.schema"), globals()
+)
 
 
 __all__ = [

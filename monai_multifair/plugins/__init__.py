@@ -28,8 +28,9 @@ Environment variables (read when the plugin manager is created, or on ``get_plug
 - ``MULTIFAIR_TRACE_PLUGINS=1``: write every hook call and its result to stderr.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from monai_multifair._lazy import lazy_exports
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
 from monai_multifair.plugins.hookspecs import hookimpl, hookspec
 from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
@@ -96,23 +97,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        import importlib.util
-
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule not imported yet
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module 'monai_multifair.plugins' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
