@@ -27,7 +27,7 @@ from monai_multifair.benchmark.compare_config import (
 )
 from monai_multifair.benchmark.comparison import compare
 from monai_multifair.benchmark.leaderboard import summarize, write_outputs
-from monai_multifair.benchmark.run_store import RunStore, config_hash
+from monai_multifair.benchmark.run_store import RunStore, SQLRunStore, config_hash, open_run_store
 from monai_multifair.benchmark.statistics import (
     corrected_resampled_t_interval,
     mean_ranks,
@@ -43,6 +43,7 @@ __all__ = [
     "DatasetEntry",
     "MethodEntry",
     "RunStore",
+    "SQLRunStore",
     "SelectionRule",
     "SuiteDataset",
     "compare",
@@ -51,6 +52,7 @@ __all__ = [
     "get_suite_dataset",
     "load_compare_config",
     "mean_ranks",
+    "open_run_store",
     "paired_t_interval",
     "select_trial",
     "summarize",
