@@ -5,7 +5,8 @@ packages (``/usr/lib/postgresql/<version>/bin``, or ``initdb`` on ``PATH``) in a
 listening on a unix socket in that folder only (no TCP port), and stops and removes it afterwards.
 The server refuses to run as root: under root (CI) it runs as the ``postgres`` user (or ``nobody``)
 through ``runuser``. ``postgres_url`` gives each test a fresh database on it. Without a server
-binary the tests that use them are skipped, saying so.
+binary the tests that use them are skipped, saying so, unless ``MULTIFAIR_REQUIRE_POSTGRES=1`` (set by
+``.ci/run``): then they fail, so that CI cannot pass without running them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from pathlib import Path
 import pytest
 
 PORT = 5432  # only names the socket file in the server's own folder: never a TCP port
+
+
+def _missing(reason: str) -> None:
+    """Skip (or, where CI requires the server, fail) for want of ``reason``."""
+    if os.environ.get("MULTIFAIR_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"MULTIFAIR_REQUIRE_POSTGRES=1 but {reason}")
+    pytest.skip(reason)
 
 
 def _bin_dir() -> Path | None:
@@ -46,11 +54,9 @@ def _as_server_user() -> tuple[list[str], str | None]:
         except KeyError:
             continue
         if shutil.which("runuser") is None:
-            pytest.skip(
-                "PostgreSQL refuses to run as root, and `runuser` is missing to run it as another user"
-            )
+            _missing("PostgreSQL refuses to run as root, and `runuser` is missing to run it as another user")
         return ["runuser", "-u", user, "--"], user
-    pytest.skip("PostgreSQL refuses to run as root, and there is no `postgres` or `nobody` user")
+    _missing("PostgreSQL refuses to run as root, and there is no `postgres` or `nobody` user")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +64,7 @@ def postgres_server() -> Iterator[str]:
     """The socket folder of a PostgreSQL server started for this test session."""
     bin_dir = _bin_dir()
     if bin_dir is None or not (bin_dir / "pg_ctl").exists():
-        pytest.skip(
+        _missing(
             "no PostgreSQL server binary (initdb, pg_ctl) found in /usr/lib/postgresql/*/bin or on PATH: "
             "apt-get install postgresql"
         )
@@ -92,7 +98,10 @@ def postgres_url(postgres_server: str) -> str:
     """The URL of a fresh, empty database on the session's server."""
     import sqlalchemy as sa
 
-    pytest.importorskip("psycopg", reason="the PostgreSQL driver (the `store` extra) is not installed")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _missing("the PostgreSQL driver psycopg (the `store` extra) is not installed")
     name = f"test_{uuid.uuid4().hex[:12]}"
     server = f"postgresql://multifair@/postgres?host={postgres_server}&port={PORT}"
     engine = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
