@@ -246,10 +246,11 @@ class _Comparison:
         return True
 
     def reap_abandoned(self, plan: ArmPlan) -> int:
-        """A shared store: mark failed (not finished, so the budget frees up) the running trials of other
-        workers that hold no live claim on their run and started more than ``lease_s`` ago (their
-        worker died); returns how many."""
-        from optuna.trial import TrialState
+        """A shared store: close the running trials of other workers that hold no live claim on their run
+        and started more than ``lease_s`` ago (their worker died): with the stored row where the run
+        was stored (the worker died before recording the trial, or is recording it now: the same
+        values), else as failed (not finished, so the budget frees up); returns how many."""
+        from optuna.trial import Trial, TrialState
 
         if not self.shared:
             return 0
@@ -263,7 +264,11 @@ class _Comparison:
             key = trial.user_attrs.get("run_key")
             if key is not None and self.store.claimed(key):
                 continue
-            plan.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            row = self.store.get(key) if key is not None else None
+            if row is not None:
+                self.tell(plan, Trial(plan.study, trial._trial_id), row)
+            else:
+                plan.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             reaped += 1
         return reaped
 
@@ -490,12 +495,12 @@ class _Scheduler:
         elsewhere = False
         for index in range(config.seeds):
             task = state.task(plan, plan.selected["options"], "final", index, None)
-            if task["key"] in plan.in_flight:
+            if task["key"] in plan.in_flight or task["key"] in state.store:  # a read before a claim
                 continue
             if state.store.claim(task["key"], state.owner, state.lease_s):
                 plan.in_flight.add(task["key"])
                 return task
-            elsewhere = elsewhere or task["key"] not in state.store  # claimed by another worker
+            elsewhere = True  # claimed by another worker (or stored just now: the next round sees it)
         plan.elsewhere = elsewhere
         plan.complete = not plan.in_flight and not elsewhere
         return None
@@ -596,7 +601,6 @@ class _Scheduler:
                 if trial_counts(plan.study, self.state.token)["elsewhere"] > 0:
                     return True
             if plan.elsewhere:
-                plan.elsewhere = False  # looked at again by the next round of next_task
                 return True
         return False
 
