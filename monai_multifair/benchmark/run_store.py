@@ -158,9 +158,16 @@ class SQLRunStore:
     after ``lease_s`` seconds (the database's clock decides), and the run can then be claimed by another
     worker: a worker that died loses nothing, and a finished run is never trained again.
 
-    PostgreSQL (``postgresql://user:password@host/db``, driver ``psycopg`` (version 3): the ``multifair[store]``
-    extra) is the database for several machines; SQLite (``sqlite:///path.db``) serves several processes
-    on one machine.
+    PostgreSQL (``postgresql://user:password@host/db``; the driver is psycopg 3, the ``store`` extra:
+    ``pip install 'monai-multifair[store]'``) is the database for several machines; SQLite
+    (``sqlite:///path.db``) serves several processes on one machine.
+
+    Example::
+
+        store = SQLRunStore("postgresql://multifair@db-host/compare")
+        if store.claim(key, owner="host:pid:token", lease_s=120):  # nobody else trains it now
+            row = train(key)  # renew(owner, 120) every 40 s meanwhile
+            store.finish(row, owner="host:pid:token")  # the row stored, the claim dropped: one transaction
 
     Args:
         url: a SQLAlchemy database URL.
