@@ -38,6 +38,8 @@ _LAZY = {
     "write_outputs": "monai_multifair.benchmark.leaderboard",
     "MIN_SEEDS": "monai_multifair.benchmark.statistics",
     "RunStore": "monai_multifair.benchmark.run_store",
+    "SQLRunStore": "monai_multifair.benchmark.run_store",
+    "open_run_store": "monai_multifair.benchmark.run_store",
     "config_hash": "monai_multifair.benchmark.run_store",
     "corrected_resampled_t_interval": "monai_multifair.benchmark.statistics",
     "mean_ranks": "monai_multifair.benchmark.statistics",
@@ -49,7 +51,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from monai_multifair.benchmark.comparison import compare
     from monai_multifair.benchmark.leaderboard import summarize, write_outputs
-    from monai_multifair.benchmark.run_store import RunStore, config_hash
+    from monai_multifair.benchmark.run_store import RunStore, SQLRunStore, config_hash, open_run_store
     from monai_multifair.benchmark.statistics import (
         MIN_SEEDS,
         corrected_resampled_t_interval,
@@ -70,6 +72,7 @@ __all__ = [
     "DatasetEntry",
     "MethodEntry",
     "RunStore",
+    "SQLRunStore",
     "SelectionRule",
     "SuiteDataset",
     "compare",
@@ -78,6 +81,7 @@ __all__ = [
     "get_suite_dataset",
     "load_compare_config",
     "mean_ranks",
+    "open_run_store",
     "paired_t_interval",
     "select_trial",
     "summarize",

@@ -13,16 +13,24 @@ Steps, for every data set and arm:
 Every finished run is a row of ``runs.jsonl`` (:class:`~monai_multifair.benchmark.RunStore`); calling
 :func:`compare` again on the same output folder continues where it stopped. With ``jobs > 1`` runs
 train in that many worker processes (spawned, ``threads`` torch threads each).
+
+Several machines: with ``store`` (a database URL, :class:`~monai_multifair.benchmark.SQLRunStore`)
+every comparison that shares it claims each run before training it, keeps its claims alive while it
+trains (every ``lease_s / 3`` seconds) and stores the row and drops the claim in one transaction; the
+Optuna studies live in the same database unless ``config.storage`` says otherwise. A run (or trial)
+whose worker died is taken over once its claim is ``lease_s`` seconds old.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import datetime
 import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +43,7 @@ import torch
 from monai_multifair.benchmark import tasks as task_module
 from monai_multifair.benchmark.compare_config import CompareConfig, DatasetEntry, MethodEntry
 from monai_multifair.benchmark.eta import RunTimeEstimator
-from monai_multifair.benchmark.run_store import RunStore, config_hash
+from monai_multifair.benchmark.run_store import SQLRunStore, config_hash, open_run_store
 from monai_multifair.benchmark.tuning import (
     is_empty_space,
     open_storage,
@@ -91,6 +99,7 @@ class ArmPlan:
     study: Any = None
     selected: dict[str, Any] | None = None
     in_flight: set[str] = field(default_factory=set)
+    elsewhere: bool = False  # final runs claimed by another worker (a shared store)
     complete: bool = False  # every final run is stored
 
     @property
@@ -107,14 +116,26 @@ def _hash_of(config: Any) -> str:
 class _Comparison:
     """The state of one :func:`compare` call."""
 
-    def __init__(self, config: CompareConfig, output: Path, *, keep_runs: bool) -> None:
+    def __init__(
+        self,
+        config: CompareConfig,
+        output: Path,
+        *,
+        keep_runs: bool,
+        store: str | None = None,
+        lease_s: float = 120.0,
+    ) -> None:
         from monai_multifair.plugins import get_method_spec
 
         self.config = config
         self.output = output
         self.keep_runs = keep_runs
         self.token = uuid.uuid4().hex[:12]
-        self.store = RunStore(output / "runs.jsonl")
+        self.owner = owner_tag(self.token)
+        self.store_url = store
+        self.store = open_run_store(store, output)
+        self.shared = isinstance(self.store, SQLRunStore)
+        self.lease_s = lease_s
         self.storage = None
         self.plans: list[ArmPlan] = []
         for dataset in config.datasets:
@@ -189,7 +210,7 @@ class _Comparison:
         tuned = [p for p in self.plans if p.tuned]
         if not tuned:
             return
-        self.storage = open_storage(self.config.storage, self.output)
+        self.storage = open_storage(self.config.storage or self.store_url, self.output)
         for plan in tuned:
             base = {
                 "dataset": plan.document,
@@ -228,21 +249,26 @@ class _Comparison:
                 )
         return out[: self.config.trials] if len(out) > self.config.trials else out
 
-    def tell(self, plan: ArmPlan, trial: Any, row: dict[str, Any]) -> None:
-        """Record a finished trial: its options and validation metrics (user attributes), its value."""
+    def tell(self, plan: ArmPlan, trial: Any, row: dict[str, Any]) -> bool:
+        """Record a finished trial: its options and validation metrics (user attributes), its value.
+        ``False`` when the trial was closed already (another worker took it over: its claim expired)."""
+        from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         validation = row["metrics"]
-        trial.set_user_attr("options", row["options"])
-        trial.set_user_attr(
-            "validation",
-            {
-                **{k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
-                "group_auc": dict(validation.get("group_auc") or {}),
-            },
-        )
-        trial.set_user_attr("config_hash", row["config_hash"])
-        trial.set_user_attr("finished", True)
+        try:
+            trial.set_user_attr("options", row["options"])
+            trial.set_user_attr(
+                "validation",
+                {
+                    **{k: validation.get(k) for k in ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")},
+                    "group_auc": dict(validation.get("group_auc") or {}),
+                },
+            )
+            trial.set_user_attr("config_hash", row["config_hash"])
+            trial.set_user_attr("finished", True)
+        except UpdateFinishedTrialError:
+            return False
         if self.config.selection.metric == "distance_to_optimal":
             # the sampler's value: the distance to AUC 1 in every group (the DTO's utopia depends on the
             # trials chosen among, so the selection recomputes it; both are smaller-is-better: negated)
@@ -253,9 +279,37 @@ class _Comparison:
         else:
             metric = validation.get(self.config.selection.metric)
         if metric is None or metric != metric:  # undefined: a failed trial that still used its budget
-            plan.study.tell(trial.number, state=TrialState.FAIL)
+            plan.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         else:
-            plan.study.tell(trial.number, float(metric))
+            plan.study.tell(trial.number, float(metric), skip_if_finished=True)
+        return True
+
+    def reap_abandoned(self, plan: ArmPlan) -> int:
+        """A shared store: close the running trials of other workers that hold no live claim on their run
+        and started more than ``lease_s`` ago (their worker died): with the stored row where the run
+        was stored (the worker died before recording the trial, or is recording it now: the same
+        values), else as failed (not finished, so the budget frees up); returns how many."""
+        from optuna.trial import Trial, TrialState
+
+        if not self.shared:
+            return 0
+        now = datetime.datetime.now()
+        reaped = 0
+        for trial in plan.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("owner") == self.owner or trial.datetime_start is None:
+                continue
+            if (now - trial.datetime_start).total_seconds() < self.lease_s:
+                continue  # just asked: its worker may not have claimed its run yet
+            key = trial.user_attrs.get("run_key")
+            if key is not None and self.store.claimed(key):
+                continue
+            row = self.store.get(key) if key is not None else None
+            if row is not None:
+                self.tell(plan, Trial(plan.study, trial._trial_id), row)
+            else:
+                plan.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            reaped += 1
+        return reaped
 
 
 def compare(
@@ -269,6 +323,8 @@ def compare(
     keep_runs: bool = False,
     run: bool = True,
     pareto: bool = False,
+    store: str | None = None,
+    lease_s: float = 120.0,
 ) -> dict[str, Any]:
     """Run (or continue) a comparison and write its leaderboard into ``output``.
 
@@ -291,16 +347,26 @@ def compare(
             comparison's is marked incomplete; arms whose tuning has not finished have no final runs).
         pareto: also draw each data set's tuning trials on the validation AUC / ES-AUC plane with their
             Pareto front (``pareto-<data set>.png``, linked from the leaderboard).
+        store: a database URL (``postgresql://user:password@host/db``, ``sqlite:///path.db``) that
+            several comparisons, on any machines, share: each run is trained by one of them, and the
+            Optuna studies live there too (unless ``config.storage``). Default: ``output/runs.jsonl``.
+        lease_s: a shared store's claim lifetime in seconds: a claim is renewed every ``lease_s / 3``
+            seconds while its run trains, and a run whose worker died is taken over after ``lease_s``.
 
     Returns:
-        The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`).
+        The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`), with
+        ``store``: where the rows are, how many, and how many runs other workers are training now.
 
     Raises:
         MultiFairError: bad arguments, a data set whose package is missing, a study that no trial
-            could finish.
+            could finish, a database that cannot be reached (one line; no run is stored that did not
+            finish).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise MultiFairError(f"expected `jobs` to be an integer >= 1, got {jobs!r}")
+    if isinstance(lease_s, bool) or not isinstance(lease_s, (int, float)) or not lease_s >= 3:
+        raise MultiFairError(f"expected `lease_s` to be a number of seconds >= 3, got {lease_s!r}")
+    options = {"store": store, "lease_s": float(lease_s), "pareto": pareto}
     if world_size() > 1:
         if jobs != 1:
             raise MultiFairError(
@@ -309,13 +375,13 @@ def compare(
         if rank() != 0:  # the other ranks train what rank 0 hands out, then get its results
             return _follow_rank_zero()
         try:
-            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
+            results = _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, **options)
         except BaseException as error:  # the other ranks must not wait for a rank 0 that stopped
             _from_rank_zero(("error", f"rank 0 stopped: {type(error).__name__}: {error}"))
             raise
         _from_rank_zero(("results", results))
         return results
-    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, pareto)
+    return _compare_here(config, output, jobs, threads, progress, log, keep_runs, run, **options)
 
 
 def _compare_here(
@@ -328,6 +394,8 @@ def _compare_here(
     keep_runs: bool,
     run: bool,
     pareto: bool = False,
+    store: str | None = None,
+    lease_s: float = 120.0,
 ) -> dict[str, Any]:
     """:func:`compare` in this process (rank 0 under torchrun)."""
     from monai_multifair.benchmark.leaderboard import summarize, write_outputs
@@ -339,7 +407,7 @@ def _compare_here(
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "compare.yaml").write_text(config.to_yaml(), encoding="utf-8")
-    state = _Comparison(config, output, keep_runs=keep_runs)
+    state = _Comparison(config, output, keep_runs=keep_runs, store=store, lease_s=lease_s)
     state.open_studies()
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if run and jobs * threads > cores:
@@ -368,6 +436,11 @@ def _compare_here(
         if plan.selected is not None
     }
     results = summarize(state.store, config, state.plans, keys)
+    results["store"] = {
+        "location": state.store.where if state.shared else str(state.store.path),
+        "runs": len(state.store),
+        "claimed_now": state.store.pending(),
+    }
     write_outputs(results, output, pareto=pareto)
     return results
 
@@ -441,6 +514,9 @@ class _Scheduler:
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
             )
         self.pending_trials: dict[str, tuple[ArmPlan, Any]] = {}  # task key -> (plan, Optuna trial)
+        # waiting for runs of other workers: a shared store polls often enough to take over in time
+        self.poll_s = min(10.0, state.lease_s / 3) if state.shared else 10.0
+        self.heartbeat_error: str | None = None
 
     # -- choosing the next task
     def next_task(self) -> dict[str, Any] | None:
@@ -484,6 +560,7 @@ class _Scheduler:
         state, config = self.state, self.state.config
         if plan.tuned and plan.selected is None:
             while True:
+                state.reap_abandoned(plan)
                 counts = trial_counts(plan.study, state.token)
                 if counts["finished"] >= config.trials and counts["mine"] == 0:
                     self._select(plan)
@@ -493,7 +570,7 @@ class _Scheduler:
                 index = len(plan.study.get_trials(deepcopy=False))
                 plan.study.sampler = sampler(plan.study_name, index, config.trials)
                 trial = plan.study.ask()
-                trial.set_user_attr("owner", owner_tag(state.token))
+                trial.set_user_attr("owner", state.owner)
                 options = state.trial_options(plan, trial)
                 task = state.task(plan, options, "tune", 0, trial.number)
                 stored = state.store.get(task["key"])
@@ -503,19 +580,27 @@ class _Scheduler:
                         f"tune {plan.name} trial {trial.number}: same configuration as an earlier trial"
                     )
                     continue
-                if task["key"] in self.pending_trials:  # the same configuration is training right now
+                if task["key"] in self.pending_trials or not state.store.claim(
+                    task["key"], state.owner, state.lease_s
+                ):  # the same configuration is training right now (here or on another worker)
                     plan.study.tell(trial.number, state=_fail_state())
                     return None
+                trial.set_user_attr("run_key", task["key"])
                 self.pending_trials[task["key"]] = (plan, trial)
                 return task
         if plan.selected is None or plan.complete:
             return None
+        elsewhere = False
         for index in range(config.seeds):
             task = state.task(plan, plan.selected["options"], "final", index, None)
-            if task["key"] not in state.store and task["key"] not in plan.in_flight:
+            if task["key"] in plan.in_flight or task["key"] in state.store:  # a read before a claim
+                continue
+            if state.store.claim(task["key"], state.owner, state.lease_s):
                 plan.in_flight.add(task["key"])
                 return task
-        plan.complete = not plan.in_flight
+            elsewhere = True  # claimed by another worker (or stored just now: the next round sees it)
+        plan.elsewhere = elsewhere
+        plan.complete = not plan.in_flight and not elsewhere
         return None
 
     def _select(self, plan: ArmPlan) -> None:
@@ -535,12 +620,36 @@ class _Scheduler:
         return task_module.execute(task)
 
     def run(self) -> None:
+        stop = threading.Event()
+        heartbeat = None
+        if self.state.shared:
+            heartbeat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
+            heartbeat.start()
+        try:
+            self._run()
+        finally:
+            stop.set()
+            if heartbeat is not None:
+                heartbeat.join()
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Renew this comparison's claims every ``lease_s / 3`` seconds until ``stop``."""
+        while not stop.wait(self.state.lease_s / 3):
+            try:
+                self.state.store.renew(self.state.owner, self.state.lease_s)
+                self.heartbeat_error = None
+            except MultiFairError as err:  # the main loop meets the same database and stops there
+                if self.heartbeat_error is None:
+                    self.say(f"renewing the claims failed (retrying): {err}")
+                self.heartbeat_error = str(err)
+
+    def _run(self) -> None:
         if self.jobs == 1:
             while True:
                 task = self.next_task()
                 if task is None:
                     if self._waiting_elsewhere():
-                        time.sleep(10)
+                        time.sleep(self.poll_s)
                         continue
                     break
                 try:
@@ -568,7 +677,7 @@ class _Scheduler:
                         running[pool.submit(task_module.execute, task)] = task
                     if not running:
                         if self._waiting_elsewhere():
-                            time.sleep(10)
+                            time.sleep(self.poll_s)
                             continue
                         break
                     finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -585,10 +694,16 @@ class _Scheduler:
                 self._close()
 
     def _waiting_elsewhere(self) -> bool:
-        return any(
-            p.tuned and p.selected is None and trial_counts(p.study, self.state.token)["elsewhere"] > 0
-            for p in self.state.plans
-        )
+        """Whether trials or final runs are running on other workers (then wait, and take over the runs
+        of a worker that died once their claims expire)."""
+        for plan in self.state.plans:
+            if plan.tuned and plan.selected is None:
+                self.state.reap_abandoned(plan)
+                if trial_counts(plan.study, self.state.token)["elsewhere"] > 0:
+                    return True
+            if plan.elsewhere:
+                return True
+        return False
 
     def _plan(self, task: dict[str, Any]) -> ArmPlan:
         return next(
@@ -598,7 +713,10 @@ class _Scheduler:
         )
 
     def _finish(self, task: dict[str, Any], row: dict[str, Any]) -> None:
-        self.state.store.append(row)
+        row = {**row, "worker": self.state.owner}
+        stored = self.state.store.finish(row, self.state.owner)
+        if not stored:  # this worker's claim had expired and another worker stored the run first
+            row = self.state.store.get(task["key"]) or row
         plan = self._plan(task)
         if task["phase"] == "tune":
             _, trial = self.pending_trials.pop(task["key"])
@@ -607,6 +725,8 @@ class _Scheduler:
         else:
             plan.in_flight.discard(task["key"])
             what = f"final {plan.name} seed {task['seed']}"
+        if not stored:
+            what += " (stored already by another worker: this worker's claim had expired)"
         self.eta.record(
             task["dataset"],
             task["method"],
@@ -622,10 +742,18 @@ class _Scheduler:
         )
 
     def _abandon(self, task: dict[str, Any]) -> None:
-        """An interrupted task: its trial fails without a result (it will run again)."""
+        """An interrupted task: its trial fails without a result and its claim is dropped (it will run
+        again, here or on another worker). A database that cannot be reached leaves both to expire."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        # a database that cannot be reached: the claim expires after lease_s and the trial is reaped
+        # then; the error that stopped the comparison is the one raised
+        with contextlib.suppress(MultiFairError):
+            self.state.store.release(task["key"], self.state.owner)
         if task["phase"] == "tune" and task["key"] in self.pending_trials:
             plan, trial = self.pending_trials.pop(task["key"])
-            plan.study.tell(trial.number, state=_fail_state(), skip_if_finished=True)
+            with contextlib.suppress(SQLAlchemyError):
+                plan.study.tell(trial.number, state=_fail_state(), skip_if_finished=True)
         else:
             self._plan(task).in_flight.discard(task["key"])
 

@@ -61,7 +61,11 @@ def is_empty_space(search_space: Any) -> bool:
 
 
 def open_storage(url: str | None, output: Path) -> Any:
-    """The Optuna storage: ``url`` (any Optuna storage URL), or the journal file ``output/optuna.journal``."""
+    """The Optuna storage: ``url`` (any Optuna storage URL), or the journal file ``output/optuna.journal``.
+
+    Workers that open the same database at the same moment create its tables one after the other; a
+    database that cannot be reached is a one-line :class:`~monai_multifair.errors.MultiFairError`.
+    """
     import optuna
 
     if url is None:
@@ -69,7 +73,23 @@ def open_storage(url: str | None, output: Path) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(str(output / "optuna.journal")))
-    return optuna.storages.get_storage(url)
+    import sqlalchemy as sa
+
+    from monai_multifair.benchmark.run_store import _reason, _safe_url, schema_lock
+
+    try:
+        engine = sa.create_engine(url)
+        try:
+            with schema_lock(engine):  # no pool: no connection is left open when the study is dropped
+                return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": sa.pool.NullPool})
+        finally:
+            engine.dispose()
+    except ImportError as err:
+        raise MultiFairError(
+            f"Optuna storage {_safe_url(url)}: the database driver is not installed ({err})"
+        ) from None
+    except sa.exc.SQLAlchemyError as err:
+        raise MultiFairError(f"Optuna storage {_safe_url(url)}: cannot open it: {_reason(err)}") from None
 
 
 def open_study(storage: Any, name: str) -> Any:

@@ -8,9 +8,12 @@ Examples::
     multifair compare --quick --datasets cohort --output runs/compare-quick  # tiny sizes for CI, no claims
     multifair compare --list                                                # the suite's data sets
     multifair compare --output runs/compare --report-only --pareto          # trials and their Pareto front
+    multifair compare --store postgresql://user@db-host/multifair --jobs 2    # on every machine: one shared store
+    multifair compare --store postgresql://user@db-host/multifair --report-only  # the leaderboard of all of it
 
 Run the same command again to continue an interrupted comparison (no finished run runs twice). Writes
-``leaderboard.html``, ``leaderboard.md``, ``results.json``, ``runs.jsonl`` and ``optuna.journal``.
+``leaderboard.html``, ``leaderboard.md``, ``results.json``, ``runs.jsonl`` and ``optuna.journal``
+(with ``--store URL`` the runs and the studies are in that database instead).
 """
 
 from __future__ import annotations
@@ -114,8 +117,16 @@ def run(args: argparse.Namespace) -> int:
         keep_runs=args.keep_runs,
         run=not args.report_only,
         pareto=args.pareto,
+        store=args.store,
+        lease_s=args.lease,
     )
     if lead:
+        if args.store is not None:
+            where = results["store"]
+            print(
+                f"store {where['location']}: {where['runs']} runs stored, {where['claimed_now']} being "
+                "trained by workers now" + ("" if results["complete"] else " (the leaderboard is incomplete)")
+            )
         ranks = results["ranks"]["es_auc"]
         order = sorted(ranks, key=lambda a: ranks[a]["mean_rank"])
         print("mean ES-AUC rank: " + ", ".join(f"{a} {ranks[a]['mean_rank']:.2f}" for a in order))
@@ -168,6 +179,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=SELECTION_METRICS,
         help="the validation criterion that chooses each tuned arm's configuration (default es_auc, or the "
         "config's selection.metric); distance_to_optimal is MEDFAIR's",
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="a database URL (postgresql://user@host/db) that the comparisons of several machines share: "
+        "each run is claimed and trained once, the Optuna studies live there too (default: OUTPUT/runs.jsonl)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=120.0,
+        help="with --store: seconds after which the runs of a worker that stopped renewing its claims "
+        "(it died) are taken over (default 120; claims are renewed every third of it)",
     )
     parser.add_argument("--output", default="runs/compare", help="the output folder (default runs/compare)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")

@@ -47,3 +47,13 @@ def test_a_broken_line_inside_the_file_is_an_error(tmp_path) -> None:
 def test_config_hash_ignores_key_order() -> None:
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_the_file_store_offers_the_claims_interface_for_its_single_worker(tmp_path) -> None:
+    store = RunStore(tmp_path / "runs.jsonl")
+    assert store.claim("a", "w1", 60) and store.claim("a", "w2", 60)  # no claims kept in a file
+    assert store.finish({"key": "a", "worker": "w1"}, "w1")
+    assert not store.claim("a", "w2", 60) and not store.claimed("a") and store.pending() == 0
+    assert store.renew("w1", 60) == 0
+    store.release("a", "w1")
+    assert RunStore(tmp_path / "runs.jsonl").get("a")["worker"] == "w1"
