@@ -69,9 +69,10 @@ class FairIdentityScalingOptions:
         scaling_coefficient: ``c``, the share of the group weight, in [0, 1] (their ``fair_scaling_coef``).
         temperature: ``T`` of both softmaxes, > 0 (their ``fair_scaling_temperature``).
         distance_ema_decay: decay of the per-group distance EMA, in [0, 1) (0: the batch's distance).
-        pool: what each group's losses are measured against: ``"batch"`` (all of the batch's losses,
-            groups weighted by their frequency) or ``"balanced"`` (the equal mixture of the groups
-            present, as FairVision's one equal-size batch per group).
+        pool: what each group's losses are measured against: ``"balanced"`` (the default: the equal
+            mixture of the groups present, as FairVision's one equal-size batch per group; chosen by
+            validation rank over the suite, docs/benchmarks.md) or ``"batch"`` (all of the batch's
+            losses, groups weighted by their frequency).
         quantiles: ``None`` (the exact one-dimensional transport cost) or an integer >= 2: the cost
             read at this many evenly spaced quantile levels only, an approximation.
     """
@@ -81,7 +82,7 @@ class FairIdentityScalingOptions:
     )
     temperature: float = field(default=1.0, metadata=check(lambda v: v > 0, "a number > 0"))
     distance_ema_decay: float = field(default=0.9, metadata=check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
-    pool: Literal["batch", "balanced"] = "batch"
+    pool: Literal["batch", "balanced"] = "balanced"
     quantiles: int | None = field(
         default=None, metadata=check(lambda v: v is None or v >= 2, "null (exact) or an integer >= 2")
     )
@@ -99,7 +100,7 @@ def group_loss_distances(
     num_groups: int,
     quantiles: int | None = None,
     *,
-    pool: str = "batch",
+    pool: str = "balanced",
 ) -> tuple[Tensor, Tensor]:
     """``(distance [K], present [K])``: ``W_2^2 / 2`` between each group's losses and the pool's.
 
@@ -186,7 +187,7 @@ class FairIdentityScalingWeighting(SampleWeighting):
         quantiles: int | None = None,
         process_group: Any | None = None,
         *,
-        pool: str = "batch",
+        pool: str = "balanced",
     ) -> None:
         super().__init__(process_group)
         if pool not in ("batch", "balanced"):

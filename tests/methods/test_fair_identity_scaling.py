@@ -26,20 +26,22 @@ def test_distances_are_the_one_dimensional_transport_cost():
     losses = rng.gamma(2.0, 0.5, size=40)
     groups = rng.integers(0, 4, size=40)
     groups[groups == 3] = 2  # group 3 absent
-    distance, present = group_loss_distances(torch.tensor(losses), torch.tensor(groups), 4, 16)
+    distance, present = group_loss_distances(torch.tensor(losses), torch.tensor(groups), 4, 16, pool="batch")
     assert present.tolist() == [True, True, True, False]
     for g in range(3):
         assert float(distance[g]) == pytest.approx(_quantile_cost(losses[groups == g], losses, 16), rel=1e-9)
     assert float(distance[3]) == 0.0
     # identical distributions are at distance 0; a shifted one at (shift^2) / 2
-    same, _ = group_loss_distances(torch.tensor([1.0, 2.0, 1.0, 2.0]), torch.tensor([0, 0, 1, 1]), 2, 8)
+    same, _ = group_loss_distances(
+        torch.tensor([1.0, 2.0, 1.0, 2.0]), torch.tensor([0, 0, 1, 1]), 2, 8, pool="batch"
+    )
     torch.testing.assert_close(same, torch.zeros(2))
 
 
 def test_weights_and_loss_follow_the_hand_computation():
     rng = np.random.default_rng(0)
     c, t, decay, q = 0.4, 0.7, 0.8, 8
-    weighting = FairIdentityScalingWeighting(3, c, t, decay, q)
+    weighting = FairIdentityScalingWeighting(3, c, t, decay, q, pool="batch")
     ema = np.zeros(3)
     seen = np.zeros(3, dtype=bool)
     for step in range(4):
@@ -63,7 +65,7 @@ def test_weights_and_loss_follow_the_hand_computation():
 
 
 def test_coefficient_zero_is_individual_scaling_only():
-    weighting = FairIdentityScalingWeighting(2, 0.0, 1.0, 0.9, 4)
+    weighting = FairIdentityScalingWeighting(2, 0.0, 1.0, 0.9, 4, pool="batch")
     losses = torch.tensor([0.1, 2.0, 0.5, 0.5])
     value = weighting(losses, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 1]))
     w = 4 * torch.softmax(losses, 0)
@@ -121,14 +123,14 @@ def test_the_quantile_approximation_is_exact_for_a_shift_and_off_otherwise():
     samples the approximation misses the exact cost (the reason it is no longer the default)."""
     x = torch.tensor([0.5, 1.0, 1.5, 2.0, 3.0, 3.5, 4.0, 4.5])
     groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
-    exact, _ = group_loss_distances(x, groups, 2)
-    approx, _ = group_loss_distances(x, groups, 2, 8)
+    exact, _ = group_loss_distances(x, groups, 2, pool="batch")
+    approx, _ = group_loss_distances(x, groups, 2, 8, pool="batch")
     torch.testing.assert_close(exact, approx, rtol=1e-6, atol=1e-9)
     rng = np.random.default_rng(0)
     skewed = torch.tensor(rng.lognormal(0.0, 1.0, size=64))
     groups = torch.tensor(rng.integers(0, 2, size=64))
-    exact, _ = group_loss_distances(skewed, groups, 2)
-    approx, _ = group_loss_distances(skewed, groups, 2, 4)
+    exact, _ = group_loss_distances(skewed, groups, 2, pool="batch")
+    approx, _ = group_loss_distances(skewed, groups, 2, 4, pool="batch")
     assert float((exact - approx).abs().max()) > 1e-3
 
 
@@ -149,7 +151,7 @@ def test_the_pool_decides_which_group_is_up_weighted(pool, majority_up):
 
 
 def test_group_weight_of_a_group_absent_from_the_batch_is_undefined():
-    weighting = FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9)
+    weighting = FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9, pool="batch")
     losses = torch.tensor([0.2, 1.0, 0.4, 3.0])
     weighting(losses, torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 2, 2]))
     weight = weighting.statistics()["group_weight"]

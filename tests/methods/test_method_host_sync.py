@@ -14,7 +14,7 @@ from monai_multifair.methods import FairIdentityScalingWeighting, GroupDROWeight
     "weighting",
     [
         lambda: GroupDROWeighting(6, torch.tensor([5.0, 3, 2, 4, 1, 1]), 0.1, 1.0, "group_label", 2),
-        lambda: FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9),
+        lambda: FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9, pool="batch"),
         lambda: FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9, pool="balanced"),
         lambda: FairIdentityScalingWeighting(3, 0.5, 1.0, 0.9, 8),
         lambda: InverseFrequencyWeighting(torch.tensor([1.0, 2.0, 3.0]), "group", 2),
