@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_compare import TINY  # the tiny comparison: erm (untuned) and groupdro (2 trials), 2 seeds: 6 runs
 
 from monai_multifair.benchmark import CompareConfig, RunStore, SQLRunStore, compare
 from monai_multifair.benchmark import tasks as task_module
@@ -21,24 +22,6 @@ from monai_multifair.errors import MultiFairError
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_store_worker.py")
 
-# the tiny comparison of test_compare.py: erm (untuned) and groupdro (2 trials), 2 seeds: 6 runs
-TINY = {
-    "name": "tiny",
-    "config": "demo-quick",
-    "overrides": [
-        "data.synthetic.n_patients=240",
-        "data.synthetic.image_size=16",
-        "encoders.fundus.options.channels=[4, 8]",
-        "encoders.notes.options={vocab_size: 256, embedding_dim: 8, max_length: 32}",
-        "fusion={fusion_dim: 16, num_heads: 2, num_layers: 1, dropout: 0.1}",
-        "trainer.epochs=1",
-        "trainer.batch_size=32",
-        "trainer.device=cpu",
-        "evaluation.n_boot=0",
-        "output.report_formats=[]",
-        "output.save_predictions=false",
-    ],
-}
 DOCUMENT = {"methods": ["erm", "groupdro"], "datasets": [TINY], "seeds": 2, "trials": 2}
 RUNS = 6
 LEASE_S = 3.0  # short, so that the test takes over a killed worker's run within seconds
