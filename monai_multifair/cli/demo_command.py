@@ -46,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(configs["baseline"].output.dir)
     show, log = progress_options(args)
     first = configs["MultiFair"]
-    data = first.data.synthetic
+    data = first.data
+    what = (
+        f"synthetic glaucoma cohort of {data.options.n_patients} patients"
+        if data.source == "synthetic"
+        else f"data source {data.source!r}"
+    )
     print(
-        f"multifair demo{' --quick' if args.quick else ''}: synthetic glaucoma cohort of {data.n_patients} patients "
+        f"multifair demo{' --quick' if args.quick else ''}: {what} "
         f"(groups: {', '.join(first.data.attributes)}), {first.trainer.epochs} epochs, seed {first.trainer.seed}; "
         f"MultiFair preset {first.method.options.preset!r}; output {output}",
         flush=True,

@@ -24,17 +24,16 @@ from monai_multifair.config.loader import (
     preset_path,
 )
 
-# The schema imports the data sources (torch, pandas): its names are imported on first use (PEP 562), so
+# The schema imports the plugin registries (torch): its names are imported on first use (PEP 562), so
 # that a missing config file, a YAML error or a malformed ``--set`` is reported without loading them.
 _SCHEMA_NAMES = (
     "ENCODER_KINDS",
-    "SOURCES",
+    "LEGACY_DATA_KEYS",
     "DataConfig",
     "EncoderConfig",
     "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
-    "ManifestConfig",
     "MethodConfig",
     "OutputConfig",
     "PipelineConfig",
@@ -46,13 +45,12 @@ _SCHEMA_NAMES = (
 if TYPE_CHECKING:
     from monai_multifair.config.schema import (
         ENCODER_KINDS,
-        SOURCES,
+        LEGACY_DATA_KEYS,
         DataConfig,
         EncoderConfig,
         EncoderWeightsConfig,
         EvaluationConfig,
         FusionConfig,
-        ManifestConfig,
         MethodConfig,
         OutputConfig,
         PipelineConfig,
@@ -69,13 +67,12 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "ENCODER_KINDS",
-    "SOURCES",
+    "LEGACY_DATA_KEYS",
     "DataConfig",
     "EncoderConfig",
     "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
-    "ManifestConfig",
     "MethodConfig",
     "OutputConfig",
     "PipelineConfig",

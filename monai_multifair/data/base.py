@@ -16,12 +16,10 @@ from torch.utils.data import Dataset
 
 from monai_multifair.data.attributes import AttributeCoding, apply_unknown_policy
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins.data_source_spec import MODALITY_KINDS
 
 __all__ = ["CACHE_MODES", "MODALITY_KINDS", "PRESENCE_KEY", "RESERVED_KEYS", "MultimodalDataset"]
 
-#: What a modality holds: ``"image"`` float ``[C, H, W]``; ``"volume"`` a stack of slices float
-#: ``[S, C, H, W]`` (OCT B-scans); ``"text"`` a raw ``str``; ``"tabular"`` float ``[F]``.
-MODALITY_KINDS: tuple[str, ...] = ("image", "volume", "text", "tabular")
 #: Sample key of the modality-presence mask: bool ``[M]`` per sample (``[B, M]`` once collated), in
 #: :attr:`MultimodalDataset.modalities` order; ``False`` where the sample lacks that modality.
 PRESENCE_KEY = "present"

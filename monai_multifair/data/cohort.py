@@ -36,6 +36,7 @@ from monai_multifair.data.attributes import FAIRVLMED_CODES, AttributeCoding
 from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.data.npz_dataset import select_modalities
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = [
     "COHORT_ATTRIBUTES",
@@ -475,3 +476,27 @@ class SyntheticCohort:
                 rows.append({"filename": filename, "use": _USE[split], "note": record["note"]})
         pd.DataFrame(rows).to_csv(root / "data_summary.csv", index=False)
         return root
+
+
+def _synthetic_split(
+    options: CohortSpec, split: str, prepared: SyntheticCohort, **common: Any
+) -> InMemoryDataset:
+    return prepared.dataset(split, **common)
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``synthetic``: this cohort, generated from the section ``data.synthetic``."""
+    return [
+        DataSourceSpec(
+            name="synthetic",
+            description="the embedded synthetic glaucoma cohort (fundus image, note, vitals), generated",
+            build_split=_synthetic_split,
+            modalities=dict(COHORT_MODALITIES),
+            options=CohortSpec,
+            default_modalities=("fundus", "notes"),
+            attributes=COHORT_ATTRIBUTES,
+            prepare=lambda options, attributes: make_cohort(options),
+            split="generated",
+        )
+    ]

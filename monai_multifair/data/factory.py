@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monai_multifair.data.base import MultimodalDataset
-from monai_multifair.data.sources import get_data_source
 from monai_multifair.data.transforms import build_sample_transform
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import get_data_source_spec
 
 if TYPE_CHECKING:
     from monai_multifair.config.schema import DataConfig, RunConfig
@@ -29,7 +29,7 @@ def build_datasets(
 ) -> dict[str, MultimodalDataset]:
     """Build ``{"train", "val", "test"}`` datasets from a config's ``data`` section.
 
-    The source's entry in :data:`~monai_multifair.data.DATA_SOURCES` builds each split. The training
+    The data source's plugin spec (:func:`~monai_multifair.plugins.get_data_source_spec`) builds each split. The training
     split is built first and its attribute coding is passed to the other two, so a group id means the
     same thing in every split (a group present in val/test but absent from train is an error naming
     it), and validation/test labels must be classes of the training split (an error naming the sample). With ``unknown: drop`` each dataset's ``unknown_report`` says what was dropped.
@@ -78,12 +78,12 @@ def build_datasets(
             )
             for split in SPLIT_NAMES
         }
-    source = get_data_source(data.source)
-    prepared = source.prepare(data) if source.prepare is not None else None
+    source = get_data_source_spec(data.source)
+    prepared = source.prepare(data.options, list(data.attributes)) if source.prepare is not None else None
     out: dict[str, MultimodalDataset] = {}
     for split in SPLIT_NAMES:
         out[split] = source.build_split(
-            data,
+            data.options,
             split,
             prepared,
             modalities=list(data.modalities) if data.modalities is not None else None,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monai_multifair.data._arrays import check_section_sizes
 from monai_multifair.data.attributes import FAIRVISION_CODES, AttributeCoding
 from monai_multifair.data.npz_dataset import (
     LABEL_CLASSES,
@@ -15,8 +17,9 @@ from monai_multifair.data.npz_dataset import (
     select_modalities,
     split_files,
 )
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
-__all__ = ["FAIRVISION_ATTRIBUTES", "FAIRVISION_MODALITIES", "FairVisionDataset"]
+__all__ = ["FAIRVISION_ATTRIBUTES", "FAIRVISION_MODALITIES", "FairVisionConfig", "FairVisionDataset"]
 
 #: Modality name -> (kind, npz key) of the FairVision layout.
 FAIRVISION_MODALITIES: dict[str, tuple[str, str]] = {
@@ -25,6 +28,27 @@ FAIRVISION_MODALITIES: dict[str, tuple[str, str]] = {
 }
 #: Sensitive attributes stored in FairVision files (integer codes, ``-1`` unknown).
 FAIRVISION_ATTRIBUTES: tuple[str, ...] = tuple(FAIRVISION_CODES)
+
+
+@dataclass
+class FairVisionConfig:
+    """``data.fairvision``: where a FairVision copy is and how its samples are read.
+
+    Attributes:
+        root: the folder holding ``Training/``, ``Validation/`` and ``Test/`` (e.g.
+            ``/data/FairVision/Glaucoma``). Required.
+        label_key: npz key of the label.
+        image_size: ``[H, W]`` to resize fundus images and B-scans to (``None``: as stored).
+        oct_slices: number of evenly spaced B-scans to keep (``None``: all 200).
+    """
+
+    root: str
+    label_key: str = "glaucoma"
+    image_size: tuple[int, int] | None = None
+    oct_slices: int | None = None
+
+    def __post_init__(self) -> None:
+        check_section_sizes(self, "fairvision")
 
 
 class FairVisionDataset(NpzSubjectDataset):
@@ -94,3 +118,32 @@ class FairVisionDataset(NpzSubjectDataset):
                 else ""
             ),
         )
+
+
+def _fairvision_split(
+    options: FairVisionConfig, split: str, prepared: Any, **common: Any
+) -> FairVisionDataset:
+    return FairVisionDataset(
+        options.root,
+        split,
+        label_key=options.label_key,
+        image_size=options.image_size,
+        oct_slices=options.oct_slices,
+        **common,
+    )
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``fairvision`` (options: :class:`FairVisionConfig`)."""
+    return [
+        DataSourceSpec(
+            name="fairvision",
+            description="Harvard-FairVision glaucoma: per-subject npz with SLO fundus and OCT B-scans",
+            build_split=_fairvision_split,
+            modalities={m: kind for m, (kind, _) in FAIRVISION_MODALITIES.items()},
+            options=FairVisionConfig,
+            options_required=True,
+            attributes=FAIRVISION_ATTRIBUTES,
+        )
+    ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
+from monai_multifair.data._arrays import check_section_sizes
 from monai_multifair.data.attributes import FAIRVLMED_CODES, AttributeCoding
 from monai_multifair.data.npz_dataset import (
     LABEL_CLASSES,
@@ -18,11 +20,13 @@ from monai_multifair.data.npz_dataset import (
     split_files,
 )
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = [
     "FAIRVLMED_ATTRIBUTES",
     "FAIRVLMED_MODALITIES",
     "NOTES_FILE",
+    "FairVLMedConfig",
     "FairVLMedDataset",
     "read_notes_table",
 ]
@@ -33,6 +37,35 @@ NOTES_FILE = "data_summary.csv"
 FAIRVLMED_MODALITIES: dict[str, str] = {"fundus": "image", "notes": "text", "tabular": "tabular"}
 #: Sensitive attributes stored in FairVLMed files (integer codes, ``-1`` unknown).
 FAIRVLMED_ATTRIBUTES: tuple[str, ...] = tuple(FAIRVLMED_CODES)
+
+
+@dataclass
+class FairVLMedConfig:
+    """``data.fairvlmed``: where a FairVLMed copy is and how its samples are read.
+
+    Attributes:
+        root: the folder holding ``Training/``, ``Validation/``, ``Test/`` and the notes table. Required.
+        label_key: npz key of the label.
+        image_size: ``[H, W]`` to resize fundus images to (``None``: as stored).
+        notes_file: the notes table, relative to ``root``.
+        filename_column: its file-name column.
+        note_column: its note column.
+        note_source: ``"csv"`` (the notes table) or ``"npz"`` (each file's ``note`` key).
+        tabular_keys: npz keys making the ``tabular`` modality (e.g. ``[age, md]``); the modality exists
+            only with at least one key.
+    """
+
+    root: str
+    label_key: str = "glaucoma"
+    image_size: tuple[int, int] | None = None
+    notes_file: str = NOTES_FILE
+    filename_column: str = "filename"
+    note_column: str = "note"
+    note_source: Literal["csv", "npz"] = "csv"
+    tabular_keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_section_sizes(self, "fairvlmed")
 
 
 def read_notes_table(
@@ -188,3 +221,40 @@ class FairVLMedDataset(NpzSubjectDataset):
                 else ""
             ),
         )
+
+
+def _fairvlmed_split(options: FairVLMedConfig, split: str, prepared: Any, **common: Any) -> FairVLMedDataset:
+    return FairVLMedDataset(
+        options.root,
+        split,
+        label_key=options.label_key,
+        notes_file=options.notes_file,
+        filename_column=options.filename_column,
+        note_column=options.note_column,
+        note_source=options.note_source,
+        tabular_keys=options.tabular_keys,
+        image_size=options.image_size,
+        **common,
+    )
+
+
+def _fairvlmed_modalities(options: FairVLMedConfig) -> dict[str, str]:
+    """Fundus and notes; ``tabular`` too when ``tabular_keys`` names npz keys for it."""
+    return {m: kind for m, kind in FAIRVLMED_MODALITIES.items() if m != "tabular" or options.tabular_keys}
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``fairvlmed`` (options: :class:`FairVLMedConfig`)."""
+    return [
+        DataSourceSpec(
+            name="fairvlmed",
+            description="Harvard-FairVLMed: per-subject npz with SLO fundus, a notes table, tabular keys",
+            build_split=_fairvlmed_split,
+            modalities=_fairvlmed_modalities,
+            options=FairVLMedConfig,
+            options_required=True,
+            default_modalities=("fundus", "notes"),
+            attributes=FAIRVLMED_ATTRIBUTES,
+        )
+    ]

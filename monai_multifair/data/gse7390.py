@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from monai_multifair.data.tables import TableCohort
+from monai_multifair.data.tables import TableCohort, table_source
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = ["GSE7390_CLINICAL", "GSE7390_HORIZON_DAYS", "load_gse7390"]
 
@@ -115,3 +116,18 @@ def load_gse7390(features: pd.DataFrame | None = None, outcome: np.ndarray | Non
         attributes=pd.DataFrame({"age_group": np.where(age[keep] < 45, "<45", ">=45")}),
         ids=[f"gse7390 row {i}" for i in keep],
     )
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``gse7390`` (options: :class:`~monai_multifair.data.TableSplit`)."""
+    return [
+        table_source(
+            "gse7390",
+            "breast cancer GSE7390 (scikit-survival, 189 patients): 76 genes vs a clinical block, 5-year "
+            "distant metastasis, age groups",
+            load_gse7390,
+            modalities=("genes", "clinical"),
+            attributes=("age_group",),
+        )
+    ]

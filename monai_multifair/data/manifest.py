@@ -11,10 +11,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from monai_multifair.data._arrays import array_to_image, array_to_stack, load_array_file, resize_images
+from monai_multifair.data._arrays import (
+    array_to_image,
+    array_to_stack,
+    check_section_sizes,
+    load_array_file,
+    resize_images,
+)
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.base import MultimodalDataset
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = ["ManifestConfig", "ManifestDataset"]
 
@@ -59,6 +66,7 @@ class ManifestConfig:
         split_column: the column whose values ``train``, ``val``, ``test`` assign the splits.
         id_column: column naming each row (default ``row <i>``).
         base_dir: folder that relative file paths start from (default: the CSV's folder).
+        image_size: ``[H, W]`` to resize images (and slices) to (``None``: as stored).
     """
 
     path: str
@@ -71,8 +79,10 @@ class ManifestConfig:
     split_column: str = "split"
     id_column: str | None = None
     base_dir: str | None = None
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        check_section_sizes(self, "manifest")
         seen: dict[str, str] = {}
         for kind, mapping in (
             ("images", self.images),
@@ -340,3 +350,42 @@ class ManifestDataset(MultimodalDataset):
             else:
                 sample[modality] = self._values[modality][index].clone()
         return sample
+
+
+def _manifest_split(options: ManifestConfig, split: str, prepared: Any, **common: Any) -> ManifestDataset:
+    modalities = common.pop("modalities")
+    chosen = set(modalities) if modalities is not None else None
+
+    def pick(mapping: Mapping[str, Any]) -> dict[str, Any]:
+        return {m: v for m, v in mapping.items() if chosen is None or m in chosen}
+
+    return ManifestDataset(
+        options.path,
+        images=pick(options.images),
+        volumes=pick(options.volumes),
+        texts=pick(options.texts),
+        tabular=pick(options.tabular),
+        npz_keys=pick(options.npz_keys),
+        label_column=options.label_column,
+        split=split,
+        split_column=options.split_column,
+        id_column=options.id_column,
+        base_dir=options.base_dir,
+        image_size=options.image_size,
+        **common,
+    )
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``manifest`` (options: :class:`ManifestConfig`)."""
+    return [
+        DataSourceSpec(
+            name="manifest",
+            description="a CSV of image/volume paths, notes, tabular columns, labels, splits and attributes",
+            build_split=_manifest_split,
+            modalities=ManifestConfig.modality_kinds,
+            options=ManifestConfig,
+            options_required=True,
+        )
+    ]

@@ -30,8 +30,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from monai_multifair.data.tables import TableCohort
+from monai_multifair.data.tables import TableCohort, table_source
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import DataSourceSpec, hookimpl
 
 __all__ = ["SUPPORT2_HORIZON_DAYS", "SUPPORT2_LAB_DEFAULTS", "SUPPORT2_PHYSIOLOGY", "load_support2"]
 
@@ -195,3 +196,18 @@ def load_support2(frame: pd.DataFrame | None = None) -> TableCohort:
         ),
         ids=[f"support2 patient {ids[i]}" for i in keep],
     )
+
+
+@hookimpl
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """The data source ``support2`` (options: :class:`~monai_multifair.data.TableSplit`)."""
+    return [
+        table_source(
+            "support2",
+            "SUPPORT2 (SurvSet, 9,105 patients): physiology block vs history/function block, 180-day "
+            "death, race groups",
+            load_support2,
+            modalities=("physiology", "history"),
+            attributes=("race", "sex"),
+        )
+    ]

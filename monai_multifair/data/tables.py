@@ -13,7 +13,7 @@ source: ``ad_data``, ``gse7390``, ``support2``) says how rows are split:
 Draws are stratified by label x group (the intersection of the selected attributes) when every cell
 has enough rows, otherwise by label. Features are standardised with the training split's mean and
 standard deviation (a constant column is left centred). :func:`table_source` builds the
-:data:`~monai_multifair.data.DATA_SOURCES` entry of a table source from its loader.
+data-source spec of a table source from its loader.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import DataSourceSpec
 
 __all__ = ["TableCohort", "TableSplit", "split_rows", "table_source"]
 
@@ -232,27 +233,29 @@ def table_source(
     loader: Callable[[], TableCohort],
     modalities: Sequence[str],
     attributes: Sequence[str],
-) -> Any:
-    """The :class:`~monai_multifair.data.DataSource` entry of a table source (options: :class:`TableSplit`).
+) -> DataSourceSpec:
+    """The :class:`~monai_multifair.plugins.DataSourceSpec` of a table source (options: :class:`TableSplit`).
 
     ``loader()`` reads the table from its installed package (nothing is downloaded); it runs once per
-    :func:`~monai_multifair.data.build_datasets` call.
+    :func:`~monai_multifair.data.build_datasets` call. The rows can be re-split (``split="rows"``).
     """
-    from monai_multifair.data.sources import DataSource
 
-    def prepare(data: Any) -> dict[str, Any]:
+    def prepare(options: TableSplit, attributes: Sequence[str]) -> dict[str, Any]:
         cohort = loader()
-        return {"cohort": cohort, "parts": cohort.split(data.options, data.attributes)}
+        return {"cohort": cohort, "parts": cohort.split(options, attributes)}
 
-    def build_split(data: Any, split: str, prepared: Any, **common: Any) -> InMemoryDataset:
+    def build_split(options: TableSplit, split: str, prepared: Any, **common: Any) -> InMemoryDataset:
         return prepared["cohort"].dataset(prepared["parts"][split], split=split, **common)
 
-    return DataSource(
+    return DataSourceSpec(
         name=name,
         description=description,
         build_split=build_split,
         modalities={m: "tabular" for m in modalities},
-        attributes=tuple(attributes),
         options=TableSplit,
+        attributes=tuple(attributes),
+        default_attributes=tuple(attributes[:1]),
         prepare=prepare,
+        split="rows",
+        split_section="",
     )

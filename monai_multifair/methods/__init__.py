@@ -1,7 +1,8 @@
 """Fairness methods: what changes how a model is trained (or how its scores become decisions).
 
-Built-in methods, one module each, registered through the ``multifair_methods`` plugin hook like any
-third-party method (``multifair plugins`` lists them with their options):
+Built-in methods, one module each; each module implements the ``multifair_methods`` plugin hook and is
+registered by name like a third-party plugin (``monai_multifair.plugins.builtin``; ``multifair plugins``
+lists them with their options):
 
 | name | kind | what it does | source |
 |---|---|---|---|
@@ -24,48 +25,32 @@ from monai_multifair.methods.base import (
     PostProcessor,
     SampleWeighting,
 )
-from monai_multifair.methods.erm import ERM, ERM_SPEC
+from monai_multifair.methods.erm import ERM
 from monai_multifair.methods.fair_identity_scaling import (
-    FIS_SPEC,
     FairIdentityScaling,
     FairIdentityScalingOptions,
     FairIdentityScalingWeighting,
     group_loss_distances,
 )
-from monai_multifair.methods.group_dro import GROUPDRO_SPEC, GroupDRO, GroupDROOptions, GroupDROWeighting
-from monai_multifair.methods.multifair_modulation import MULTIFAIR_SPEC, MultiFairModulation
+from monai_multifair.methods.group_dro import GroupDRO, GroupDROOptions, GroupDROWeighting
+from monai_multifair.methods.multifair_modulation import MultiFairModulation
 from monai_multifair.methods.resampling import (
-    RESAMPLING_SPEC,
     Resampling,
     ResamplingOptions,
     balanced_sampling_weights,
 )
 from monai_multifair.methods.reweighting import (
-    REWEIGHTING_SPEC,
     InverseFrequencyWeighting,
     Reweighting,
     ReweightingOptions,
     inverse_frequency,
 )
 from monai_multifair.methods.threshold_optimizer import (
-    THRESHOLD_OPTIMIZER_SPEC,
     ThresholdOptimization,
     ThresholdOptimizerOptions,
 )
 
-#: The built-in method specs, registered by ``monai_multifair.plugins.builtin``.
-BUILTIN_METHODS = (
-    ERM_SPEC,
-    MULTIFAIR_SPEC,
-    REWEIGHTING_SPEC,
-    RESAMPLING_SPEC,
-    GROUPDRO_SPEC,
-    FIS_SPEC,
-    THRESHOLD_OPTIMIZER_SPEC,
-)
-
 __all__ = [
-    "BUILTIN_METHODS",
     "ERM",
     "FairIdentityScaling",
     "FairIdentityScalingOptions",

@@ -8,6 +8,7 @@ medical imaging no mitigation method beat it reliably, so every comparison needs
 from __future__ import annotations
 
 from monai_multifair.methods.base import FairnessMethod
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = ["ERM", "ERM_SPEC"]
@@ -28,3 +29,9 @@ ERM_SPEC = MethodSpec(
     options=None,
     description="plain training: empirical risk minimisation of the cross-entropy (the baseline)",
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [ERM_SPEC]

@@ -50,6 +50,7 @@ from monai_multifair.config.validation import check
 from monai_multifair.core.distributed import gather_batch, world_size
 from monai_multifair.errors import MultiFairError
 from monai_multifair.methods.base import LossWeightingMethod, MethodContext, SampleWeighting
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = [
@@ -276,3 +277,9 @@ FIS_SPEC = MethodSpec(
     description="FairVision's Fair Identity Scaling: individual and group loss scaling (Luo et al., CVPR 2024)",
     search_space=_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [FIS_SPEC]

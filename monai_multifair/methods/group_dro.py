@@ -43,6 +43,7 @@ from monai_multifair.methods.base import (
     cell_ids,
     cell_names,
 )
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = ["GROUPDRO_SPEC", "GroupDRO", "GroupDROOptions", "GroupDROWeighting"]
@@ -183,3 +184,9 @@ GROUPDRO_SPEC = MethodSpec(
     description="online group DRO: exponentiated-gradient weights over group losses (Sagawa et al., ICLR 2020)",
     search_space=_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [GROUPDRO_SPEC]

@@ -17,6 +17,7 @@ from monai_multifair.config.validation import plain
 from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError
 from monai_multifair.methods.base import FairnessMethod, MethodContext
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = ["MULTIFAIR_SPEC", "MultiFairModulation"]
@@ -116,3 +117,9 @@ MULTIFAIR_SPEC = MethodSpec(
     parse_options=parse_multifair_options,
     search_space=multifair_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [MULTIFAIR_SPEC]

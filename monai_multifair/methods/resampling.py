@@ -16,6 +16,7 @@ from typing import Literal
 from torch import Tensor
 
 from monai_multifair.methods.base import FairnessMethod, cell_counts, cell_ids, cells_search_space
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = ["RESAMPLING_SPEC", "Resampling", "ResamplingOptions", "balanced_sampling_weights"]
@@ -66,3 +67,9 @@ RESAMPLING_SPEC = MethodSpec(
     description="group- or group x label-balanced sampling with replacement (Idrissi et al., CLeaR 2022)",
     search_space=cells_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [RESAMPLING_SPEC]

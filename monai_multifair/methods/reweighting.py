@@ -25,6 +25,7 @@ from monai_multifair.methods.base import (
     cell_ids,
     cells_search_space,
 )
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = [
@@ -108,3 +109,9 @@ REWEIGHTING_SPEC = MethodSpec(
     description="loss weights by inverse frequency of the group or (group, label) (Idrissi et al., CLeaR 2022)",
     search_space=cells_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [REWEIGHTING_SPEC]

@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from monai_multifair.config.validation import check
 from monai_multifair.errors import MultiFairError
 from monai_multifair.methods.base import PostProcessor
+from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
 
 __all__ = [
@@ -145,3 +146,9 @@ THRESHOLD_OPTIMIZER_SPEC = MethodSpec(
     kind="postprocessing",
     search_space=_search_space,
 )
+
+
+@hookimpl
+def multifair_methods() -> list[MethodSpec]:
+    """This module's method, registered as a built-in plugin (``monai_multifair.plugins.builtin``)."""
+    return [THRESHOLD_OPTIMIZER_SPEC]

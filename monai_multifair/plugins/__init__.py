@@ -1,9 +1,12 @@
-"""Plugins (pluggy): the encoder and fairness-method registries, the hooks, and the built-ins.
+"""Plugins (pluggy): the encoder, fairness-method and data-source registries, the hooks, the built-ins.
 
 A plugin is a module with ``@hookimpl`` functions named after the hooks of ``hookspecs``:
 ``multifair_encoders()`` returns ``EncoderSpec`` records, ``multifair_methods()`` returns ``MethodSpec``
-records. Third parties declare their module in the entry-point group ``monai_multifair.encoders`` (one
-group for both hooks); the built-in encoders and methods use the same hooks.
+records, ``multifair_data_sources()`` returns ``DataSourceSpec`` records. Third parties declare their
+module in the entry-point group ``monai_multifair.encoders`` (one group for every hook); the built-in
+modules (:data:`BUILTIN_PLUGINS`) implement the same hooks and are registered by module name.
+
+This package is a leaf: it imports none of the modules it registers.
 
 ```python
 from monai_multifair.plugins import EncoderSpec, hookimpl
@@ -31,6 +34,8 @@ Environment variables (read when the plugin manager is created, or on ``get_plug
 from typing import TYPE_CHECKING
 
 from monai_multifair._lazy import lazy_exports
+from monai_multifair.plugins.builtin import BUILTIN_PLUGINS
+from monai_multifair.plugins.data_source_spec import MODALITY_KINDS, SPLIT_KINDS, DataSourceSpec
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
 from monai_multifair.plugins.hookspecs import hookimpl, hookspec
 from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
@@ -49,10 +54,13 @@ _LAZY = {
             "PluginInfo",
             "create_encoder",
             "create_method",
+            "data_source_conflicts",
             "encoder_conflicts",
+            "get_data_source_spec",
             "get_encoder_spec",
             "get_method_spec",
             "get_plugin_manager",
+            "list_data_sources",
             "list_encoders",
             "list_methods",
             "list_plugins",
@@ -62,7 +70,14 @@ _LAZY = {
         "monai_multifair.plugins.manager",
     ),
     **dict.fromkeys(
-        ("EncoderRegistry", "MethodRegistry", "PluginLoadFailure", "PluginLoadWarning", "SpecRegistry"),
+        (
+            "DataSourceRegistry",
+            "EncoderRegistry",
+            "MethodRegistry",
+            "PluginLoadFailure",
+            "PluginLoadWarning",
+            "SpecRegistry",
+        ),
         "monai_multifair.plugins.registry",
     ),
 }
@@ -78,10 +93,13 @@ if TYPE_CHECKING:
         PluginInfo,
         create_encoder,
         create_method,
+        data_source_conflicts,
         encoder_conflicts,
+        get_data_source_spec,
         get_encoder_spec,
         get_method_spec,
         get_plugin_manager,
+        list_data_sources,
         list_encoders,
         list_methods,
         list_plugins,
@@ -89,6 +107,7 @@ if TYPE_CHECKING:
         plugin_load_failures,
     )
     from monai_multifair.plugins.registry import (
+        DataSourceRegistry,
         EncoderRegistry,
         MethodRegistry,
         PluginLoadFailure,
@@ -101,6 +120,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "ENV_DISABLE_AUTOLOAD",
     "ENV_DISABLE_PLUGINS",
@@ -108,6 +128,10 @@ __all__ = [
     "ENV_TRACE",
     "METHOD_KINDS",
     "MODALITIES",
+    "MODALITY_KINDS",
+    "SPLIT_KINDS",
+    "DataSourceRegistry",
+    "DataSourceSpec",
     "EncoderRegistry",
     "EncoderSpec",
     "MethodRegistry",
@@ -119,12 +143,15 @@ __all__ = [
     "SpecRegistry",
     "create_encoder",
     "create_method",
+    "data_source_conflicts",
     "encoder_conflicts",
+    "get_data_source_spec",
     "get_encoder_spec",
     "get_method_spec",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "list_data_sources",
     "list_encoders",
     "list_methods",
     "list_plugins",

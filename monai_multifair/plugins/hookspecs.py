@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from monai_multifair.plugins.data_source_spec import DataSourceSpec
     from monai_multifair.plugins.encoder_spec import EncoderSpec
     from monai_multifair.plugins.method_spec import MethodSpec
 
 #: The pluggy project name; also the prefix of the entry-point group ``monai_multifair.encoders`` (one group
-#: for every hook: a plugin module may provide encoders, methods or both).
+#: for every hook: a plugin module may provide encoders, methods, data sources or any mix of them).
 PROJECT_NAME = "monai_multifair"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -63,4 +64,26 @@ def multifair_methods() -> list[MethodSpec]:
         >>> @hookimpl
         ... def multifair_methods():
         ...     return [MethodSpec("focal", FocalMethod, FocalOptions, "focal loss (Lin et al., 2017)")]
+    """
+
+
+@hookspec
+def multifair_data_sources() -> list[DataSourceSpec]:
+    """Return the data sources (values of ``data.source``) this plugin provides.
+
+    Runs once when the data-source registry is first needed (a config's ``data`` section is validated,
+    ``build_datasets``, ``list_data_sources``, ``multifair plugins``) and again after
+    ``get_plugin_manager(reload=True)`` or after a plugin is registered or unregistered. It takes no
+    arguments.
+
+    Returns:
+        A list of ``DataSourceSpec``: a name, a description, ``build_split``, the modalities offered,
+        the options dataclass of the section ``data.<name>`` and how the source may be re-split by
+        ``multifair compare``. Names must be unique across all plugins.
+
+    Examples:
+        >>> from monai_multifair.plugins import DataSourceSpec, hookimpl
+        >>> @hookimpl
+        ... def multifair_data_sources():
+        ...     return [DataSourceSpec("my-registry", "my lab's registry", build_my_split, {"ct": "volume"})]
     """

@@ -1,9 +1,11 @@
-"""The plugin manager: built-in encoders and methods, installed plugins, failures, the public registry calls.
+"""The plugin manager: built-in and installed plugins, failures, the public registry calls.
 
 Plugins come from three places, in this order:
 
-1. the built-in encoders and methods (``monai_multifair.plugins.builtin``), always registered directly under the
-   name ``"builtin"``, so they are there even when auto-loading is off or the package is not installed;
+1. the built-in plugin modules (encoders, each method, each data source), named in
+   :data:`~monai_multifair.plugins.builtin.BUILTIN_PLUGINS` and registered under their module names, so
+   they are there even when auto-loading is off or the package is not installed. The manager imports
+   them by name, as datasette does: it imports nothing it registers;
 2. modules named in ``MULTIFAIR_PLUGINS`` (comma-separated import names), always loaded;
 3. the entry-point group ``monai_multifair.encoders`` of every installed distribution, unless
    ``MULTIFAIR_DISABLE_PLUGIN_AUTOLOAD=1``.
@@ -26,10 +28,13 @@ import pluggy
 from torch import nn
 
 from monai_multifair.errors import MultiFairError, close_match_hint
-from monai_multifair.plugins import builtin, hookspecs
+from monai_multifair.plugins import hookspecs
+from monai_multifair.plugins.builtin import BUILTIN_PLUGINS
+from monai_multifair.plugins.data_source_spec import DataSourceSpec
 from monai_multifair.plugins.encoder_spec import EncoderSpec
 from monai_multifair.plugins.method_spec import MethodSpec
 from monai_multifair.plugins.registry import (
+    DataSourceRegistry,
     EncoderRegistry,
     MethodRegistry,
     PluginLoadFailure,
@@ -47,7 +52,6 @@ ENV_PLUGINS = "MULTIFAIR_PLUGINS"
 #: Comma-separated plugin names that are never registered.
 ENV_DISABLE_PLUGINS = "MULTIFAIR_DISABLE_PLUGINS"
 
-BUILTIN_PLUGIN_NAME = "builtin"
 _DISTRIBUTION = "monai-multifair"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
@@ -75,13 +79,14 @@ class PluginInfo:
     """A loaded plugin, as ``multifair plugins`` lists it.
 
     Args:
-        name: plugin name (the entry-point name, ``"builtin"``, or the module name).
+        name: plugin name (the entry-point name, or the module name of a built-in or ``MULTIFAIR_PLUGINS`` one).
         source: how it was loaded, e.g. ``"entry point acme = acme.plugin"`` or ``"built in"``.
         distribution: the installed distribution that declared it, if known.
         version: that distribution's version, if known.
         hooks: the hooks it implements.
         encoders: the encoder names it provides.
         methods: the fairness method names it provides.
+        data_sources: the data source names it provides.
     """
 
     name: str
@@ -91,6 +96,12 @@ class PluginInfo:
     hooks: tuple[str, ...]
     encoders: tuple[str, ...]
     methods: tuple[str, ...] = ()
+    data_sources: tuple[str, ...] = ()
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is one of the package's built-in plugin modules."""
+        return self.name in BUILTIN_PLUGINS
 
     def describe(self) -> dict[str, Any]:
         """Plain-value summary for listings and JSON."""
@@ -104,11 +115,13 @@ class MultiFairPluginManager(pluggy.PluginManager):
     Args:
         autoload: load the entry-point group; ``None`` reads ``MULTIFAIR_DISABLE_PLUGIN_AUTOLOAD``.
         trace: trace hook calls to stderr; ``None`` reads ``MULTIFAIR_TRACE_PLUGINS``.
-        builtins: register the built-in encoders.
+        builtins: register the built-in plugin modules (encoders, methods, data sources).
 
     Examples:
         >>> pm = MultiFairPluginManager(autoload=False)
         >>> "small-cnn-2d" in [spec.name for spec in pm.encoder_registry().list("image2d")]
+        True
+        >>> pm.has_plugin("monai_multifair.methods.group_dro")
         True
     """
 
@@ -121,6 +134,7 @@ class MultiFairPluginManager(pluggy.PluginManager):
         self._origins: dict[str, tuple[str, str | None, str | None]] = {}
         self._encoder_registry: EncoderRegistry | None = None
         self._method_registry: MethodRegistry | None = None
+        self._data_source_registry: DataSourceRegistry | None = None
         if env_flag(ENV_TRACE) if trace is None else trace:
             self.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.enable_tracing()
@@ -129,7 +143,9 @@ class MultiFairPluginManager(pluggy.PluginManager):
         if builtins:
             from monai_multifair import __version__
 
-            self._register_checked(builtin, BUILTIN_PLUGIN_NAME, ("built in", _DISTRIBUTION, __version__))
+            for module_name in BUILTIN_PLUGINS:  # a package module that fails to import is a bug: raised
+                module = importlib.import_module(module_name)
+                self._register_checked(module, module_name, ("built in", _DISTRIBUTION, __version__))
         for module_name in _env_list(ENV_PLUGINS):
             self.load_module(module_name, source=ENV_PLUGINS)
         if not (env_flag(ENV_DISABLE_AUTOLOAD) if autoload is None else not autoload):
@@ -151,6 +167,7 @@ class MultiFairPluginManager(pluggy.PluginManager):
     def _forget_registries(self) -> None:
         self._encoder_registry = None
         self._method_registry = None
+        self._data_source_registry = None
 
     def plugin_origin(self, name: str) -> tuple[str, str | None, str | None]:
         """``(source, distribution, version)`` of a registered plugin."""
@@ -186,9 +203,6 @@ class MultiFairPluginManager(pluggy.PluginManager):
             ) as exc:  # recorded and surfaced (listing, warning on create), others keep working
                 self._fail(entry_point.name, "import", origin, describe_exception(exc))
                 continue
-            if plugin is builtin:
-                # this package's own declaration of its built-ins, which are already registered directly
-                continue
             self._register_checked(plugin, entry_point.name, origin)
 
     def encoder_registry(self) -> EncoderRegistry:
@@ -203,17 +217,31 @@ class MultiFairPluginManager(pluggy.PluginManager):
             self._method_registry = MethodRegistry.from_plugin_manager(self, self.load_failures)
         return self._method_registry
 
+    def data_source_registry(self) -> DataSourceRegistry:
+        """The data sources of all registered plugins (the hooks run once, then the result is cached)."""
+        if self._data_source_registry is None:
+            self._data_source_registry = DataSourceRegistry.from_plugin_manager(self, self.load_failures)
+        return self._data_source_registry
+
+    def _registries(self) -> dict[str, Any]:
+        return {
+            "encoders": self.encoder_registry(),
+            "methods": self.method_registry(),
+            "data_sources": self.data_source_registry(),
+        }
+
     def failures(self) -> list[PluginLoadFailure]:
         """Plugins that failed to import, to register, or to answer one of their hooks (each once)."""
         seen: dict[tuple[str, str, str], PluginLoadFailure] = {}
-        for failure in (*self.encoder_registry().failures, *self.method_registry().failures):
+        for failure in (f for registry in self._registries().values() for f in registry.failures):
             seen.setdefault((failure.plugin, failure.stage, failure.error), failure)
         return list(seen.values())
 
     def plugin_infos(self) -> list[PluginInfo]:
         """The registered plugins, sorted by name."""
-        provided: dict[str, dict[str, list[str]]] = {"encoders": {}, "methods": {}}
-        for kind, registry in (("encoders", self.encoder_registry()), ("methods", self.method_registry())):
+        registries = self._registries()
+        provided: dict[str, dict[str, list[str]]] = {kind: {} for kind in registries}
+        for kind, registry in registries.items():
             by_plugin = provided[kind]
             for spec in registry.list():
                 by_plugin.setdefault(spec.plugin, []).append(spec.name)
@@ -233,8 +261,7 @@ class MultiFairPluginManager(pluggy.PluginManager):
                     distribution,
                     version,
                     hooks,
-                    tuple(sorted(provided["encoders"].get(name, ()))),
-                    tuple(sorted(provided["methods"].get(name, ()))),
+                    *(tuple(sorted(provided[kind].get(name, ()))) for kind in registries),
                 )
             )
         return infos
@@ -287,7 +314,7 @@ def get_plugin_manager(reload: bool = False) -> MultiFairPluginManager:
 
     Examples:
         >>> pm = get_plugin_manager()
-        >>> pm.has_plugin("builtin")
+        >>> pm.has_plugin("monai_multifair.networks.encoders.plugin")
         True
     """
     global _MANAGER
@@ -344,7 +371,7 @@ def create_encoder(name: str, **options: Any) -> nn.Module:
 
 
 def list_plugins() -> list[PluginInfo]:
-    """The loaded plugins (name, source, distribution, version, hooks, encoders), sorted by name."""
+    """The loaded plugins (name, source, distribution, version, hooks, what each provides), sorted by name."""
     return get_plugin_manager().plugin_infos()
 
 
@@ -395,3 +422,29 @@ def create_method(name: str, options: Any = None, *, kind: str | None = None) ->
 def method_conflicts() -> dict[str, tuple[str, ...]]:
     """Method names registered by more than one plugin, with the plugin names (none can be used)."""
     return get_plugin_manager().method_registry().conflicts
+
+
+def list_data_sources() -> list[DataSourceSpec]:
+    """The available data sources (values of ``data.source``), sorted by name. Names registered by more
+    than one plugin are left out.
+
+    Examples:
+        >>> {"synthetic", "manifest", "ad_data"} <= {spec.name for spec in list_data_sources()}
+        True
+    """
+    return get_plugin_manager().data_source_registry().list()
+
+
+def get_data_source_spec(name: str) -> DataSourceSpec:
+    """The ``DataSourceSpec`` registered under ``name``.
+
+    Raises:
+        MultiFairError: unknown name (with a close match, the known names and any plugin that failed
+            to load), or a name registered by two plugins (both named).
+    """
+    return get_plugin_manager().data_source_registry().get(name)
+
+
+def data_source_conflicts() -> dict[str, tuple[str, ...]]:
+    """Data source names registered by more than one plugin, with the plugin names (none can be used)."""
+    return get_plugin_manager().data_source_registry().conflicts

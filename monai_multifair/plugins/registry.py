@@ -1,8 +1,10 @@
-"""The registries: what the ``multifair_encoders`` and ``multifair_methods`` hooks of all plugins returned.
+"""The registries: what the ``multifair_encoders``, ``multifair_methods`` and ``multifair_data_sources``
+hooks of all plugins returned.
 
-Built by ``MultiFairPluginManager.encoder_registry()`` / ``method_registry()``; users normally call the
-module-level functions (``create_encoder``, ``list_encoders``, ``create_method``, ``list_methods``) of
-:mod:`monai_multifair.plugins` instead. Both registries share :class:`SpecRegistry`: specs by name,
+Built by ``MultiFairPluginManager.encoder_registry()`` / ``method_registry()`` /
+``data_source_registry()``; users normally call the module-level functions (``create_encoder``,
+``list_encoders``, ``create_method``, ``list_methods``, ``list_data_sources``, ``get_data_source_spec``) of
+:mod:`monai_multifair.plugins` instead. The registries share :class:`SpecRegistry`: specs by name,
 names claimed by two plugins (unusable, both named), and plugins that failed.
 """
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins.data_source_spec import DataSourceSpec
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
 from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
 
@@ -282,6 +285,24 @@ class MethodRegistry(SpecRegistry):
                 f"{type(options).__name__}"
             )
         return spec.factory(options)
+
+
+class DataSourceRegistry(SpecRegistry):
+    """Data source specs by name (the ``multifair_data_sources`` hook), conflicts and failures."""
+
+    hook = "multifair_data_sources"
+    spec_type = DataSourceSpec
+    noun = "data source"
+
+    def list(self) -> list[DataSourceSpec]:
+        """The usable specs (conflicting names left out), sorted by name."""
+        return [spec for _, spec in sorted(self._specs.items())]
+
+    def get(self, name: str) -> DataSourceSpec:
+        """The spec registered under ``name`` (errors as :meth:`SpecRegistry.get`)."""
+        spec = super().get(name)
+        self._warn_failures()
+        return spec
 
 
 def _hook_failure(pm: pluggy.PluginManager, name: str, error: str) -> PluginLoadFailure:

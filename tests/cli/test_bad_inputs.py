@@ -142,7 +142,7 @@ def _fairvision(tmp: Path, *, change: dict | None = None, corrupt: str | None = 
         Path(target).write_bytes(bytes(data))
     (tmp / "target.txt").write_text(target)
     text = f"""
-data: {{source: fairvision, root: {root}, modalities: [fundus, oct], attributes: [race]}}
+data: {{source: fairvision, fairvision: {{root: {root}}}, modalities: [fundus, oct], attributes: [race]}}
 encoders:
   fundus: {{name: small-cnn-2d, options: {{in_channels: 1, channels: [4]}}}}
   oct: {{name: slicewise-oct, options: {{slice_encoder: small-cnn-2d}}}}
@@ -573,7 +573,7 @@ def test_an_image_of_another_size_is_trained_with_one_warning(tmp_path, caplog, 
     argv = _fairvision(tmp_path, change={"slo_fundus": np.zeros((10, 32), np.uint8)})
     target = (tmp_path / "target.txt").read_text()
     with caplog.at_level("WARNING", logger="monai_multifair.data"):
-        assert main([*argv, "--set", "data.image_size=[12, 12]"]) == 0
+        assert main([*argv, "--set", "data.fairvision.image_size=[12, 12]"]) == 0
     odd = [r.getMessage() for r in caplog.records if "at another size" in r.getMessage()]
     assert odd == [
         f"FairVision[train]: 1 of 6 file(s) store key 'slo_fundus' (fundus) at another size (H, W) than the 5 "

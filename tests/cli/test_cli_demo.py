@@ -19,7 +19,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert main(["demo", "--quick", "--output", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     quick = load_config("demo-quick")
-    assert f"cohort of {quick.data.synthetic.n_patients} patients" in out
+    assert f"cohort of {quick.data.options.n_patients} patients" in out
     assert f"{quick.trainer.epochs} epochs, seed {quick.trainer.seed}" in out
 
     runs = {}
@@ -38,7 +38,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         ):
             assert (run / file).is_file(), (folder, file)
         runs[name] = json.loads((run / "metrics.json").read_text())
-        assert runs[name]["n"] == round(quick.data.synthetic.n_patients * 0.2)
+        assert runs[name]["n"] == round(quick.data.options.n_patients * 0.2)
         for metric in HEADLINE:
             assert 0 <= runs[name][metric] <= 1, (name, metric)
         assert runs[name]["auc"] > 0.8  # both arms learn the planted signal

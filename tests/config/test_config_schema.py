@@ -78,7 +78,7 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
         ("trainer.lr=.inf", r"`trainer.lr`: expected a finite number"),
         (
             "data.source=fairvison",
-            r"`data.source`: unknown data source 'fairvison' \(did you mean 'fairvision'\?\); known: synthetic",
+            r"`data.source`: unknown data source 'fairvison' \(did you mean 'fairvision'\?\); known: .*\bsynthetic\b",
         ),
         ("data.unknown=ignore", r"`data.unknown`: expected one of 'error', 'drop', 'keep', got 'ignore'"),
         ("data.attributes=race", r"`data.attributes`: expected a list of a string, got 'race'"),
@@ -96,7 +96,8 @@ def test_unknown_keys_name_a_close_match(doc, pattern):
         ),
         (
             "data.oct_slices=8",
-            r"`data.oct_slices`: applies to data.source 'fairvision' only, but data.source is 'synthetic'",
+            r"`data.oct_slices`: data.source 'synthetic' has no option 'oct_slices' \(its options are the keys of "
+            r"`data.synthetic`: ",
         ),
         ("fusion.num_heads=3", r"`fusion.num_heads`: expected a divisor of fusion.fusion_dim \(64\), got 3"),
         (
@@ -131,15 +132,27 @@ def test_values_are_checked(override, pattern):
 
 def test_source_requirements():
     with pytest.raises(
-        MultiFairError, match=r"`data.root`: required when data.source is 'fairvlmed'.*--set data.root=PATH"
+        MultiFairError,
+        match=r"`data.fairvlmed`: required when data.source is 'fairvlmed' \(at least `root`; e.g. --set "
+        r"data.fairvlmed.root=VALUE\)",
     ):
         _load({"data": {"source": "fairvlmed"}, "encoders": {}})
     with pytest.raises(MultiFairError, match=r"`data.manifest`: required when data.source is 'manifest'"):
         _load({"data": {"source": "manifest"}})
     with pytest.raises(MultiFairError, match=r"config key `data.manifest.path` is required \(a string\)"):
         _load({"data": {"source": "manifest", "manifest": {"texts": {"notes": "note"}}}})
-    with pytest.raises(MultiFairError, match=r"`data.tabular_keys`: modality 'tabular' needs npz keys"):
-        _load("fairvlmed", "data.root=/x", "data.modalities=[fundus, tabular]")
+    with pytest.raises(
+        MultiFairError, match=r"unknown modality 'tabular' for data.source 'fairvlmed' with its options"
+    ):
+        _load("fairvlmed", "data.fairvlmed.root=/x", "data.modalities=[fundus, tabular]")
+    cfg = _load(
+        "fairvlmed",
+        "data.fairvlmed.root=/x",
+        "data.fairvlmed.tabular_keys=[age]",
+        "data.modalities=[fundus, tabular]",
+        "encoders={fundus: {name: small-cnn-2d}, tabular: {name: tabular-mlp, options: {in_features: 1}}}",
+    )
+    assert cfg.data.modality_kinds() == {"fundus": "image", "tabular": "tabular"}
 
 
 def test_encoders_match_modalities_and_registry():
@@ -235,4 +248,4 @@ def test_yaml_dialect(tmp_path):
 def test_defaults_are_a_valid_config():
     default = RunConfig()
     assert RunConfig.from_dict({}) == default
-    assert default.data.synthetic is not None and default.data.modalities == ["fundus", "notes"]
+    assert default.data.options is not None and default.data.modalities == ["fundus", "notes"]

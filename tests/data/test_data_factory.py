@@ -25,7 +25,11 @@ def test_fairvlmed_source_from_a_written_cohort(tmp_path):
     root = make_cohort(n_patients=120, seed=4).write_fairvlmed(tmp_path / "vlmed")
     cfg = load_config(
         "fairvlmed",
-        [f"data.root={root}", "data.image_size=[16, 16]", "data.attributes=[race, language]"],
+        [
+            f"data.fairvlmed.root={root}",
+            "data.fairvlmed.image_size=[16, 16]",
+            "data.attributes=[race, language]",
+        ],
         check_encoders=False,
     )
     sets = build_datasets(cfg)

@@ -20,9 +20,10 @@ from monai_multifair.data import (
     split_rows,
 )
 from monai_multifair.data.gse7390 import GSE7390_CLINICAL
-from monai_multifair.data.sources import DATA_SOURCES
 from monai_multifair.data.support2 import SUPPORT2_LAB_DEFAULTS
+from monai_multifair.data.tables import table_source
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import get_data_source_spec, get_plugin_manager, hookimpl
 
 
 def _labels_groups(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -192,17 +193,37 @@ def test_support2_label_fill_values_and_race_groups() -> None:
         load_support2(frame.assign(fac_race="martian"))
 
 
-def test_table_sources_build_datasets_from_a_generated_table(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_sources_build_datasets_from_a_generated_table() -> None:
     features, outcome = _gse7390_frames(120)
-    import monai_multifair.data.tables as tables
-
-    entry = tables.table_source(
-        "gse7390", "", lambda: load_gse7390(features, outcome), ("genes", "clinical"), ("age_group",)
+    spec = table_source(
+        "gse7390-generated",
+        "",
+        lambda: load_gse7390(features, outcome),
+        ("genes", "clinical"),
+        ("age_group",),
     )
-    monkeypatch.setitem(DATA_SOURCES, "gse7390", entry)
+
+    class Plugin:
+        @hookimpl
+        def multifair_data_sources(self):
+            return [spec]
+
+    pm = get_plugin_manager()
+    pm.register(Plugin(), name="test-generated-table")
+    try:
+        _check_generated_table(features, outcome)
+    finally:
+        pm.unregister(name="test-generated-table")
+
+
+def _check_generated_table(features, outcome) -> None:
     config = RunConfig.from_dict(
         {
-            "data": {"source": "gse7390", "attributes": ["age_group"], "gse7390": {"folds": 3, "fold": 1}},
+            "data": {
+                "source": "gse7390-generated",
+                "attributes": ["age_group"],
+                "gse7390-generated": {"folds": 3, "fold": 1},
+            },
             "encoders": {"genes": {"name": "tabular-mlp"}, "clinical": {"name": "tabular-mlp"}},
         }
     )
@@ -224,7 +245,7 @@ def test_table_sources_build_datasets_from_a_generated_table(monkeypatch: pytest
 def test_the_shipped_tables(source: str, package: str, attributes: list[str], rows: int) -> None:
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"the optional package {package} is not installed (pip install 'monai-multifair[suite]')")
-    entry = DATA_SOURCES[source]
+    entry = get_data_source_spec(source)
     blocks = list(entry.available_modalities(None))
     config = RunConfig.from_dict(
         {

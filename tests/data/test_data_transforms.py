@@ -114,7 +114,11 @@ def test_augmentation_seed_is_a_function_of_seed_and_epoch():
 def test_oct_stacks_get_one_flip_for_every_slice(fairvision_root):
     root, _ = fairvision_root
     flip = {"oct": [{"name": "RandFlipd", "prob": 1.0, "spatial_axis": 1}]}
-    settings = [f"data.root={root}", "data.oct_slices=3", "data.image_size=null"]
+    settings = [
+        f"data.fairvision.root={root}",
+        "data.fairvision.oct_slices=3",
+        "data.fairvision.image_size=null",
+    ]
     plain = build_datasets(load_config("fairvision", settings))
     flipped = build_datasets(
         load_config("fairvision", [*settings, f"pipeline.augment={flip}".replace("'", "")])
@@ -184,11 +188,11 @@ def test_memory_cache_holds_the_deterministic_part(monkeypatch):
 def test_disk_cache_is_reused_and_keyed_by_the_settings(tmp_path, fairvision_root):
     root, _ = fairvision_root
     base = [
-        f"data.root={root}",
-        "data.oct_slices=2",
+        f"data.fairvision.root={root}",
+        "data.fairvision.oct_slices=2",
         "pipeline.cache=disk",
         f"pipeline.cache_dir={tmp_path / 'c'}",
-        "data.image_size=null",
+        "data.fairvision.image_size=null",
     ]
     first = build_datasets(load_config("fairvision", base))
     expected = [first["val"][i]["oct"] for i in range(len(first["val"]))]
@@ -199,7 +203,7 @@ def test_disk_cache_is_reused_and_keyed_by_the_settings(tmp_path, fairvision_roo
     for i, tensor in enumerate(expected):
         assert torch.equal(again["val"][i]["oct"], tensor)
     assert sorted((tmp_path / "c").iterdir()) == folders and len(list(val_folder.glob("*.pt"))) == 6
-    other = build_datasets(load_config("fairvision", [*base, "data.oct_slices=3"]))
+    other = build_datasets(load_config("fairvision", [*base, "data.fairvision.oct_slices=3"]))
     assert other["val"][0]["oct"].shape[0] == 3  # another setting, another folder, never a stale file
     assert len(list((tmp_path / "c").iterdir())) == 6
 

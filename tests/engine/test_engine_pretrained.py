@@ -184,13 +184,15 @@ def test_fairvlmed_vit_bert_preset_with_tiny_checkpoints(tmp_path):
         match=r"`encoders\.fundus`: .*--set encoders\.fundus\.options\.model_name_or_path=PATH",
     ):
         build_network(
-            load_config("fairvlmed-vit-bert", [f"data.root={tmp_path / 'FairVLMed'}"]),
-            build_datasets(load_config("fairvlmed", [f"data.root={tmp_path / 'FairVLMed'}"]))["train"],
+            load_config("fairvlmed-vit-bert", [f"data.fairvlmed.root={tmp_path / 'FairVLMed'}"]),
+            build_datasets(load_config("fairvlmed", [f"data.fairvlmed.root={tmp_path / 'FairVLMed'}"]))[
+                "train"
+            ],
         )
     config = load_config(
         "fairvlmed-vit-bert",
         [
-            f"data.root={tmp_path / 'FairVLMed'}",
+            f"data.fairvlmed.root={tmp_path / 'FairVLMed'}",
             f"encoders.fundus.options.model_name_or_path={tmp_path / 'vit'}",
             f"encoders.notes.options.model_name_or_path={tmp_path / 'bert'}",
             "encoders.notes.options.max_length=32",  # the tiny BERT's 64 positions

@@ -73,7 +73,9 @@ TINY = {
 
 
 def test_every_builtin_but_minilm_has_a_tiny_case():
-    assert set(TINY) | {"minilm-text"} == {spec.name for spec in list_encoders() if spec.plugin == "builtin"}
+    assert set(TINY) | {"minilm-text"} == {
+        spec.name for spec in list_encoders() if spec.plugin == "monai_multifair.networks.encoders.plugin"
+    }
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

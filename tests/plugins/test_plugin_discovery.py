@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import yaml
 
 from monai_multifair.errors import MultiFairError
 from monai_multifair.plugins import (
+    BUILTIN_PLUGINS,
     ENTRY_POINT_GROUP,
     ENV_DISABLE_AUTOLOAD,
     ENV_DISABLE_PLUGINS,
@@ -48,12 +51,29 @@ def test_fake_installed_plugin_is_discovered_and_usable_from_a_config(install_fa
     torch.testing.assert_close(enc(x), 3.0 * enc.linear(x))
 
 
-def test_builtins_registered_once_although_the_package_declares_them_as_entry_point_too():
-    declared = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == "builtin"]
-    assert [ep.value for ep in declared] == ["monai_multifair.plugins.builtin"]  # installed metadata
-    names = [info.name for info in list_plugins()]
-    assert names.count("builtin") == 1
+def test_builtins_are_registered_by_module_name_and_the_package_declares_no_entry_point():
+    declared = [
+        ep
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if ep.value.startswith("monai_multifair.")
+    ]
+    assert declared == []  # installed metadata: built-ins are not entry points
+    infos = {info.name: info for info in list_plugins()}
+    assert set(BUILTIN_PLUGINS) <= set(infos) and all(infos[name].builtin for name in BUILTIN_PLUGINS)
+    assert infos["monai_multifair.methods.group_dro"].methods == ("groupdro",)
+    assert infos["monai_multifair.data.cohort"].data_sources == ("synthetic",)
     assert plugin_load_failures() == []
+
+
+def test_the_plugin_manager_imports_none_of_the_modules_it_registers():
+    """The manager is a leaf: a fresh interpreter that imports it has loaded no network, method or data module."""
+    code = (
+        "import sys, monai_multifair.plugins.manager as m; "
+        "print(sorted(n for n in sys.modules if n.startswith(('monai_multifair.networks', "
+        "'monai_multifair.methods', 'monai_multifair.data', 'monai_multifair.config'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_broken_plugin_is_reported_and_the_others_keep_working(install_fake, good_plugin, unique):
@@ -168,8 +188,8 @@ def test_plugin_reusing_a_builtin_name_is_a_conflict(install_fake, good_plugin, 
     module = unique()
     install_fake("clash-dist", {"clash": module}, {module: good_plugin("tabular-mlp")})
     get_plugin_manager(reload=True)
-    assert encoder_conflicts() == {"tabular-mlp": ("builtin", "clash")}
-    with pytest.raises(MultiFairError, match="'builtin' and 'clash'"):
+    assert encoder_conflicts() == {"tabular-mlp": ("clash", "monai_multifair.networks.encoders.plugin")}
+    with pytest.raises(MultiFairError, match="'clash' and 'monai_multifair.networks.encoders.plugin'"):
         create_encoder("tabular-mlp", in_features=3)
 
 
@@ -191,7 +211,7 @@ def test_autoload_switched_off_keeps_builtins_and_skips_installed(
     install_fake("acme-encoders", {"acme": module}, {module: good_plugin(encoder)})
     monkeypatch.setenv(ENV_DISABLE_AUTOLOAD, "1")
     get_plugin_manager(reload=True)
-    assert [info.name for info in list_plugins()] == ["builtin"]
+    assert [info.name for info in list_plugins()] == sorted(BUILTIN_PLUGINS)
     assert encoder not in [s.name for s in list_encoders()]
     assert create_encoder("tabular-mlp", in_features=3, hidden_dims=(4,)).out_features == 4
 

@@ -59,12 +59,16 @@ def register(specs: list[EncoderSpec], name: str = "test-plugin") -> None:
 
 
 def test_builtin_names_and_modalities():
-    builtins = [s for s in list_encoders() if s.plugin == "builtin"]  # other installed plugins may add more
+    builtins = [
+        s for s in list_encoders() if s.plugin == "monai_multifair.networks.encoders.plugin"
+    ]  # other plugins may add more
     assert {s.name: s.modality for s in builtins} == BUILTINS
     assert all(s.description for s in builtins)
     for modality in MODALITIES:
         expected = sorted(n for n, m in BUILTINS.items() if m == modality)
-        assert [s.name for s in list_encoders(modality) if s.plugin == "builtin"] == expected
+        assert [
+            s.name for s in list_encoders(modality) if s.plugin == "monai_multifair.networks.encoders.plugin"
+        ] == expected
 
 
 def test_list_encoders_rejects_unknown_modality():
@@ -111,7 +115,10 @@ def test_unknown_option_names_encoder_and_close_match():
     with pytest.raises(TypeError) as info:
         create_encoder("tabular-mlp", in_features=3, hiden_dims=(4,))
     message = str(info.value)
-    assert "encoder 'tabular-mlp' (plugin 'builtin') got an unknown option 'hiden_dims'" in message
+    assert (
+        "encoder 'tabular-mlp' (plugin 'monai_multifair.networks.encoders.plugin') got an unknown option 'hiden_dims'"
+        in message
+    )
     assert "(did you mean 'hidden_dims'?)" in message
     assert "accepted options: in_features, hidden_dims, dropout, norm, activation" in message
 
@@ -123,7 +130,8 @@ def test_fixed_option_of_a_preset_is_not_accepted():
 
 def test_missing_required_option():
     with pytest.raises(
-        TypeError, match=r"encoder 'tabular-mlp' \(plugin 'builtin'\) needs the option\(s\) 'in_features'"
+        TypeError,
+        match=r"encoder 'tabular-mlp' \(plugin 'monai_multifair\.networks\.encoders\.plugin'\) needs the option\(s\) 'in_features'",
     ):
         create_encoder("tabular-mlp")
 

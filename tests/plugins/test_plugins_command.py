@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monai_multifair.cli import EXIT_FAILURE, EXIT_OK, main
-from monai_multifair.plugins import ENV_DISABLE_AUTOLOAD, get_plugin_manager, list_encoders
+from monai_multifair.plugins import BUILTIN_PLUGINS, ENV_DISABLE_AUTOLOAD, get_plugin_manager, list_encoders
 
 
 @pytest.fixture
@@ -21,12 +21,13 @@ def test_lists_plugins_and_encoders(builtins_only, capsys):
     assert main(["plugins"]) == EXIT_OK
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "Plugins (1):"
-    assert lines[2].split()[:4] == ["builtin", "0.1.0", "monai-multifair", "built"]
+    assert lines[0] == f"Plugins ({len(BUILTIN_PLUGINS)}):"
+    assert lines[2].split()[:4] == ["monai_multifair.data.ad_data", "0.1.0", "monai-multifair", "built"]
     assert f"Encoders ({len(list_encoders())}):" in lines
-    rows = {line.split()[0]: line.split()[1:3] for line in lines[lines.index("Encoders (18):") + 2 :] if line}
-    assert rows["slicewise-oct"] == ["oct", "builtin"]
-    assert rows["bow-text"] == ["text", "builtin"]
+    start = lines.index(f"Encoders ({len(list_encoders())}):") + 2
+    rows = {line.split()[0]: line.split()[1:3] for line in lines[start : lines.index("", start)]}
+    assert rows["slicewise-oct"] == ["oct", "monai_multifair.networks.encoders.plugin"]
+    assert rows["bow-text"] == ["text", "monai_multifair.networks.encoders.plugin"]
     assert "failed" not in out
     # fairness methods with their kind and options (defaults from the options dataclasses)
     methods = {
@@ -34,8 +35,8 @@ def test_lists_plugins_and_encoders(builtins_only, capsys):
         for line in lines[lines.index("Fairness methods (7):") + 2 :]
         if line.startswith("  ") and not line.startswith("    ")
     }
-    assert methods["groupdro"] == ["training", "builtin"]
-    assert methods["threshold-optimizer"] == ["postprocessing", "builtin"]
+    assert methods["groupdro"] == ["training", "monai_multifair.methods.group_dro"]
+    assert methods["threshold-optimizer"] == ["postprocessing", "monai_multifair.methods.threshold_optimizer"]
     assert "    groupdro options: eta=0.01, generalization_adjustment=0.0, by=group" in lines
     assert "    erm options: none" in lines
 
@@ -45,18 +46,19 @@ def test_json_and_modality_filter(builtins_only, capsys):
     document = json.loads(capsys.readouterr().out)
     assert [e["name"] for e in document["encoders"]] == [s.name for s in list_encoders("image3d")]
     assert {e["modality"] for e in document["encoders"]} == {"image3d"}
-    (builtin,) = document["plugins"]
-    assert builtin["name"] == "builtin" and builtin["distribution"] == "monai-multifair"
-    assert builtin["hooks"] == ["multifair_encoders", "multifair_methods"]
-    assert builtin["methods"] == [
-        "erm",
-        "fis",
-        "groupdro",
-        "multifair",
-        "resampling",
-        "reweighting",
-        "threshold-optimizer",
-    ]
+    plugins = {p["name"]: p for p in document["plugins"]}
+    assert set(plugins) == set(BUILTIN_PLUGINS)
+    assert {p["distribution"] for p in plugins.values()} == {"monai-multifair"}
+    encoders = plugins["monai_multifair.networks.encoders.plugin"]
+    assert encoders["hooks"] == ["multifair_encoders"] and encoders["methods"] == []
+    assert plugins["monai_multifair.methods.fair_identity_scaling"]["methods"] == ["fis"]
+    assert plugins["monai_multifair.data.support2"]["data_sources"] == ["support2"]
+    # every built-in method and data source is listed by the plugin that registered it
+    listed = {m for p in plugins.values() for m in p["methods"]}
+    assert {"erm", "fis", "groupdro", "multifair", "threshold-optimizer"} <= listed
+    sources = {d["name"]: d for d in document["data_sources"]}
+    assert sources["support2"]["split"] == "rows" and sources["manifest"]["split"] == "fixed"
+    assert sources["synthetic"]["modalities"] == {"fundus": "image", "notes": "text", "vitals": "tabular"}
     (fis,) = [m for m in document["methods"] if m["name"] == "fis"]
     assert fis["kind"] == "training" and fis["options"]["scaling_coefficient"] == 0.5
     assert document["failures"] == [] and document["conflicts"] == {} and document["method_conflicts"] == {}
@@ -86,4 +88,4 @@ def test_failures_and_conflicts_are_listed_with_exit_code_1(install_fake, good_p
     (failure,) = document["failures"]
     assert failure["plugin"] == "broken" and failure["error"] == "ImportError: needs CUDA 99"
     names = {p["name"] for p in document["plugins"]}
-    assert {"builtin", "first", "second"} <= names and "broken" not in names
+    assert {"first", "second", *BUILTIN_PLUGINS} <= names and "broken" not in names

@@ -1,7 +1,7 @@
 """Built-in encoders: each maps one modality to features ``[B, out_features]``.
 
 They are registered in the encoder registry under names such as ``"resnet18-2d"`` by the built-in
-plugin (:mod:`monai_multifair.plugins.builtin`); build them with
+plugin module (:mod:`monai_multifair.networks.encoders.plugin`); build them with
 ``monai_multifair.plugins.create_encoder(name, **options)`` or directly from these classes. MONAI and
 ``transformers`` are imported only when an encoder that needs them is built. :mod:`.weights` loads
 local state dicts into any encoder and freezes parameters.
