@@ -20,9 +20,7 @@ wall seconds, labelled "wall time on a shared machine".
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from monai_multifair.benchmark.statistics import (
     MIN_SEEDS,
@@ -38,6 +37,9 @@ from monai_multifair.benchmark.statistics import (
     t_interval,
 )
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
+from monai_multifair.engine.run_table import LOWER_IS_BETTER
+from monai_multifair.report.plots import figure_png, save_png
+from monai_multifair.report.render import html_table, markdown_table
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -49,8 +51,6 @@ __all__ = [
     "write_outputs",
 ]
 
-#: Metrics where lower is better (the threshold-based gaps).
-LOWER_IS_BETTER = ("dpd", "deodds")
 _AUC_TOLERANCE = 0.005  # the issue's "never more than 0.5 point worse in AUC"
 #: The range of every leaderboard metric (AUCs, ES-AUC, DPD, DEOdds, accuracy); a difference of two lies
 #: in ``[-1, 1]``.
@@ -593,15 +593,6 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cell(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _header_lines(results: Mapping[str, Any]) -> list[str]:
     s = results["settings"]
     v = results.get("versions") or {}
@@ -636,7 +627,7 @@ def to_markdown(results: Mapping[str, Any]) -> str:
         parts += [f"## {title}", ""]
         if note:
             parts += [note, ""]
-        parts += [_md_table(headers, rows), ""]
+        parts += [markdown_table(headers, rows), ""]
     if results.get("pareto"):
         parts += ["## Tuning trials on the AUC / ES-AUC plane", "", _PARETO_NOTE, ""]
         parts += [f"![{name}: tuning trials]({file})" for name, file in results["pareto"].items()]
@@ -650,19 +641,8 @@ _PARETO_NOTE = (
 )
 
 
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def rank_plot(results: Mapping[str, Any]) -> str:
     """Mean rank of each arm per metric (base64 PNG)."""
-    from matplotlib.figure import Figure
-
     labels = [m["label"] for m in results["settings"]["methods"]]
     metrics = list(HEADLINE_METRICS)
     fig = Figure(figsize=(7.5, 0.45 * len(labels) + 1.8))
@@ -676,13 +656,11 @@ def rank_plot(results: Mapping[str, Any]) -> str:
     ax.grid(axis="x", linestyle=":")
     ax.legend(fontsize="small", loc="best")
     ax.set_title("Mean rank per metric")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def group_plot(name: str, data: Mapping[str, Any]) -> str:
     """Per-group test AUC of each arm on one data set with intervals (base64 PNG)."""
-    from matplotlib.figure import Figure
-
     arms = list(data["arms"])
     groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
     fig = Figure(figsize=(max(6.0, 0.35 * len(groups) * len(arms) + 2), 3.8))
@@ -714,18 +692,11 @@ def group_plot(name: str, data: Mapping[str, Any]) -> str:
     ax.set_ylabel("test AUC")
     ax.set_title(f"{name}: AUC per group")
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def to_html(results: Mapping[str, Any]) -> str:
     """``leaderboard.html``: one self-contained page (tables, the rank plot, per-group AUC plots)."""
-
-    def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def figure(png: str, alt: str) -> str:
         return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{png}"></figure>'
@@ -743,7 +714,7 @@ def to_html(results: Mapping[str, Any]) -> str:
         parts.append(f"<h2>{html.escape(title).replace('`', '')}</h2>")
         if note:
             parts.append(f"<p>{html.escape(note).replace('`', '')}</p>")
-        parts.append(table(headers, rows))
+        parts.append(html_table(headers, rows))
         for name, data in results["datasets"].items():
             if title == f"`{name}`: AUC per group":
                 parts.append(figure(group_plot(name, data), f"{name}: AUC per group"))
@@ -776,16 +747,12 @@ def write_outputs(results: Mapping[str, Any], output: Path, *, pareto: bool = Fa
         "html": output / "leaderboard.html",
     }
     if pareto:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
         from monai_multifair.benchmark.pareto import pareto_plot
 
         results = {**results, "pareto": {}}
         for name, trials in results.get("tuning", {}).items():
-            fig = pareto_plot(name, trials)
-            FigureCanvasAgg(fig)
             files[f"pareto-{name}"] = output / f"pareto-{name}.png"
-            fig.savefig(files[f"pareto-{name}"], format="png", dpi=100, bbox_inches="tight")
+            save_png(pareto_plot(name, trials), files[f"pareto-{name}"])
             results["pareto"][name] = files[f"pareto-{name}"].name
     files["results"].write_text(
         json.dumps(json_ready(results), indent=1, allow_nan=False) + "\n", encoding="utf-8"

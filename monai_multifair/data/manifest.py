@@ -119,6 +119,136 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def _load_frame(
+    manifest: str | Path | pd.DataFrame, base_dir: str | Path | None
+) -> tuple[pd.DataFrame, str, Path]:
+    """The manifest rows, the name messages give their source, and the folder relative paths start from."""
+    if isinstance(manifest, pd.DataFrame):
+        return manifest.copy(), "<DataFrame>", Path(base_dir) if base_dir is not None else Path.cwd()
+    path = Path(manifest)
+    if not path.is_file():
+        raise MultiFairError(f"manifest {str(path)!r} does not exist")
+    return _read_manifest(path), str(path), Path(base_dir) if base_dir is not None else path.parent
+
+
+def _modality_kinds(
+    images: Mapping[str, str],
+    volumes: Mapping[str, str],
+    texts: Mapping[str, str],
+    tabular: Mapping[str, list[str]],
+    npz_keys: Mapping[str, str],
+) -> dict[str, str]:
+    """``{modality: kind}``; a modality given twice, none at all, or a stray ``npz_keys`` entry is an error."""
+    kinds: dict[str, str] = {}
+    for mapping, kind in ((images, "image"), (volumes, "volume"), (texts, "text"), (tabular, "tabular")):
+        for modality in mapping:
+            if modality in kinds:
+                raise MultiFairError(
+                    f"modality {modality!r} is given twice (as {kinds[modality]} and {kind})"
+                )
+            kinds[modality] = kind
+    if not kinds:
+        raise MultiFairError("expected at least one modality in `images`, `volumes`, `texts` or `tabular`")
+    stray = sorted(set(npz_keys) - set(images) - set(volumes))
+    if stray:
+        raise MultiFairError(f"`npz_keys` names modalities {stray} that are not image or volume columns")
+    return kinds
+
+
+def _select_split(frame: pd.DataFrame, source: str, split: str | None, split_column: str) -> pd.DataFrame:
+    """The rows whose ``split_column`` equals ``split`` (all rows for ``None``); a split with no rows is an error."""
+    if split is None:
+        return frame
+    _require_columns(frame, [split_column], source, "split")
+    values = frame[split_column].astype(str)
+    if not (values == str(split)).any():
+        present = sorted(values.unique().tolist())
+        raise MultiFairError(
+            f"manifest {source!r} has no rows with {split_column}={split!r}; values present: {present}"
+            + close_match_hint(str(split), present)
+        )
+    return frame[values == str(split)]
+
+
+def _row_ids(
+    frame: pd.DataFrame, source: str, split: str | None, id_column: str | None
+) -> tuple[list[str], str]:
+    """Each row's id (from ``id_column`` or ``"<source> row <i>"``) and the dataset's name for messages."""
+    name = f"manifest[{split}]" if split is not None else "manifest"
+    if id_column is None:
+        return [f"{source} row {i}" for i in frame.index], name
+    _require_columns(frame, [id_column], source, "id")
+    name += f" {source}"  # messages name the file: the ids alone do not
+    return frame[id_column].astype(str).tolist(), name
+
+
+def _file_paths(
+    frame: pd.DataFrame, ids: Sequence[str], name: str, base: Path, columns: Mapping[str, str]
+) -> dict[str, list[Path | None]]:
+    """``{modality: [file or None]}`` of the image and volume columns; a non-path or missing file is an error."""
+    paths: dict[str, list[Path | None]] = {}
+    for modality, column in columns.items():
+        paths[modality] = []
+        for sample_id, value in zip(ids, frame[column].tolist()):
+            if _blank(value):
+                paths[modality].append(None)
+                continue
+            if not isinstance(value, str):
+                raise MultiFairError(
+                    f"{name}: {sample_id}: column {column!r} holds {value!r}, expected a file path"
+                )
+            file = Path(value) if Path(value).is_absolute() else base / value
+            if not file.is_file():
+                raise MultiFairError(
+                    f"{name}: {sample_id}: column {column!r} names {str(file)!r}, which does not exist"
+                )
+            paths[modality].append(file)
+    return paths
+
+
+def _notes(
+    frame: pd.DataFrame, ids: Sequence[str], name: str, texts: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """``{modality: [note]}`` of the text columns (``""`` for a blank cell); a non-string cell is an error."""
+    notes: dict[str, list[str]] = {}
+    for modality, column in texts.items():
+        notes[modality] = []
+        for sample_id, value in zip(ids, frame[column].tolist()):
+            if _blank(value):
+                value = ""
+            elif not isinstance(value, str):
+                raise MultiFairError(
+                    f"{name}: {sample_id}: text column {column!r} holds {value!r}, expected a note"
+                )
+            notes[modality].append(value)
+    return notes
+
+
+def _tabular_values(
+    frame: pd.DataFrame, ids: Sequence[str], name: str, tabular: Mapping[str, list[str]]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``{modality: float32 [N, F]}`` of the tabular columns and ``{modality: [N] bool}`` of all-blank rows."""
+    values: dict[str, np.ndarray] = {}
+    tab_absent: dict[str, np.ndarray] = {}
+    for modality, columns in tabular.items():
+        block = frame[columns]
+        cells = block.to_numpy(dtype=object)
+        blank = np.array([[_blank(v) for v in row] for row in cells], dtype=bool).reshape(cells.shape)
+        tab_absent[modality] = blank.all(axis=1)
+        numeric = block.apply(pd.to_numeric, errors="coerce")
+        bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
+        bad = bad.to_numpy() & ~tab_absent[modality][:, None]
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            value = block.iloc[row, col]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise MultiFairError(
+                f"{name}: {ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
+            )
+        values[modality] = np.nan_to_num(numeric.to_numpy(np.float32, na_value=np.nan), nan=0.0)
+    return values, tab_absent
+
+
 class ManifestDataset(MultimodalDataset):
     """Samples described by one manifest row each.
 
@@ -190,33 +320,11 @@ class ManifestDataset(MultimodalDataset):
         coding: AttributeCoding | None = None,
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
-        if isinstance(manifest, pd.DataFrame):
-            frame, source = manifest.copy(), "<DataFrame>"
-            base = Path(base_dir) if base_dir is not None else Path.cwd()
-        else:
-            path = Path(manifest)
-            if not path.is_file():
-                raise MultiFairError(f"manifest {str(path)!r} does not exist")
-            frame, source = _read_manifest(path), str(path)
-            base = Path(base_dir) if base_dir is not None else path.parent
+        frame, source, base = _load_frame(manifest, base_dir)
         images, volumes, texts = dict(images or {}), dict(volumes or {}), dict(texts or {})
         tabular = {m: [c] if isinstance(c, str) else list(c) for m, c in (tabular or {}).items()}
         self._npz_keys = dict(npz_keys or {})
-        kinds: dict[str, str] = {}
-        for mapping, kind in ((images, "image"), (volumes, "volume"), (texts, "text"), (tabular, "tabular")):
-            for modality in mapping:
-                if modality in kinds:
-                    raise MultiFairError(
-                        f"modality {modality!r} is given twice (as {kinds[modality]} and {kind})"
-                    )
-                kinds[modality] = kind
-        if not kinds:
-            raise MultiFairError(
-                "expected at least one modality in `images`, `volumes`, `texts` or `tabular`"
-            )
-        stray = sorted(set(self._npz_keys) - set(images) - set(volumes))
-        if stray:
-            raise MultiFairError(f"`npz_keys` names modalities {stray} that are not image or volume columns")
+        kinds = _modality_kinds(images, volumes, texts, tabular, self._npz_keys)
         attributes = [attributes] if isinstance(attributes, str) else list(attributes)
         if not attributes:
             raise MultiFairError(
@@ -226,73 +334,15 @@ class ManifestDataset(MultimodalDataset):
         _require_columns(frame, list(texts.values()), source, "text")
         _require_columns(frame, [c for cols in tabular.values() for c in cols], source, "tabular")
         _require_columns(frame, [*attributes, label_column], source, "attribute/label")
-        if split is not None:
-            _require_columns(frame, [split_column], source, "split")
-            values = frame[split_column].astype(str)
-            if not (values == str(split)).any():
-                present = sorted(values.unique().tolist())
-                raise MultiFairError(
-                    f"manifest {source!r} has no rows with {split_column}={split!r}; values present: {present}"
-                    + close_match_hint(str(split), present)
-                )
-            frame = frame[values == str(split)]
-        frame = frame.reset_index(drop=True)
-        name = f"manifest[{split}]" if split is not None else "manifest"
-        if id_column is not None:
-            _require_columns(frame, [id_column], source, "id")
-            ids = frame[id_column].astype(str).tolist()
-            name += f" {source}"  # messages name the file: the ids alone do not
-        else:
-            ids = [f"{source} row {i}" for i in frame.index]
+        frame = _select_split(frame, source, split, split_column).reset_index(drop=True)
+        ids, name = _row_ids(frame, source, split, id_column)
         self.base_dir = base
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
 
-        paths: dict[str, list[Path | None]] = {}
-        for modality, column in {**images, **volumes}.items():
-            paths[modality] = []
-            for sample_id, value in zip(ids, frame[column].tolist()):
-                if _blank(value):
-                    paths[modality].append(None)
-                    continue
-                if not isinstance(value, str):
-                    raise MultiFairError(
-                        f"{name}: {sample_id}: column {column!r} holds {value!r}, expected a file path"
-                    )
-                file = Path(value) if Path(value).is_absolute() else base / value
-                if not file.is_file():
-                    raise MultiFairError(
-                        f"{name}: {sample_id}: column {column!r} names {str(file)!r}, which does not exist"
-                    )
-                paths[modality].append(file)
-        notes: dict[str, list[str]] = {}
-        for modality, column in texts.items():
-            notes[modality] = []
-            for sample_id, value in zip(ids, frame[column].tolist()):
-                if _blank(value):
-                    value = ""
-                elif not isinstance(value, str):
-                    raise MultiFairError(
-                        f"{name}: {sample_id}: text column {column!r} holds {value!r}, expected a note"
-                    )
-                notes[modality].append(value)
-        values: dict[str, np.ndarray] = {}
-        tab_absent: dict[str, np.ndarray] = {}
-        for modality, columns in tabular.items():
-            block = frame[columns]
-            cells = block.to_numpy(dtype=object)
-            blank = np.array([[_blank(v) for v in row] for row in cells], dtype=bool).reshape(cells.shape)
-            tab_absent[modality] = blank.all(axis=1)
-            numeric = block.apply(pd.to_numeric, errors="coerce")
-            bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
-            bad = bad.to_numpy() & ~tab_absent[modality][:, None]
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                value = block.iloc[row, col]
-                value = value.item() if isinstance(value, np.generic) else value
-                raise MultiFairError(
-                    f"{name}: {ids[row]}: tabular column {columns[col]!r} has {value!r}; expected a finite number"
-                )
-            values[modality] = np.nan_to_num(numeric.to_numpy(np.float32, na_value=np.nan), nan=0.0)
+        file_columns = {**images, **volumes}
+        paths = _file_paths(frame, ids, name, base, file_columns)
+        notes = _notes(frame, ids, name, texts)
+        values, tab_absent = _tabular_values(frame, ids, name, tabular)
 
         metadata = pd.DataFrame(
             {"id": ids, "label": frame[label_column].tolist(), "_row": np.arange(len(frame))}
@@ -309,6 +359,18 @@ class ManifestDataset(MultimodalDataset):
             transform=transform,
             name=name,
         )
+        self._keep_rows(paths, notes, values, tab_absent, file_columns, source)
+
+    def _keep_rows(
+        self,
+        paths: dict[str, list[Path | None]],
+        notes: dict[str, list[str]],
+        values: dict[str, np.ndarray],
+        tab_absent: dict[str, np.ndarray],
+        file_columns: Mapping[str, str],
+        source: str,
+    ) -> None:
+        """Keep the per-modality columns of the kept rows; set placeholder shapes and check presence."""
         kept = self.kept_rows
         self._paths = {m: [p[i] for i in kept] for m, p in paths.items()}
         self._notes = {m: [n[i] for i in kept] for m, n in notes.items()}
@@ -316,7 +378,7 @@ class ManifestDataset(MultimodalDataset):
         self._tab_absent = {m: a[kept] for m, a in tab_absent.items()}
         for modality, files in self._paths.items():
             if all(f is None for f in files):
-                column = {**images, **volumes}[modality]
+                column = file_columns[modality]
                 raise MultiFairError(
                     f"manifest {source!r}: column {column!r} (modality {modality!r}) names no file in any kept row"
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,98 @@ def _odd_sizes(
     return lines
 
 
+def _check_image_settings(
+    image_size: Sequence[int] | None, oct_slices: int | None
+) -> tuple[tuple[int, ...] | None, int | None]:
+    """``image_size`` as ``(H, W)`` with H, W >= 1 (or ``None``) and ``oct_slices`` None or >= 1."""
+    if image_size is not None:
+        image_size = tuple(int(s) for s in image_size)
+        if len(image_size) != 2 or min(image_size) < 1:
+            raise MultiFairError(f"expected `image_size` to be (H, W) with H, W >= 1, got {image_size}")
+    if oct_slices is not None and (isinstance(oct_slices, bool) or int(oct_slices) < 1):
+        raise MultiFairError(f"expected `oct_slices` to be None or an integer >= 1, got {oct_slices!r}")
+    return image_size, oct_slices
+
+
+def _scalar_row(
+    arrays: Mapping[str, np.ndarray],
+    source: str,
+    *,
+    label_key: str,
+    attributes: Sequence[str],
+    num_classes: int | None,
+    label_classes_note: str,
+    code_names: Mapping[str, Mapping[int, str]] | None,
+    unknown_value: Any,
+) -> dict[str, Any]:
+    """One file's metadata row: its id, checked label and checked attribute codes."""
+    label = scalar_value(arrays[label_key], key=label_key, source=source)
+    row: dict[str, Any] = {
+        "id": source,
+        "label": check_label_value(
+            label, key=label_key, source=source, num_classes=num_classes, declared=label_classes_note
+        ),
+    }
+    for attr in attributes:
+        row[attr] = check_code_value(
+            scalar_value(arrays[attr], key=attr, source=source),
+            key=attr,
+            source=source,
+            codes=(code_names or {}).get(attr),
+            unknown_value=unknown_value,
+        )
+    return row
+
+
+def _file_notes(
+    arrays: Mapping[str, np.ndarray],
+    path: Path,
+    npz_text: Mapping[str, str],
+    csv_text: Mapping[str, Mapping[str, str]],
+) -> dict[str, str]:
+    """``{modality: note}`` of one file: from its npz key, or from the notes table by file name."""
+    source = str(path)
+    notes: dict[str, str] = {}
+    for modality, key in npz_text.items():
+        note = scalar_value(arrays[key], key=key, source=source)
+        if not isinstance(note, str):
+            raise MultiFairError(f"file {source!r}: expected key {key!r} to hold a string, got {note!r}")
+        notes[modality] = note
+    for modality, table in csv_text.items():
+        if path.name not in table:
+            raise MultiFairError(
+                f"file {source!r} has no note in the notes table ({len(table)} entries, keyed by file name)"
+            )
+        notes[modality] = table[path.name]
+    return notes
+
+
+def _tabular_vector(
+    arrays: Mapping[str, np.ndarray], source: str, keys: Sequence[str], earlier: Sequence[np.ndarray]
+) -> np.ndarray:
+    """One file's tabular keys concatenated to a finite float32 ``[F]``, as long as the ``earlier`` files' ones."""
+    parts = []
+    for key in keys:
+        value = arrays[key]
+        if value.ndim > 1 or value.dtype.kind not in "biuf":
+            raise MultiFairError(
+                f"file {source!r}: expected tabular key {key!r} to be a number or a 1-D numeric "
+                f"array, got dtype {value.dtype} and shape {tuple(value.shape)}"
+            )
+        check_finite(value, key=key, source=source, what="tabular values")
+        with np.errstate(over="ignore"):
+            part = value.reshape(-1).astype(np.float32)
+        check_finite(part, key=key, source=source, what="tabular values within float32's range")
+        parts.append(part)
+    vector = np.concatenate(parts)
+    if earlier and vector.shape != earlier[0].shape:
+        raise MultiFairError(
+            f"file {source!r}: tabular keys {list(keys)} give {vector.shape[0]} values, but the first file "
+            f"gives {earlier[0].shape[0]}"
+        )
+    return vector
+
+
 class NpzSubjectDataset(MultimodalDataset):
     """Samples stored as one ``.npz`` per subject, read with ``allow_pickle=False``.
 
@@ -275,17 +368,54 @@ class NpzSubjectDataset(MultimodalDataset):
         if not files:
             raise MultiFairError(f"{name}: no .npz files to read")
         attributes = [attributes] if isinstance(attributes, str) else list(attributes)
-        if image_size is not None:
-            image_size = tuple(int(s) for s in image_size)
-            if len(image_size) != 2 or min(image_size) < 1:
-                raise MultiFairError(f"expected `image_size` to be (H, W) with H, W >= 1, got {image_size}")
-        if oct_slices is not None and (isinstance(oct_slices, bool) or int(oct_slices) < 1):
-            raise MultiFairError(f"expected `oct_slices` to be None or an integer >= 1, got {oct_slices!r}")
-        self.image_size = image_size
-        self.oct_slices = oct_slices
+        self.image_size, self.oct_slices = _check_image_settings(image_size, oct_slices)
         self._spec = dict(modalities)
         self._files = files
+        read_row = partial(
+            _scalar_row,
+            label_key=label_key,
+            attributes=attributes,
+            num_classes=num_classes,
+            label_classes_note=label_classes_note,
+            code_names=code_names,
+            unknown_value=unknown_value,
+        )
+        rows, tab_values, out_shapes, stored, has_image = self._read_files(
+            files, scalar_keys=[label_key, *attributes], read_row=read_row, name=name
+        )
+        if self.image_size is not None and rank() == 0:
+            for line in _odd_sizes(name, self._image_keys, stored, self.image_size):
+                logger.warning(line)
+        frame = pd.DataFrame(rows)
+        super().__init__(
+            frame,
+            modalities={m: kind for m, (kind, _) in self._spec.items()},
+            attributes=attributes,
+            unknown=unknown,
+            unknown_value=unknown_value,
+            coding=coding,
+            code_names=code_names,
+            transform=transform,
+            name=name,
+            num_classes=num_classes,
+        )
+        self._keep_rows(files, tab_values, has_image, out_shapes)
 
+    def _read_files(
+        self,
+        files: list[Path],
+        *,
+        scalar_keys: Sequence[str],
+        read_row: Callable[[Mapping[str, np.ndarray], str], dict[str, Any]],
+        name: str,
+    ) -> tuple[
+        list[dict[str, Any]],
+        dict[str, list[np.ndarray]],
+        dict[str, tuple[tuple[int, ...], Path]],
+        dict[str, list[tuple[tuple[int, int], Path]]],
+        dict[str, list[bool]],
+    ]:
+        """Read every file's headers, scalars, notes and tabular values (images stay on disk)."""
         image_keys = {m: src for m, (kind, src) in self._spec.items() if kind in ("image", "volume")}
         npz_text = {
             m: src for m, (kind, src) in self._spec.items() if kind == "text" and isinstance(src, str)
@@ -294,7 +424,6 @@ class NpzSubjectDataset(MultimodalDataset):
             m: src for m, (kind, src) in self._spec.items() if kind == "text" and not isinstance(src, str)
         }
         tabular = {m: list(src) for m, (kind, src) in self._spec.items() if kind == "tabular"}
-        scalar_keys = list(dict.fromkeys([label_key, *attributes]))
         load_keys = list(
             dict.fromkeys([*scalar_keys, *npz_text.values(), *(k for ks in tabular.values() for k in ks)])
         )
@@ -311,74 +440,12 @@ class NpzSubjectDataset(MultimodalDataset):
             # image keys are optional per file (a subject without OCT: its presence mask says so)
             infos, arrays = read_npz(path, load=load_keys)
             first_keys = first_keys or sorted(infos)
-            label = scalar_value(arrays[label_key], key=label_key, source=source)
-            row: dict[str, Any] = {
-                "id": source,
-                "label": check_label_value(
-                    label, key=label_key, source=source, num_classes=num_classes, declared=label_classes_note
-                ),
-            }
-            for attr in attributes:
-                row[attr] = check_code_value(
-                    scalar_value(arrays[attr], key=attr, source=source),
-                    key=attr,
-                    source=source,
-                    codes=(code_names or {}).get(attr),
-                    unknown_value=unknown_value,
-                )
-            rows.append(row)
-            for modality, key in image_keys.items():
-                has_image[modality].append(key in infos)
-                if key not in infos:
-                    continue
-                shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
-                stored[modality].append((self._stored_size(modality, infos[key].shape, key, source), path))
-                first = out_shapes.setdefault(modality, (shape, path))
-                if first[0] != shape:
-                    raise MultiFairError(
-                        f"file {source!r}: key {key!r} gives a {modality} of shape {shape}, but "
-                        f"{str(first[1])!r} gives {first[0]}; set `image_size` (and `oct_slices`) so that all "
-                        "samples share one shape"
-                    )
-                if infos[key].dtype.hasobject:
-                    raise MultiFairError(
-                        f"file {source!r}: key {key!r} holds a pickled object array, which is refused "
-                        "(arrays are read with allow_pickle=False)"
-                    )
-            for modality, key in npz_text.items():
-                note = scalar_value(arrays[key], key=key, source=source)
-                if not isinstance(note, str):
-                    raise MultiFairError(
-                        f"file {source!r}: expected key {key!r} to hold a string, got {note!r}"
-                    )
+            rows.append(read_row(arrays, source))
+            self._check_image_headers(infos, path, image_keys, out_shapes, stored, has_image)
+            for modality, note in _file_notes(arrays, path, npz_text, csv_text).items():
                 self._texts[modality].append(note)
-            for modality, table in csv_text.items():
-                if path.name not in table:
-                    raise MultiFairError(
-                        f"file {source!r} has no note in the notes table ({len(table)} entries, keyed by file name)"
-                    )
-                self._texts[modality].append(table[path.name])
             for modality, keys in tabular.items():
-                parts = []
-                for key in keys:
-                    value = arrays[key]
-                    if value.ndim > 1 or value.dtype.kind not in "biuf":
-                        raise MultiFairError(
-                            f"file {source!r}: expected tabular key {key!r} to be a number or a 1-D numeric "
-                            f"array, got dtype {value.dtype} and shape {tuple(value.shape)}"
-                        )
-                    check_finite(value, key=key, source=source, what="tabular values")
-                    with np.errstate(over="ignore"):
-                        part = value.reshape(-1).astype(np.float32)
-                    check_finite(part, key=key, source=source, what="tabular values within float32's range")
-                    parts.append(part)
-                vector = np.concatenate(parts)
-                if tab_values[modality] and vector.shape != tab_values[modality][0].shape:
-                    raise MultiFairError(
-                        f"file {source!r}: tabular keys {keys} give {vector.shape[0]} values, but the first file "
-                        f"gives {tab_values[modality][0].shape[0]}"
-                    )
-                tab_values[modality].append(vector)
+                tab_values[modality].append(_tabular_vector(arrays, source, keys, tab_values[modality]))
         for modality, key in image_keys.items():
             if not any(has_image[modality]):
                 raise MultiFairError(
@@ -386,22 +453,46 @@ class NpzSubjectDataset(MultimodalDataset):
                     f"{first_keys}" + close_match_hint(key, first_keys)
                 )
         self._image_keys = image_keys
-        if self.image_size is not None and rank() == 0:
-            for line in _odd_sizes(name, image_keys, stored, self.image_size):
-                logger.warning(line)
-        frame = pd.DataFrame(rows)
-        super().__init__(
-            frame,
-            modalities={m: kind for m, (kind, _) in self._spec.items()},
-            attributes=attributes,
-            unknown=unknown,
-            unknown_value=unknown_value,
-            coding=coding,
-            code_names=code_names,
-            transform=transform,
-            name=name,
-            num_classes=num_classes,
-        )
+        return rows, tab_values, out_shapes, stored, has_image
+
+    def _check_image_headers(
+        self,
+        infos: Mapping[str, Any],
+        path: Path,
+        image_keys: Mapping[str, str],
+        out_shapes: dict[str, tuple[tuple[int, ...], Path]],
+        stored: dict[str, list[tuple[tuple[int, int], Path]]],
+        has_image: dict[str, list[bool]],
+    ) -> None:
+        """Record which image keys a file holds and their sizes; a shape unlike the first file's is an error."""
+        source = str(path)
+        for modality, key in image_keys.items():
+            has_image[modality].append(key in infos)
+            if key not in infos:
+                continue
+            shape = self._output_shape(modality, infos[key].shape, key=key, source=source)
+            stored[modality].append((self._stored_size(modality, infos[key].shape, key, source), path))
+            first = out_shapes.setdefault(modality, (shape, path))
+            if first[0] != shape:
+                raise MultiFairError(
+                    f"file {source!r}: key {key!r} gives a {modality} of shape {shape}, but "
+                    f"{str(first[1])!r} gives {first[0]}; set `image_size` (and `oct_slices`) so that all "
+                    "samples share one shape"
+                )
+            if infos[key].dtype.hasobject:
+                raise MultiFairError(
+                    f"file {source!r}: key {key!r} holds a pickled object array, which is refused "
+                    "(arrays are read with allow_pickle=False)"
+                )
+
+    def _keep_rows(
+        self,
+        files: list[Path],
+        tab_values: dict[str, list[np.ndarray]],
+        has_image: dict[str, list[bool]],
+        out_shapes: dict[str, tuple[tuple[int, ...], Path]],
+    ) -> None:
+        """Keep the per-modality values of the kept rows; set placeholder shapes and check presence."""
         kept = self.kept_rows
         self._texts = {m: [v[i] for i in kept] for m, v in self._texts.items()}
         self._tabular = {m: torch.from_numpy(np.stack(v)[kept]) for m, v in tab_values.items()}

@@ -85,6 +85,269 @@ def _interval(estimate: float, bounds: Sequence[float] | None, flag: str | None 
     return out
 
 
+def _check_texts(title: Any, threshold_source: Any) -> None:
+    """``title`` and ``threshold_source`` (when given) must be non-empty strings."""
+    if not isinstance(title, str) or not title.strip():
+        raise MultiFairError(f"expected a non-empty string `title`, got {title!r}")
+    if threshold_source is not None and (
+        not isinstance(threshold_source, str) or not threshold_source.strip()
+    ):
+        raise MultiFairError(f"expected a non-empty string `threshold_source`, got {threshold_source!r}")
+
+
+def _metric_frame_and_warnings(
+    y_true: Any, y_score: Any, **kwargs: Any
+) -> tuple[FairnessMetricFrame, list[str]]:
+    """The metric frame and, as report notes, the warnings computing it raised (re-raised for the caller)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = fairness_metric_frame(y_true, y_score, **kwargs)
+    notes = [str(w.message) for w in caught]
+    for w in caught:  # still tell the caller (of from_predictions), as the metric functions would
+        warnings.warn(w.message, w.category, stacklevel=3)
+    return frame, notes
+
+
+def _metric_intervals(frame: FairnessMetricFrame, labels: Sequence[str]) -> dict[str, Any]:
+    """``{"overall": {metric: interval}, "by_group": {group: {metric: interval}}}`` of every metric."""
+    by_group = frame.by_group.set_axis(labels, axis=0)
+    estimates = by_group[list(METRIC_NAMES)].to_numpy(dtype=float)
+    if frame.bootstrap is not None:
+        group_bounds = np.stack([ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.by_group_ci])
+        overall_bounds = np.stack([ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.overall_ci])
+    no_boot = frame.bootstrap is None
+    return {
+        "overall": {
+            m: _interval(frame.overall[m], None if no_boot else overall_bounds[:, j].tolist())
+            for j, m in enumerate(METRIC_NAMES)
+        },
+        "by_group": {
+            label: {
+                m: _interval(estimates[g, j], None if no_boot else group_bounds[:, g, j].tolist())
+                for j, m in enumerate(METRIC_NAMES)
+            }
+            for g, label in enumerate(labels)
+        },
+    }
+
+
+def _summary_intervals(point_summary: Any, boot: Any) -> dict[str, Any]:
+    """``{summary statistic: interval}`` (ES-AUC, worst-group AUC, DPD, DEOdds...) with the bootstrap's flags."""
+    summary_ci = None if boot is None else boot.summary_ci()
+    return {
+        name: _interval(
+            point_summary[name],
+            None if summary_ci is None else summary_ci.loc[name, list(boot.ci_quantiles)].tolist(),
+            None if summary_ci is None else summary_ci.loc[name, "ci_flag"],
+        )
+        for name in SUMMARY_NAMES
+    }
+
+
+def _gap_intervals(by_group: pd.DataFrame, boot: Any) -> dict[str, Any]:
+    """``{metric: interval}`` of the largest gap between groups of every metric but ``count``."""
+    gap_names = [m for m in METRIC_NAMES if m != "count"]
+    if boot is None:
+        values = by_group[gap_names].to_numpy(dtype=float)
+        return {m: _interval(v, None) for m, v in zip(gap_names, _gap(values, axis=0), strict=True)}
+    gap_table = boot.gap_ci()
+    return {
+        m: _interval(
+            gap_table.loc[m, "estimate"],
+            gap_table.loc[m, list(boot.ci_quantiles)].tolist(),
+            gap_table.loc[m, "ci_flag"],
+        )
+        for m in gap_names
+    }
+
+
+def _interval_sections(
+    frame: FairnessMetricFrame,
+    pred: Any,
+    groups: Any,
+    *,
+    threshold: float,
+    alpha: float,
+    min_group_size: int,
+    calibration_bins: int,
+    sample_weight: np.ndarray | None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The ``metrics``, ``summary`` and ``gaps`` sections with intervals, and the degenerate predictions."""
+    point = point_estimate(
+        pred,
+        groups,
+        threshold=threshold,
+        alpha=alpha,
+        min_group_size=min_group_size,
+        calibration_bins=calibration_bins,
+        sample_weight=sample_weight,
+    )
+    labels = list(groups.labels)
+    metrics = _metric_intervals(frame, labels)
+    summary = _summary_intervals(point.summary, frame.bootstrap)
+    gaps = _gap_intervals(frame.by_group.set_axis(labels, axis=0), frame.bootstrap)
+    degenerate = find_degenerate(
+        pred.p, groups.ids, labels, threshold, min_group_size=min_group_size, sample_weight=sample_weight
+    )
+    return metrics, summary, gaps, degenerate
+
+
+def _settings(
+    pred: Any,
+    groups: Any,
+    boot: Any,
+    *,
+    threshold: float,
+    threshold_source: str | None,
+    n_boot: int | None,
+    random_state: Any,
+    alpha: float,
+    min_group_size: int,
+    calibration_bins: int,
+    weighted: bool,
+    n_permutations: int | None,
+) -> dict[str, Any]:
+    """The report's ``settings`` section: the data's shape and every setting the statistics used."""
+    return {
+        "n_samples": pred.n,
+        "sensitive_features": groups.names,
+        "num_groups": groups.num_groups,
+        "threshold": float(threshold),
+        "threshold_source": threshold_source or "fixed",
+        "pos_label": pred.pos_label if not isinstance(pred.pos_label, np.generic) else pred.pos_label.item(),
+        "n_classes": pred.n_classes,
+        "n_boot": n_boot,
+        "ci_quantiles": None if boot is None else list(boot.ci_quantiles),
+        "random_state": random_state if isinstance(random_state, (int, type(None))) else "RandomState",
+        "resampling": None if boot is None else boot.resampling,
+        "alpha": float(alpha),
+        "min_group_size": int(min_group_size),
+        "min_support": None if boot is None else boot.min_support,
+        "calibration_bins": calibration_bins,
+        "weighted": weighted,
+        "n_permutations": n_permutations,
+    }
+
+
+def _mark_degenerate(
+    degenerate: dict[str, str], summary: dict[str, Any], gaps: dict[str, Any], threshold: float
+) -> str:
+    """Flag the statistics a constant decision makes meaningless; return the note that says why."""
+    for name in DEGENERATE_METRICS:
+        summary[name]["degenerate"] = True
+    for name in DEGENERATE_GROUP_METRICS:
+        gaps[name]["degenerate"] = True
+    return (
+        f"degenerate predictions at threshold {threshold:g}: "
+        + "; ".join(f"{label}: {reason}" for label, reason in degenerate.items())
+        + ". DPD, DEOdds and the selection-rate, TPR and FPR gaps describe a constant decision there, "
+        "not a fair model (marked (degenerate)); choose the threshold on validation data "
+        "(evaluation.threshold: youden or prevalence) or check the model's scores."
+    )
+
+
+def _significance_tests(pred: Any, groups: Any, *, random_state: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The permutation tests of each attribute's gaps, as records (seeded with ``random_state`` or 0)."""
+    table = disparity_tests(
+        pred.labels if pred.multiclass else pred.positive,
+        pred.scores if pred.multiclass else pred.p,
+        sensitive_features=groups.frame,
+        random_state=random_state if isinstance(random_state, numbers.Integral) and random_state >= 0 else 0,
+        pos_label=pred.pos_label if pred.multiclass else 1,
+        **kwargs,
+    )
+    return table.to_dict(orient="records")
+
+
+def _weak_guide_notes(training: TrainingStats | None) -> list[str]:
+    """A note naming the guide heads whose AUCs stay near or below chance (none without guide AUCs)."""
+    if training is None or not training.guide_group_auc:
+        return []
+    smoothed = training.epoch_guide_auc()
+    weak = [
+        f"{m}/{g} {v:.3f} ({smoothed['status'][m][g]})"
+        for m, by_group in smoothed["mean"].items()
+        for g, v in by_group.items()
+        if smoothed["status"][m][g]
+    ]
+    if not weak:
+        return []
+    return [
+        f"guide AUCs near or below chance ({smoothed['window']}): {', '.join(weak)}. The guide heads "
+        "have not learned these modalities yet, so the modality coefficients computed from them rest "
+        "on noise (a larger method.options.guide_lr or more epochs may help)."
+    ]
+
+
+def _unreliable_interval_notes(summary: dict[str, Any], gaps: dict[str, Any]) -> list[str]:
+    """A note per summary or gap interval the bootstrap flags as unreliable."""
+    return [
+        f"unreliable bootstrap interval of {section} `{name}`: {entry['ci_flag']}"
+        for section, entries in (("summary", summary), ("gaps", gaps))
+        for name, entry in entries.items()
+        if entry.get("ci_flag")
+    ]
+
+
+def _cohort(pred: Any, groups: Any) -> dict[str, Any]:
+    """Cohort composition: per group its attributes, size, share, positives and prevalence; per attribute its counts."""
+    counts = np.bincount(groups.ids, minlength=groups.num_groups)
+    positives = np.bincount(groups.ids, weights=pred.positive, minlength=groups.num_groups)
+    cohort_groups = []
+    for g, label in enumerate(groups.labels):
+        key = groups.index[g] if isinstance(groups.index, pd.MultiIndex) else (groups.index[g],)
+        n_g = int(counts[g])
+        cohort_groups.append(
+            {
+                "group": label,
+                "attributes": dict(zip(groups.names, [str(v) for v in key], strict=True)),
+                "n": n_g,
+                "share": n_g / pred.n,
+                "positives": int(positives[g]),
+                "prevalence": positives[g] / n_g if n_g else float("nan"),
+            }
+        )
+    attributes = {
+        name: {str(k): int(v) for k, v in groups.frame[name].value_counts(sort=False).sort_index().items()}
+        for name in groups.names
+    }
+    return {"groups": cohort_groups, "attributes": attributes}
+
+
+def _curves(
+    pred: Any, groups: Any, metrics: dict[str, Any], weights: np.ndarray | None, calibration_bins: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ROC (binary / one-vs-rest positive class) and calibration curves, per group with a defined AUC / ECE."""
+    w = np.ones(pred.n) if weights is None else weights
+    roc: dict[str, Any] = {}
+    calibration: dict[str, Any] = {}
+    bin_ids = calibration_bin_ids(pred.p, calibration_bins)
+    members = [("overall", np.ones(pred.n, dtype=bool))] + [
+        (label, groups.ids == g) for g, label in enumerate(groups.labels)
+    ]
+    for label, mask in members:
+        row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
+        if math.isnan(row["auc"]["estimate"]):
+            continue
+        fpr, tpr, _ = skm.roc_curve(pred.positive[mask], pred.p[mask], sample_weight=w[mask])
+        roc[label] = {"fpr": fpr, "tpr": tpr, "auc": float(skm.auc(fpr, tpr))}
+    for label, mask in members:
+        row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
+        if math.isnan(row["calibration_error"]["estimate"]):
+            continue
+        wsum = np.bincount(bin_ids[mask], weights=w[mask], minlength=calibration_bins)
+        psum = np.bincount(bin_ids[mask], weights=(w * pred.p)[mask], minlength=calibration_bins)
+        ysum = np.bincount(bin_ids[mask], weights=(w * pred.positive)[mask], minlength=calibration_bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            calibration[label] = {
+                "weight": wsum,
+                "mean_predicted": np.where(wsum > 0, psum / wsum, np.nan),
+                "fraction_positive": np.where(wsum > 0, ysum / wsum, np.nan),
+                "ece": row["calibration_error"]["estimate"],
+            }
+    return roc, calibration
+
+
 @dataclass
 class AuditReport:
     """A fairness audit: build with :meth:`from_predictions` or :meth:`from_predictions_file`.
@@ -167,45 +430,33 @@ class AuditReport:
         Returns:
             The :class:`AuditReport`.
         """
-        if not isinstance(title, str) or not title.strip():
-            raise MultiFairError(f"expected a non-empty string `title`, got {title!r}")
-        if n_boot == 0:
-            n_boot = None
-        if n_permutations == 0:
-            n_permutations = None
-        if threshold_source is not None and (
-            not isinstance(threshold_source, str) or not threshold_source.strip()
-        ):
-            raise MultiFairError(f"expected a non-empty string `threshold_source`, got {threshold_source!r}")
+        _check_texts(title, threshold_source)
+        n_boot = None if n_boot == 0 else n_boot
+        n_permutations = None if n_permutations == 0 else n_permutations
         calibration_bins = check_calibration_bins(calibration_bins)
         pred = prepare_predictions(y_true, y_score, pos_label=pos_label, require_probabilities=True)
         groups = prepare_groups(sensitive_features, pred.n)
         weights = prepare_sample_weight(sample_weight, pred.n)
         training = None if training_stats is None else parse_training_stats(training_stats)
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            frame = fairness_metric_frame(
-                y_true,
-                y_score,
-                sensitive_features=groups.frame,
-                threshold=threshold,
-                n_boot=n_boot,
-                ci_quantiles=ci_quantiles,
-                random_state=random_state,
-                min_group_size=min_group_size,
-                pos_label=pos_label,
-                sample_weight=weights,
-                patient_ids=patient_ids,
-                alpha=alpha,
-                calibration_bins=calibration_bins,
-                device=device,
-                min_support=min_support,
-            )
-        notes = [str(w.message) for w in caught]
-        for w in caught:  # still tell the caller, as the metric functions would
-            warnings.warn(w.message, w.category, stacklevel=2)
-        point = point_estimate(
+        frame, notes = _metric_frame_and_warnings(
+            y_true,
+            y_score,
+            sensitive_features=groups.frame,
+            threshold=threshold,
+            n_boot=n_boot,
+            ci_quantiles=ci_quantiles,
+            random_state=random_state,
+            min_group_size=min_group_size,
+            pos_label=pos_label,
+            sample_weight=weights,
+            patient_ids=patient_ids,
+            alpha=alpha,
+            calibration_bins=calibration_bins,
+            device=device,
+            min_support=min_support,
+        )
+        metrics, summary, gaps, degenerate = _interval_sections(
+            frame,
             pred,
             groups,
             threshold=float(threshold),
@@ -214,201 +465,48 @@ class AuditReport:
             calibration_bins=calibration_bins,
             sample_weight=weights,
         )
-        boot = frame.bootstrap
-        labels = list(groups.labels)
-        w = np.ones(pred.n) if weights is None else weights
-
-        # Metric tables with intervals (each interval table computed once: [quantile, group, metric]).
-        by_group = frame.by_group.set_axis(labels, axis=0)
-        estimates = by_group[list(METRIC_NAMES)].to_numpy(dtype=float)
-        if boot is not None:
-            group_bounds = np.stack(
-                [ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.by_group_ci]
-            )
-            overall_bounds = np.stack(
-                [ci[list(METRIC_NAMES)].to_numpy(dtype=float) for ci in frame.overall_ci]
-            )
-        metrics = {
-            "overall": {
-                m: _interval(frame.overall[m], None if boot is None else overall_bounds[:, j].tolist())
-                for j, m in enumerate(METRIC_NAMES)
-            },
-            "by_group": {
-                label: {
-                    m: _interval(estimates[g, j], None if boot is None else group_bounds[:, g, j].tolist())
-                    for j, m in enumerate(METRIC_NAMES)
-                }
-                for g, label in enumerate(labels)
-            },
-        }
-        summary_ci = None if boot is None else boot.summary_ci()
-        summary = {
-            name: _interval(
-                point.summary[name],
-                None if summary_ci is None else summary_ci.loc[name, list(boot.ci_quantiles)].tolist(),
-                None if summary_ci is None else summary_ci.loc[name, "ci_flag"],
-            )
-            for name in SUMMARY_NAMES
-        }
-        gap_names = [m for m in METRIC_NAMES if m != "count"]
-        if boot is not None:
-            gap_table = boot.gap_ci()
-            gaps = {
-                m: _interval(
-                    gap_table.loc[m, "estimate"],
-                    gap_table.loc[m, list(boot.ci_quantiles)].tolist(),
-                    gap_table.loc[m, "ci_flag"],
-                )
-                for m in gap_names
-            }
-        else:
-            values = by_group[gap_names].to_numpy(dtype=float)
-            gaps = {m: _interval(v, None) for m, v in zip(gap_names, _gap(values, axis=0), strict=True)}
-
-        degenerate = find_degenerate(
-            pred.p,
-            groups.ids,
-            labels,
-            float(threshold),
-            min_group_size=int(min_group_size),
-            sample_weight=weights,
-        )
         if degenerate:
-            for name in DEGENERATE_METRICS:
-                summary[name]["degenerate"] = True
-            for name in DEGENERATE_GROUP_METRICS:
-                gaps[name]["degenerate"] = True
-            notes.insert(
-                0,
-                f"degenerate predictions at threshold {float(threshold):g}: "
-                + "; ".join(f"{label}: {reason}" for label, reason in degenerate.items())
-                + ". DPD, DEOdds and the selection-rate, TPR and FPR gaps describe a constant decision there, "
-                "not a fair model (marked (degenerate)); choose the threshold on validation data "
-                "(evaluation.threshold: youden or prevalence) or check the model's scores.",
-            )
+            notes.insert(0, _mark_degenerate(degenerate, summary, gaps, float(threshold)))
         tests = None
         if n_permutations is not None:
-            table = disparity_tests(
-                pred.labels if pred.multiclass else pred.positive,
-                pred.scores if pred.multiclass else pred.p,
-                sensitive_features=groups.frame,
+            tests = _significance_tests(
+                pred,
+                groups,
                 threshold=threshold,
                 n_permutations=n_permutations,
-                random_state=random_state
-                if isinstance(random_state, numbers.Integral) and random_state >= 0
-                else 0,
+                random_state=random_state,
                 min_group_size=min_group_size,
                 calibration_bins=calibration_bins,
                 sample_weight=weights,
-                pos_label=pred.pos_label if pred.multiclass else 1,
             )
-            tests = table.to_dict(orient="records")
             if patient_ids is not None:
                 notes.append(
                     "the significance tests permute samples, not patients: with several samples per patient "
                     "their p-values are too small"
                 )
-
-        if training is not None and training.guide_group_auc:
-            smoothed = training.epoch_guide_auc()
-            weak = [
-                f"{m}/{g} {v:.3f} ({smoothed['status'][m][g]})"
-                for m, by_group in smoothed["mean"].items()
-                for g, v in by_group.items()
-                if smoothed["status"][m][g]
-            ]
-            if weak:
-                notes.append(
-                    f"guide AUCs near or below chance ({smoothed['window']}): {', '.join(weak)}. The guide heads "
-                    "have not learned these modalities yet, so the modality coefficients computed from them rest "
-                    "on noise (a larger method.options.guide_lr or more epochs may help)."
-                )
-
-        for section, entries in (("summary", summary), ("gaps", gaps)):
-            for name, entry in entries.items():
-                if entry.get("ci_flag"):
-                    notes.append(f"unreliable bootstrap interval of {section} `{name}`: {entry['ci_flag']}")
-
-        # Cohort composition.
-        counts = np.bincount(groups.ids, minlength=groups.num_groups)
-        positives = np.bincount(groups.ids, weights=pred.positive, minlength=groups.num_groups)
-        cohort_groups = []
-        for g, label in enumerate(labels):
-            key = groups.index[g] if isinstance(groups.index, pd.MultiIndex) else (groups.index[g],)
-            n_g = int(counts[g])
-            cohort_groups.append(
-                {
-                    "group": label,
-                    "attributes": dict(zip(groups.names, [str(v) for v in key], strict=True)),
-                    "n": n_g,
-                    "share": n_g / pred.n,
-                    "positives": int(positives[g]),
-                    "prevalence": positives[g] / n_g if n_g else float("nan"),
-                }
-            )
-        attributes = {
-            name: {
-                str(k): int(v) for k, v in groups.frame[name].value_counts(sort=False).sort_index().items()
-            }
-            for name in groups.names
-        }
-
-        # Curves: ROC (binary / one-vs-rest positive class) and calibration, per group with a defined AUC.
-        roc: dict[str, Any] = {}
-        calibration: dict[str, Any] = {}
-        bin_ids = calibration_bin_ids(pred.p, calibration_bins)
-        members = [("overall", np.ones(pred.n, dtype=bool))] + [
-            (label, groups.ids == g) for g, label in enumerate(labels)
-        ]
-        for label, mask in members:
-            row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
-            if math.isnan(row["auc"]["estimate"]):
-                continue
-            fpr, tpr, _ = skm.roc_curve(pred.positive[mask], pred.p[mask], sample_weight=w[mask])
-            roc[label] = {"fpr": fpr, "tpr": tpr, "auc": float(skm.auc(fpr, tpr))}
-        for label, mask in members:
-            row = metrics["overall"] if label == "overall" else metrics["by_group"][label]
-            if math.isnan(row["calibration_error"]["estimate"]):
-                continue
-            wsum = np.bincount(bin_ids[mask], weights=w[mask], minlength=calibration_bins)
-            psum = np.bincount(bin_ids[mask], weights=(w * pred.p)[mask], minlength=calibration_bins)
-            ysum = np.bincount(bin_ids[mask], weights=(w * pred.positive)[mask], minlength=calibration_bins)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                calibration[label] = {
-                    "weight": wsum,
-                    "mean_predicted": np.where(wsum > 0, psum / wsum, np.nan),
-                    "fraction_positive": np.where(wsum > 0, ysum / wsum, np.nan),
-                    "ece": row["calibration_error"]["estimate"],
-                }
+        notes.extend(_weak_guide_notes(training))
+        notes.extend(_unreliable_interval_notes(summary, gaps))
+        roc, calibration = _curves(pred, groups, metrics, weights, calibration_bins)
 
         content = {
             "title": title,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "settings": {
-                "n_samples": pred.n,
-                "sensitive_features": groups.names,
-                "num_groups": groups.num_groups,
-                "threshold": float(threshold),
-                "threshold_source": threshold_source or "fixed",
-                "pos_label": pred.pos_label
-                if not isinstance(pred.pos_label, np.generic)
-                else pred.pos_label.item(),
-                "n_classes": pred.n_classes,
-                "n_boot": n_boot,
-                "ci_quantiles": None if boot is None else list(boot.ci_quantiles),
-                "random_state": random_state
-                if isinstance(random_state, (int, type(None)))
-                else "RandomState",
-                "resampling": None if boot is None else boot.resampling,
-                "alpha": float(alpha),
-                "min_group_size": int(min_group_size),
-                "min_support": None if boot is None else boot.min_support,
-                "calibration_bins": calibration_bins,
-                "weighted": weights is not None,
-                "n_permutations": n_permutations,
-            },
+            "settings": _settings(
+                pred,
+                groups,
+                frame.bootstrap,
+                threshold=threshold,
+                threshold_source=threshold_source,
+                n_boot=n_boot,
+                random_state=random_state,
+                alpha=alpha,
+                min_group_size=min_group_size,
+                calibration_bins=calibration_bins,
+                weighted=weights is not None,
+                n_permutations=n_permutations,
+            ),
             "summary": summary,
-            "cohort": {"groups": cohort_groups, "attributes": attributes},
+            "cohort": _cohort(pred, groups),
             "metrics": metrics,
             "gaps": gaps,
             "degenerate": degenerate,

@@ -11,6 +11,8 @@ import base64
 import io
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -20,8 +22,10 @@ from matplotlib.figure import Figure
 __all__ = [
     "calibration_plot",
     "cohort_plot",
+    "figure_png",
     "reliability_grid",
     "roc_plot",
+    "save_png",
     "selection_rate_plot",
     "training_plot",
 ]
@@ -29,10 +33,16 @@ __all__ = [
 _DPI = 100
 
 
-def _png(fig: Figure) -> str:
+def save_png(fig: Figure, target: str | Path | BinaryIO) -> None:
+    """Render ``fig`` with the Agg backend and write it as PNG (100 dpi, tight box) to a path or buffer."""
     FigureCanvasAgg(fig)
+    fig.savefig(target, format="png", dpi=_DPI, bbox_inches="tight")
+
+
+def figure_png(fig: Figure) -> str:
+    """``fig`` as a base64-encoded PNG (see :func:`save_png`), ready for a ``data:image/png`` URI."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    save_png(fig, buffer)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -52,7 +62,7 @@ def roc_plot(curves: Mapping[str, Mapping[str, Sequence[float] | float]]) -> str
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("ROC by group")
     _legend(ax, len(curves))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def calibration_plot(bins: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
@@ -69,7 +79,7 @@ def calibration_plot(bins: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
     ax.set(xlabel="mean predicted probability", ylabel="fraction of positives", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("Calibration by group")
     _legend(ax, len(bins))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def reliability_grid(bins: Mapping[str, Mapping[str, Sequence[float]]], columns: int = 3) -> str:
@@ -100,7 +110,7 @@ def reliability_grid(bins: Mapping[str, Mapping[str, Sequence[float]]], columns:
         if i >= len(labels) - columns:
             ax.set_xlabel("mean predicted", fontsize="small")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _bar(values: pd.DataFrame, title: str, ylabel: str, threshold: float | None = None) -> str:
@@ -123,7 +133,7 @@ def _bar(values: pd.DataFrame, title: str, ylabel: str, threshold: float | None 
     ax.invert_yaxis()
     ax.set(xlabel=ylabel, xlim=(0, 1))
     ax.set_title(title if threshold is None else f"{title} (threshold {threshold:g})")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def selection_rate_plot(values: pd.DataFrame, threshold: float) -> str:
@@ -146,7 +156,7 @@ def cohort_plot(cohort: pd.DataFrame) -> str:
     ax.set(xlabel="samples")
     ax.set_title("Cohort composition")
     ax.legend(fontsize="small")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def training_plot(
@@ -167,4 +177,4 @@ def training_plot(
         ax.set(xlabel="step", title=title)
         _legend(ax, len(lines))
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)

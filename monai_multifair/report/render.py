@@ -11,7 +11,7 @@ import pandas as pd
 
 from monai_multifair.report import plots
 
-__all__ = ["html", "markdown"]
+__all__ = ["html", "html_table", "markdown", "markdown_table"]
 
 SUMMARY_LABELS = {
     "auc": "AUC (overall)",
@@ -305,7 +305,8 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of ``rows`` under ``headers`` (``|`` escaped, newlines as spaces in every cell)."""
     lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_md_cell(x) for x in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -319,7 +320,7 @@ def markdown(c: dict[str, Any]) -> str:
         parts += [f"## {title}", ""]
         if caption:
             parts += [f"Cells: {caption}.", ""]
-        parts += [_md_table(headers, rows), ""]
+        parts += [markdown_table(headers, rows), ""]
     if c["training"] and c["training"]["other_columns"]:
         parts += [
             f"Other training statistics present (not shown): {', '.join(c['training']['other_columns'])}.",
@@ -350,7 +351,8 @@ def _h(text: Any) -> str:
     return _html.escape(str(text))
 
 
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table of ``rows`` under ``headers``, every cell HTML-escaped."""
     head = "".join(f"<th>{_h(x)}</th>" for x in headers)
     body = "".join("<tr>" + "".join(f"<td>{_h(x)}</td>" for x in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -446,7 +448,7 @@ def html(c: dict[str, Any]) -> str:
         body.append(f"<h2>{_h(title)}</h2>")
         if caption:
             body.append(f"<p>Cells: {_h(caption)}.</p>")
-        body.append(_html_table(headers, rows))
+        body.append(html_table(headers, rows))
         body.append(figures.pop(title, ""))
     body.extend(figures.values())  # figures whose table is absent (e.g. only guide AUCs were logged)
     if c["training"] and c["training"]["other_columns"]:
