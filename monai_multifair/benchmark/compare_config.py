@@ -1,7 +1,7 @@
 """``compare.yaml``: which methods, which data sets, how many seeds and tuning trials.
 
 ```yaml
-methods:                       # names of the method registry, or mappings
+methods:                       # names of the method registry, or mappings (default: every training method)
   - erm                        # the baseline (``baseline``) must be among them
   - multifair                  # tuned over its plugin's search space
   - {name: multifair, label: multifair-paper, options: {preset: paper}, tune: false}   # a fixed arm
@@ -37,6 +37,7 @@ __all__ = [
     "MethodEntry",
     "SelectionRule",
     "load_compare_config",
+    "registered_training_methods",
 ]
 
 #: The validation criteria a tuned arm's configuration can be chosen by (:class:`SelectionRule`).
@@ -223,6 +224,43 @@ class SelectionRule:
         return cls(metric, float(guard))
 
 
+def registered_training_methods() -> list[str]:
+    """The names of every training method of the registry (``multifair plugins``), sorted: the arms of a
+    comparison that names none, so a plugin's training method joins the default comparison.
+
+    Loads the plugins, and with them torch.
+    """
+    from monai_multifair.plugins import list_methods
+
+    return [spec.name for spec in list_methods("training")]
+
+
+def _check_settings(
+    datasets: Sequence[DatasetEntry], seeds: Any, trials: Any, level: Any, storage: Any
+) -> None:
+    """The checks of a :class:`CompareConfig` that need neither its methods nor the registry."""
+    if not datasets:
+        raise MultiFairError("compare config key `datasets`: expected at least one data set")
+    names = [d.name for d in datasets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise MultiFairError(
+            f"compare config key `datasets`: repeated name(s) {repeated}; give each its own `name`"
+        )
+    _int(seeds, "seeds", 2)
+    _int(trials, "trials", 1)
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise MultiFairError(f"compare config key `level`: expected a number in (0, 1), got {level!r}")
+    for entry in datasets:
+        if entry.protocol == "cv" and seeds % entry.folds:
+            raise MultiFairError(
+                f"compare config key `seeds`: data set {entry.name!r} is cross-validated with {entry.folds} "
+                f"folds, so `seeds` (the number of test folds) must be a multiple of {entry.folds}, got {seeds}"
+            )
+    if storage is not None and (not isinstance(storage, str) or not storage):
+        raise MultiFairError(f"compare config key `storage`: expected an Optuna storage URL, got {storage!r}")
+
+
 @dataclass(frozen=True)
 class CompareConfig:
     """A whole comparison (see the module docstring for the YAML form).
@@ -252,38 +290,17 @@ class CompareConfig:
     def __post_init__(self) -> None:
         if not self.methods:
             raise MultiFairError("compare config key `methods`: expected at least one method")
-        if not self.datasets:
-            raise MultiFairError("compare config key `datasets`: expected at least one data set")
-        for what, names in (
-            ("methods", [m.label for m in self.methods]),
-            ("datasets", [d.name for d in self.datasets]),
-        ):
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                raise MultiFairError(
-                    f"compare config key `{what}`: repeated name(s) {repeated}; give each a `label`"
-                )
-        _int(self.seeds, "seeds", 2)
-        _int(self.trials, "trials", 1)
+        _check_settings(self.datasets, self.seeds, self.trials, self.level, self.storage)
         labels = [m.label for m in self.methods]
+        repeated = sorted({n for n in labels if labels.count(n) > 1})
+        if repeated:
+            raise MultiFairError(
+                f"compare config key `methods`: repeated name(s) {repeated}; give each a `label`"
+            )
         if self.baseline not in labels:
             raise MultiFairError(
                 f"compare config key `baseline`: {self.baseline!r} is not among the methods {labels}"
                 f"{close_match_hint(self.baseline, labels)}"
-            )
-        if isinstance(self.level, bool) or not isinstance(self.level, (int, float)) or not 0 < self.level < 1:
-            raise MultiFairError(
-                f"compare config key `level`: expected a number in (0, 1), got {self.level!r}"
-            )
-        for entry in self.datasets:
-            if entry.protocol == "cv" and self.seeds % entry.folds:
-                raise MultiFairError(
-                    f"compare config key `seeds`: data set {entry.name!r} is cross-validated with {entry.folds} "
-                    f"folds, so `seeds` (the number of test folds) must be a multiple of {entry.folds}, got {self.seeds}"
-                )
-        if self.storage is not None and (not isinstance(self.storage, str) or not self.storage):
-            raise MultiFairError(
-                f"compare config key `storage`: expected an Optuna storage URL, got {self.storage!r}"
             )
 
     @classmethod
@@ -297,13 +314,15 @@ class CompareConfig:
         methods = data.get("methods")
         datasets = data.get("datasets")
         for key, value in (("methods", methods), ("datasets", datasets)):
-            if not isinstance(value, list):
+            if not isinstance(value, list) and not (key == "methods" and "methods" not in data):
                 raise MultiFairError(f"compare config key `{key}`: expected a list, got {value!r}")
-        fields = {
-            "methods": tuple(MethodEntry.parse(v, f"methods[{i}]") for i, v in enumerate(methods)),
-            "datasets": tuple(DatasetEntry.parse(v, f"datasets[{i}]", base) for i, v in enumerate(datasets)),
-            "selection": SelectionRule.parse(data.get("selection"), "selection"),
-        }
+        fields: dict[str, Any] = {}
+        if methods is not None:
+            fields["methods"] = tuple(MethodEntry.parse(v, f"methods[{i}]") for i, v in enumerate(methods))
+        fields["datasets"] = tuple(
+            DatasetEntry.parse(v, f"datasets[{i}]", base) for i, v in enumerate(datasets)
+        )
+        fields["selection"] = SelectionRule.parse(data.get("selection"), "selection")
         for key in ("seeds", "trials", "storage", "baseline", "level", "quick"):
             if key in data:
                 fields[key] = data[key]
@@ -311,8 +330,15 @@ class CompareConfig:
             raise MultiFairError(
                 f"compare config key `quick`: expected true or false, got {fields['quick']!r}"
             )
+        # the registry loads the plugins (and torch): it is read last, so every other error answers without it
+        if methods is None:
+            defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+            _check_settings(
+                *(fields.get(k, defaults[k]) for k in ("datasets", "seeds", "trials", "level", "storage"))
+            )
+            names = registered_training_methods()
+            fields["methods"] = tuple(MethodEntry.parse(v, f"methods[{i}]") for i, v in enumerate(names))
         config = cls(**fields)
-        # last: the registry loads the plugins (and torch), so every other error answers without them
         for i, method in enumerate(config.methods):
             method.check_registered(f"methods[{i}]")
         return config

@@ -2,7 +2,7 @@
 
 Examples::
 
-    multifair compare --output runs/compare --jobs 2                       # every built-in method, the whole suite
+    multifair compare --output runs/compare --jobs 2                       # every training method, the whole suite
     multifair compare --methods erm,multifair,groupdro --datasets cohort,ad_data --seeds 20 --trials 20
     multifair compare --config benchmarks/compare.yaml --output runs/compare   # methods and data sets from YAML
     multifair compare --quick --datasets cohort --output runs/compare-quick  # tiny sizes for CI, no claims
@@ -26,8 +26,6 @@ from monai_multifair.errors import MultiFairError
 
 __all__ = ["register", "run"]
 
-DEFAULT_METHODS = ("erm", "multifair", "reweighting", "resampling", "groupdro", "fis")
-
 
 def _names(text: str | None, flag: str) -> list[str] | None:
     if text is None:
@@ -46,8 +44,8 @@ def build_config(args: argparse.Namespace) -> Any:
     datasets = _names(args.datasets, "--datasets")
     if args.config is not None:
         document = load_compare_config(args.config).to_dict()
-    else:
-        document = {"methods": list(DEFAULT_METHODS), "datasets": list(SUITE)}
+    else:  # no `methods`: every training method of the registry, read once the rest is valid
+        document = {"datasets": list(SUITE)}
     if methods is not None:
         document["methods"] = methods
     if datasets is not None:
@@ -155,7 +153,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--config", default=None, help="a compare.yaml (methods, datasets, seeds, trials, ...)"
     )
     parser.add_argument(
-        "--methods", default=None, help=f"comma-separated method names (default {','.join(DEFAULT_METHODS)})"
+        "--methods",
+        default=None,
+        help="comma-separated training method names (default: every training method in the registry, a "
+        "plugin's included; `multifair plugins` lists them)",
     )
     parser.add_argument(
         "--datasets",

@@ -181,8 +181,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train, select and audit a model from a config (preset or YAML); resume a run",
         description=(
-            "Train the multimodal fusion model a config describes with its fairness method (method.name: erm, "
-            "multifair, reweighting, resampling, groupdro, fis, or a plugin's), "
+            "Train the multimodal fusion model a config describes with its fairness method (method.name: a "
+            "training method of the registry, built-in or a plugin's; `multifair plugins` lists them), "
             "validate every trainer.val_interval epochs, keep the best model on evaluation.selection_metric "
             "and the last epoch, then audit the best model on the test split. --resume continues an "
             "interrupted run from its last checkpoint."

@@ -404,8 +404,8 @@ class TrainerConfig:
 class MethodConfig:
     """``method``: the training method (a name of the method registry) and its options.
 
-    ``name`` is looked up in the plugin registry (:func:`~monai_multifair.plugins.list_methods`; the
-    built-ins are ``erm``, ``multifair``, ``reweighting``, ``resampling``, ``groupdro``, ``fis``);
+    ``name`` is looked up in the plugin registry, built-ins and plugins alike
+    (:func:`~monai_multifair.plugins.list_methods`; ``multifair plugins`` lists them with their options);
     ``options`` are validated into the method's options dataclass (unknown keys and bad values are
     errors naming the key path). A dumped config shows every option resolved.
 

@@ -12,6 +12,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import CommonKeys as Keys
 from torch import Tensor
 
+from monai_multifair.core.sample_weighting import SampleWeighting
 from monai_multifair.errors import MultiFairError
 from monai_multifair.handlers._utils import (
     batch_ids,
@@ -22,8 +23,6 @@ from monai_multifair.handlers._utils import (
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
-
-    from monai_multifair.methods.base import SampleWeighting
 else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")

@@ -29,7 +29,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from monai_multifair.core.distributed import world_size
+from monai_multifair.core.sample_weighting import SampleWeighting
 from monai_multifair.errors import MultiFairError
+from monai_multifair.handlers.sample_weighting_handler import SampleWeightingHandler
 
 __all__ = [
     "FairnessMethod",
@@ -160,28 +162,6 @@ class PostProcessor(abc.ABC):
 
 # ---------------------------------------------------------------------------------------------------
 # shared pieces of the loss-weighting methods
-class SampleWeighting(nn.Module, abc.ABC):
-    """Turns the per-sample losses of a batch into the loss to back-propagate (framework-free torch).
-
-    ``forward(losses, labels, groups)`` with ``losses [B]`` (with gradient), ``labels [B]`` and
-    ``groups [B]`` long ids returns a scalar. State lives in buffers (``state_dict`` for free).
-    Implementations stay on the device (no host synchronisation) and, under ``torch.distributed``,
-    reduce what they need over the ranks so every rank holds identical state and the DDP-averaged
-    gradient equals the one of the concatenated batch.
-    """
-
-    def __init__(self, process_group: Any | None = None) -> None:
-        super().__init__()
-        self.process_group = process_group
-
-    @abc.abstractmethod
-    def forward(self, losses: Tensor, labels: Tensor, groups: Tensor) -> Tensor: ...
-
-    def statistics(self) -> dict[str, Tensor]:
-        """Device tensors to publish (e.g. the group weights), keyed by name."""
-        return {}
-
-
 def cell_ids(labels: Tensor, groups: Tensor, by: str, num_classes: int) -> Tensor:
     """The cell of each sample: its group (``by="group"``) or its (group, label) pair
     (``by="group_label"``: ``group * C + label``)."""
@@ -229,8 +209,6 @@ class LossWeightingMethod(FairnessMethod):
         """The weighting module for this run (moved to the device by :meth:`setup`)."""
 
     def setup(self, context: MethodContext) -> None:
-        from monai_multifair.handlers.sample_weighting_handler import SampleWeightingHandler
-
         super().setup(context)
         self.weighting = self.build_weighting(context).to(context.device)
         self.handler = SampleWeightingHandler(

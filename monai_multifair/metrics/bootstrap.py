@@ -472,8 +472,8 @@ def bootstrap_fairness(
     summary = np.empty((n_boot, len(SUMMARY_NAMES)))
     start = 0
     for rows in _count_chunks(seeds, cohort, patients, chunk_size):
-        values = group_tensors.evaluate(cohort, rows, min_group_size)
-        summaries = group_tensors.summarize(values, alpha)
+        values = group_tensors.metrics_by_group(cohort, rows, min_group_size)
+        summaries = group_tensors.cross_group_summaries(values, alpha)
         stacked = torch.stack([values[name] for name in METRIC_NAMES], dim=2).cpu().numpy()  # [b, K+1, M]
         stop = start + rows.shape[0]
         by_group[start:stop] = stacked[:, :k]

@@ -196,8 +196,8 @@ def point_estimate(
         device=device,
     )
     ones = torch.ones((1, cohort.n), dtype=group_tensors.DTYPE, device=cohort.device)
-    metrics = group_tensors.evaluate(cohort, ones, min_group_size)
-    summary = group_tensors.summarize(metrics, alpha)
+    metrics = group_tensors.metrics_by_group(cohort, ones, min_group_size)
+    summary = group_tensors.cross_group_summaries(metrics, alpha)
     values = {name: metrics[name][0].cpu().numpy() for name in metrics}
     return PointEstimate(
         by_group={name: values[name][:-1] for name in METRIC_NAMES},

@@ -1,7 +1,7 @@
 """Vectorised per-group metrics in torch for one weight row (point estimate) or many (bootstrap).
 
 A :class:`Cohort` holds the per-sample terms of every metric on the device, with the samples ordered
-by group so that each group is a contiguous slice. :func:`evaluate` takes a matrix of row counts
+by group so that each group is a contiguous slice. :func:`metrics_by_group` takes a matrix of row counts
 ``R`` of shape ``[B, N]`` (``B = 1`` and all ones for the point estimate; resample counts for ``B``
 bootstrap replicates) and returns every metric for every group and overall as ``[B, K + 1]`` tensors
 (column ``K`` is the whole cohort). All ratios are weighted sums, ``sum_i w_bi t_i`` over a group,
@@ -244,7 +244,7 @@ def _auc(cohort: Cohort, weights: Tensor) -> Tensor:
     return torch.stack(columns).mean(0)
 
 
-def evaluate(cohort: Cohort, rows: Tensor, min_group_size: int = 1) -> dict[str, Tensor]:
+def metrics_by_group(cohort: Cohort, rows: Tensor, min_group_size: int = 1) -> dict[str, Tensor]:
     """Every metric of :data:`METRIC_NAMES` per weight row, group and overall.
 
     Args:
@@ -295,7 +295,7 @@ def _gap(values: Tensor) -> Tensor:
     return torch.where(defined.sum(1) >= 2, hi - lo, torch.nan)
 
 
-def summarize(metrics: dict[str, Tensor], alpha: float) -> dict[str, Tensor]:
+def cross_group_summaries(metrics: dict[str, Tensor], alpha: float) -> dict[str, Tensor]:
     """Cross-group summaries per weight row: each ``[B]``.
 
     * ``es_auc = AUC / (1 + alpha * sum_g |AUC - AUC_g|)`` over the groups with a defined AUC;

@@ -11,6 +11,7 @@ from monai_multifair.benchmark import CompareConfig, RunStore, compare
 from monai_multifair.benchmark import tasks as task_module
 from monai_multifair.cli import main
 from monai_multifair.data import build_datasets
+from monai_multifair.errors import MultiFairError
 
 # one tiny synthetic data set (the cohort at --quick sizes, fewer patients); erm (nothing to tune) and
 # groupdro (tuned): 2 + (2 trials + 2 seeds) = 6 training runs of about a second
@@ -207,6 +208,37 @@ def test_command_line_errors_name_the_problem(tmp_path: Path, capsys: pytest.Cap
     assert "baseline" in capsys.readouterr().err
     assert main(["compare", "--list"]) == 0
     assert "support2" in capsys.readouterr().out
+
+
+def test_default_methods_are_every_training_method_of_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monai_multifair.benchmark import compare_config
+    from monai_multifair.cli import build_parser
+    from monai_multifair.cli.compare_command import build_config
+    from monai_multifair.plugins import list_methods
+
+    training = [spec.name for spec in list_methods("training")]
+    assert {"erm", "multifair", "reweighting", "resampling", "groupdro", "fis"} <= set(training)
+    for config in (
+        build_config(build_parser().parse_args(["compare", "--datasets", "cohort"])),
+        CompareConfig.from_dict({"datasets": ["cohort"]}),  # a compare.yaml without `methods`
+    ):
+        assert [m.label for m in config.methods] == training and config.baseline == "erm"
+        assert all(m.tune for m in config.methods)
+    assert "threshold-optimizer" not in training  # post-processing composes with an arm, it is not one
+    with pytest.raises(MultiFairError, match=r"compare config key `methods`: expected a list, got None"):
+        CompareConfig.from_dict({"methods": None, "datasets": ["cohort"]})
+
+    # the registry (plugins, torch) is read only once everything else is valid
+    def registry_read() -> list[str]:
+        raise AssertionError("the registry was read before the other checks")
+
+    monkeypatch.setattr(compare_config, "registered_training_methods", registry_read)
+    with pytest.raises(MultiFairError, match=r"compare config key `seeds`: expected an integer >= 2, got 1"):
+        CompareConfig.from_dict({"datasets": ["cohort"], "seeds": 1})
+    with pytest.raises(MultiFairError, match=r"repeated name\(s\) \['cohort'\]; give each its own `name`"):
+        CompareConfig.from_dict({"datasets": ["cohort", "cohort"]})
+    with pytest.raises(AssertionError, match="the registry was read"):
+        CompareConfig.from_dict({"datasets": ["cohort"]})
 
 
 def test_report_only_writes_the_leaderboard_of_an_interrupted_compare(

@@ -11,7 +11,13 @@ from sklearn.metrics import roc_auc_score
 
 from monai_multifair.core.functional import grouped_auc
 from monai_multifair.metrics._inputs import prepare_predictions
-from monai_multifair.metrics.group_tensors import DTYPE, SortedAuc, build_cohort, evaluate, summarize
+from monai_multifair.metrics.group_tensors import (
+    DTYPE,
+    SortedAuc,
+    build_cohort,
+    cross_group_summaries,
+    metrics_by_group,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,12 +64,12 @@ def test_sorted_auc_undefined_groups_are_nan_not_half():
     assert torch.isnan(auc[1:]).all()
 
 
-def test_evaluate_weighted_sums_by_hand():
+def test_metrics_by_group_weighted_sums_by_hand():
     # one group, p = [0.2, 0.6, 0.7, 0.4], y = [0, 0, 1, 1], threshold 0.5
     pred = prepare_predictions([0, 0, 1, 1], [0.2, 0.6, 0.7, 0.4])
     cohort = build_cohort(pred, np.zeros(4, dtype=np.int64), 1, threshold=0.5, calibration_bins=2)
     rows = torch.tensor([[1.0, 2.0, 0.0, 1.0]], dtype=DTYPE)  # a resample: row 1 twice, row 2 absent
-    out = evaluate(cohort, rows)
+    out = metrics_by_group(cohort, rows)
     # rows present: (0.2, y0), (0.6, y0) x2, (0.4, y1); yhat = [0, 1, 1, 0]
     assert out["count"][0, 0].item() == 4
     assert out["selection_rate"][0, 0].item() == pytest.approx(2 / 4)
@@ -78,10 +84,10 @@ def test_evaluate_weighted_sums_by_hand():
     assert out["calibration_error"][0, 1].item() == out["calibration_error"][0, 0].item()  # overall column
 
 
-def test_evaluate_min_group_size_and_empty_groups():
+def test_metrics_by_group_min_group_size_and_empty_groups():
     pred = prepare_predictions([0, 1, 0, 1, 1], [0.2, 0.6, 0.7, 0.4, 0.9])
     cohort = build_cohort(pred, np.array([0, 0, 0, 0, 2]), 3, threshold=0.5, calibration_bins=10)
-    out = evaluate(cohort, torch.ones(1, 5, dtype=DTYPE), min_group_size=2)
+    out = metrics_by_group(cohort, torch.ones(1, 5, dtype=DTYPE), min_group_size=2)
     assert out["count"][0].tolist()[:1] == [4.0] and np.isnan(out["count"][0, 1].item())
     assert out["count"][0, 2].item() == 1  # count stays defined below the minimum support
     for name in ("auc", "accuracy", "selection_rate", "prevalence"):
@@ -96,7 +102,7 @@ def test_summaries_need_two_defined_groups():
         "fpr": torch.tensor([[0.1, np.nan, 0.1]], dtype=DTYPE),
         "selection_rate": torch.tensor([[0.3, 0.6, 0.4]], dtype=DTYPE),
     }
-    out = summarize(metrics, alpha=1.0)
+    out = cross_group_summaries(metrics, alpha=1.0)
     # one defined group AUC: no disparity measurable -> NaN, never a fair-looking 0 / overall AUC
     assert np.isnan(out["es_auc"].item()) and np.isnan(out["auc_gap"].item())
     assert np.isnan(out["worst_group_auc"].item())

@@ -11,7 +11,13 @@ import torch
 from _examples import pip_install_example
 
 from monai_multifair.cli import EXIT_OK, main
-from monai_multifair.plugins import create_method, get_plugin_manager, list_plugins, plugin_load_failures
+from monai_multifair.plugins import (
+    ENV_DISABLE_PLUGINS,
+    create_method,
+    get_plugin_manager,
+    list_plugins,
+    plugin_load_failures,
+)
 
 TINY = str(Path(__file__).resolve().parents[1] / "tiny.yaml")
 
@@ -40,6 +46,19 @@ def test_listed_with_its_options(example_loaded, capsys):
     assert main(["plugins"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "    example-focal options: gamma=2.0, group_balance=False" in out.splitlines()
+
+
+def test_joins_the_default_comparison(example_loaded):
+    from monai_multifair.benchmark import CompareConfig
+
+    labels = [m.label for m in CompareConfig.from_dict({"datasets": ["cohort"]}).methods]
+    assert "example-focal" in labels and {"erm", "multifair", "groupdro"} <= set(labels)
+    with pytest.MonkeyPatch.context() as patch:  # the same environment without the plugin
+        patch.setenv(ENV_DISABLE_PLUGINS, "example-methods")
+        get_plugin_manager(reload=True)
+        without = [m.label for m in CompareConfig.from_dict({"datasets": ["cohort"]}).methods]
+    get_plugin_manager(reload=True)
+    assert without == [label for label in labels if label != "example-focal"]
 
 
 def test_focal_weighting_against_a_hand_computation(example_loaded):

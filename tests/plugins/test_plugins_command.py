@@ -7,7 +7,13 @@ import json
 import pytest
 
 from monai_multifair.cli import EXIT_FAILURE, EXIT_OK, main
-from monai_multifair.plugins import BUILTIN_PLUGINS, ENV_DISABLE_AUTOLOAD, get_plugin_manager, list_encoders
+from monai_multifair.plugins import (
+    BUILTIN_PLUGINS,
+    ENV_DISABLE_AUTOLOAD,
+    get_plugin_manager,
+    list_encoders,
+    list_methods,
+)
 
 
 @pytest.fixture
@@ -32,7 +38,7 @@ def test_lists_plugins_and_encoders(builtins_only, capsys):
     # fairness methods with their kind and options (defaults from the options dataclasses)
     methods = {
         line.split()[0]: line.split()[1:3]
-        for line in lines[lines.index("Fairness methods (7):") + 2 :]
+        for line in lines[lines.index(f"Fairness methods ({len(list_methods())}):") + 2 :]
         if line.startswith("  ") and not line.startswith("    ")
     }
     assert methods["groupdro"] == ["training", "monai_multifair.methods.group_dro"]
@@ -54,8 +60,9 @@ def test_json_and_modality_filter(builtins_only, capsys):
     assert plugins["monai_multifair.methods.fair_identity_scaling"]["methods"] == ["fis"]
     assert plugins["monai_multifair.data.support2"]["data_sources"] == ["support2"]
     # every built-in method and data source is listed by the plugin that registered it
-    listed = {m for p in plugins.values() for m in p["methods"]}
-    assert {"erm", "fis", "groupdro", "multifair", "threshold-optimizer"} <= listed
+    listed = sorted(m for p in plugins.values() for m in p["methods"])
+    assert listed == [spec.name for spec in list_methods()]  # the built-ins, the registry's order
+    assert {"erm", "fis", "groupdro", "multifair", "threshold-optimizer"} <= set(listed)
     sources = {d["name"]: d for d in document["data_sources"]}
     assert sources["support2"]["split"] == "rows" and sources["manifest"]["split"] == "fixed"
     assert sources["synthetic"]["modalities"] == {"fundus": "image", "notes": "text", "vitals": "tabular"}

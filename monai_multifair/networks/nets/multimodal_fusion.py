@@ -12,10 +12,12 @@ from monai_multifair.networks.blocks.fusion import AttentionFusion, DemographicT
 
 __all__ = ["MultimodalFusionClassifier", "build_encoder"]
 
-EncoderSpec = nn.Module | str | Mapping[str, object]
+#: How a caller chooses an encoder: a module, a registry name, or ``{"name": ..., **options}`` (not to be
+#: confused with :class:`monai_multifair.plugins.EncoderSpec`, the registry's record of an encoder).
+EncoderChoice = nn.Module | str | Mapping[str, object]
 
 
-def build_encoder(spec: EncoderSpec, modality: str = "encoder") -> nn.Module:
+def build_encoder(spec: EncoderChoice, modality: str = "encoder") -> nn.Module:
     """Return ``spec`` if it is a module, else build it with the encoder plugin registry.
 
     Args:
@@ -107,7 +109,7 @@ class MultimodalFusionClassifier(nn.Module):
 
     def __init__(
         self,
-        encoders: Mapping[str, EncoderSpec],
+        encoders: Mapping[str, EncoderChoice],
         num_classes: int,
         fusion_dim: int = 128,
         num_heads: int = 4,
