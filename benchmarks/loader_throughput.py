@@ -153,7 +153,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=args.folder) as tmp:
         root = Path(tmp) / "FairVision"
         file_bytes = write_subjects(root, args.files, size=size, slices=slices, compressed=args.compressed)
-        overrides = [f"data.root={root}", f"data.image_size=[{image}, {image}]", f"data.oct_slices={keep}"]
+        overrides = [
+            f"data.fairvision.root={root}",
+            f"data.fairvision.image_size=[{image}, {image}]",
+            f"data.fairvision.oct_slices={keep}",
+        ]
         if args.quick:
             overrides += [
                 "encoders.fundus.options={in_channels: 1, widen_factor: 0.125}",

@@ -114,6 +114,10 @@ class MethodEntry:
         return {"name": self.name, "label": self.label, "options": dict(self.options), "tune": self.tune}
 
 
+#: How the final runs of a data set differ (see :mod:`~monai_multifair.benchmark.tasks`).
+PROTOCOLS: tuple[str, ...] = ("seeds", "cv", "holdout")
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """One data set of the comparison: a suite entry, or a run config of the user's.
@@ -123,7 +127,9 @@ class DatasetEntry:
         suite: the suite entry (``None`` for a user config).
         config: a user config: a preset name or YAML path (``None`` for a suite entry).
         overrides: ``key.path=value`` overrides applied to the data set's config.
-        protocol: ``"seeds"`` or ``"cv"`` (see :class:`~monai_multifair.benchmark.suite.SuiteDataset`).
+        protocol: ``"seeds"`` (final runs differ by seed), ``"cv"`` (repeated k-fold) or ``"holdout"``
+            (a stratified hold-out re-drawn per seed); the last two need a source whose rows can be
+            re-split (see :mod:`~monai_multifair.benchmark.tasks`).
         folds: folds of the ``"cv"`` protocol.
     """
 
@@ -136,6 +142,12 @@ class DatasetEntry:
 
     @classmethod
     def parse(cls, value: Any, path: str, base: Path | None = None) -> DatasetEntry:
+        if isinstance(value, str) and value.lower().endswith((".yaml", ".yml")):
+            config = value if base is None or Path(value).is_absolute() else str(base / value)
+            if not Path(config).is_file():
+                raise MultiFairError(f"compare config key `{path}`: run config {config!r} does not exist")
+            name = Path(value).stem.replace(" ", "_")
+            return cls(name=name, config=config)
         if isinstance(value, str):
             suite = get_suite_dataset(value)
             return cls(name=value, suite=suite, protocol=suite.protocol, folds=suite.folds)
@@ -163,9 +175,10 @@ class DatasetEntry:
         ):
             source = str(base / source)
         protocol = data.get("protocol", suite.protocol if suite else "seeds")
-        if protocol not in ("seeds", "cv"):
+        if protocol not in PROTOCOLS:
             raise MultiFairError(
-                f"compare config key `{path}.protocol`: expected 'seeds' or 'cv', got {protocol!r}"
+                f"compare config key `{path}.protocol`: expected one of {', '.join(map(repr, PROTOCOLS))}, got "
+                f"{protocol!r}{close_match_hint(str(protocol), PROTOCOLS)}"
             )
         folds = data.get(
             "folds", suite.folds if suite and protocol == suite.protocol else 5 if protocol == "cv" else 0

@@ -36,6 +36,7 @@ from monai_multifair.benchmark.statistics import (
     mean_ranks,
     t_interval,
 )
+from monai_multifair.benchmark.tasks import split_protocol
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
 from monai_multifair.engine.run_table import LOWER_IS_BETTER
 from monai_multifair.report.plots import figure_png, save_png
@@ -64,10 +65,12 @@ def _value(row: Mapping[str, Any], metric: str, source: str = "metrics") -> floa
 
 
 def _interval(
-    values: Sequence[float], entry: Any, level: float, bounds: tuple[float, float] = METRIC_BOUNDS
+    values: Sequence[float], ratio: float | None, level: float, bounds: tuple[float, float] = METRIC_BOUNDS
 ) -> dict[str, Any]:
-    if entry.protocol == "cv":
-        return corrected_resampled_t_interval(values, 1.0 / (entry.folds - 1), level=level, bounds=bounds)
+    """Student-t over runs that share their test rows (``ratio`` None); the corrected resampled t when
+    the split varies, with ``ratio = n_test / n_train`` (:func:`~monai_multifair.benchmark.tasks.split_protocol`)."""
+    if ratio is not None:
+        return corrected_resampled_t_interval(values, ratio, level=level, bounds=bounds)
     return t_interval(values, level=level, bounds=bounds)
 
 
@@ -130,6 +133,8 @@ def summarize(
     selected: dict[str, Any] = {}
     tuning: dict[str, dict[str, list[dict[str, Any]]]] = {}  # data set -> arm -> trial points
     for entry in config.datasets:
+        protocol = split_protocol(entry, config.quick)
+        ratio = protocol["ratio"]
         arms: dict[str, Any] = {}
         rows_of: dict[str, list[dict[str, Any]]] = {}
         for plan in (p for p in plans if p.dataset.name == entry.name):
@@ -156,21 +161,21 @@ def summarize(
         for label, rows in rows_of.items():
             arm: dict[str, Any] = {"runs": len(rows), "seeds": [r["seed"] for r in rows]}
             for metric in HEADLINE_METRICS:
-                arm[metric] = _interval([_value(r, metric) for r in rows], entry, level)
+                arm[metric] = _interval([_value(r, metric) for r in rows], ratio, level)
                 arm[f"val_{metric}"] = _interval(
-                    [_value(r, metric, "validation") for r in rows], entry, level
+                    [_value(r, metric, "validation") for r in rows], ratio, level
                 )
             groups = sorted({g for r in rows for g in r["metrics"].get("group_auc", {})})
             arm["group_auc"] = {
                 g: _interval(
-                    [float(r["metrics"]["group_auc"].get(g) or math.nan) for r in rows], entry, level
+                    [float(r["metrics"]["group_auc"].get(g) or math.nan) for r in rows], ratio, level
                 )
                 for g in groups
             }
             paired = [(r, base_rows[r["seed"]]) for r in rows if r["seed"] in base_rows]
             arm["difference"] = {
                 metric: _interval(
-                    [_value(a, metric) - _value(b, metric) for a, b in paired], entry, level, _DIFF_BOUNDS
+                    [_value(a, metric) - _value(b, metric) for a, b in paired], ratio, level, _DIFF_BOUNDS
                 )
                 for metric in HEADLINE_METRICS
             }
@@ -184,7 +189,7 @@ def summarize(
             if post:
                 arm["postprocessed"] = {
                     m: _interval(
-                        [float(p.get(m) if p.get(m) is not None else math.nan) for p in post], entry, level
+                        [float(p.get(m) if p.get(m) is not None else math.nan) for p in post], ratio, level
                     )
                     for m in ("accuracy", "dpd", "deodds")
                 }
@@ -212,6 +217,8 @@ def summarize(
         per_dataset[entry.name] = {
             "protocol": entry.protocol,
             "folds": entry.folds,
+            "varies": protocol["varies"],
+            "interval": "corrected resampled t" if ratio is not None else "Student-t",
             "ran": ran,
             "description": f"{_ran_sentence(ran)}. Data: {about}" if ran else about,
             "effect": entry.suite.effect if entry.suite else "",
@@ -477,11 +484,7 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
                 ]
             row.append(_cost_cell(arm, _cpu_cost(data)))
             rows.append(row)
-        protocol = (
-            f"{data['folds']}-fold cross-validation, corrected resampled t intervals"
-            if data["protocol"] == "cv"
-            else "one run per seed, Student-t intervals"
-        )
+        protocol = f"across runs {data['varies']}; {data['interval']} intervals"
         fewest = min((arm["runs"] for arm in data["arms"].values()), default=0)
         marks = (
             f"▲/▼: the paired difference's interval excludes 0 (better/worse), shown from {MIN_SEEDS} runs on"

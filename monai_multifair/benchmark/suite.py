@@ -221,6 +221,8 @@ def get_suite_dataset(name: str) -> SuiteDataset:
     """
     if name not in SUITE:
         raise MultiFairError(
-            f"unknown suite data set {name!r}{close_match_hint(str(name), SUITE)}; known: {', '.join(SUITE)}"
+            f"unknown suite data set {name!r}{close_match_hint(str(name), SUITE)}; known: {', '.join(SUITE)}; "
+            "a data set of your own is a run config: give its YAML path (--datasets my.yaml), or "
+            "{name: ..., config: my.yaml, protocol: holdout} in the compare config's `datasets`"
         )
     return SUITE[name]

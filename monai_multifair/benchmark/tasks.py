@@ -7,8 +7,13 @@ and ``val`` splits only and ends on validation (``final_split="val"``): it never
 
 Seeds: tuning runs use seed 0. Final run ``k`` (0-based) of a ``"seeds"`` data set uses seed ``k + 1``
 for training and, when the data source has a ``seed`` option, for the data (a new synthetic cohort, a
-new train/val draw of a table); of a ``"cv"`` data set with ``K`` folds it is fold ``k mod K`` of
-repetition ``1 + k div K`` (the fold assignment's seed), trained with seed ``k + 1``.
+new train/val draw of a table or a re-split manifest); of a ``"cv"`` data set with ``K`` folds it is
+fold ``k mod K`` of repetition ``1 + k div K`` (the fold assignment's seed), trained with seed ``k + 1``;
+of a ``"holdout"`` data set it is a new stratified hold-out (test and validation rows) drawn with seed
+``k + 1``. ``"cv"`` and ``"holdout"`` need a data source whose rows can be re-split (its spec's
+``split`` is ``"rows"``: the table sources, the manifest, or a plugin's); they set its
+:class:`~monai_multifair.data.TableSplit` section. Tuning runs use the split of seed 0 and never see its
+test rows.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from monai_multifair.config import RunConfig, load_config
 from monai_multifair.config.loader import apply_overrides, load_raw
 from monai_multifair.core.distributed import rank
-from monai_multifair.data import MultimodalDataset, build_datasets
+from monai_multifair.data import MultimodalDataset, TableSplit, build_datasets
 from monai_multifair.engine import train
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import list_data_sources
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -47,6 +53,7 @@ __all__ = [
     "execute",
     "run_document",
     "seed_settings",
+    "split_protocol",
     "versions",
 ]
 
@@ -140,24 +147,98 @@ def run_document(
         f"trainer.seed={int(settings['seed'])}",
     ]
     base = load_config(document, overrides[:1])
-    source = base.data.source
-    names = (
-        {f.name for f in dataclasses.fields(base.data.options)} if base.data.options is not None else set()
-    )
-    if entry.protocol == "cv":
-        if "folds" not in names:
-            raise MultiFairError(
-                f"data set {entry.name!r}: protocol 'cv' needs a table source with `folds` (ad_data, gse7390, "
-                f"support2), but data.source is {source!r}"
-            )
-        overrides += [
-            f"data.{source}.folds={entry.folds}",
-            f"data.{source}.fold={int(settings['fold'])}",
-            f"data.{source}.seed={int(settings['repeat'])}",
-        ]
-    elif "seed" in names:
-        overrides.append(f"data.{source}.seed={int(settings['seed'])}")
+    overrides += _split_overrides(entry, base, settings)
     return load_config(document, overrides)
+
+
+def _split_prefix(entry: Any, config: RunConfig) -> str | None:
+    """``data.<source>[.<section>]``, the key of the source's :class:`~monai_multifair.data.TableSplit`
+    settings, or ``None`` for a source whose rows cannot be re-split (an error under cv/holdout)."""
+    data = config.data
+    spec = data.source_spec()
+    if spec.split != "rows":
+        if entry.protocol in ("cv", "holdout"):
+            able = [s.name for s in list_data_sources() if s.split == "rows"]
+            raise MultiFairError(
+                f"data set {entry.name!r}: protocol {entry.protocol!r} re-splits the rows, but data.source "
+                f"{data.source!r} cannot be re-split (its splits are {spec.split}); sources that can: "
+                f"{', '.join(able)}"
+            )
+        return None
+    return f"data.{data.source}" + (f".{spec.split_section}" if spec.split_section else "")
+
+
+def _split_section(config: RunConfig) -> Any:
+    """The TableSplit settings of a re-splittable source, or ``None`` (the manifest without ``split``)."""
+    spec = config.data.source_spec()
+    options = config.data.options
+    return getattr(options, spec.split_section) if spec.split_section else options
+
+
+def _split_overrides(entry: Any, config: RunConfig, settings: Mapping[str, Any]) -> list[str]:
+    """The ``data.*`` overrides of one run's data: its fold, its hold-out draw or its generated data."""
+    prefix = _split_prefix(entry, config)
+    source = config.data.source
+    if entry.protocol == "cv":
+        return [
+            f"{prefix}.folds={entry.folds}",
+            f"{prefix}.fold={int(settings['fold'])}",
+            f"{prefix}.seed={int(settings['repeat'])}",
+        ]
+    if entry.protocol == "holdout":
+        seed = int(settings["seed"])
+        return [f"{prefix}.folds=0", f"{prefix}.seed={seed}", f"{prefix}.test_seed={seed}"]
+    names = (
+        {f.name for f in dataclasses.fields(config.data.options)}
+        if config.data.options is not None
+        else set()
+    )
+    if "seed" in names:  # a generated cohort, or a table's train/val draw
+        return [f"data.{source}.seed={int(settings['seed'])}"]
+    if prefix is not None and _split_section(config) is not None:  # a re-split manifest: train/val
+        return [f"{prefix}.seed={int(settings['seed'])}"]
+    return []
+
+
+def split_protocol(entry: Any, quick: bool = False) -> dict[str, Any]:
+    """What varies across the final runs of a data set, and the interval that fits it.
+
+    Returns:
+        ``{"varies": sentence, "ratio": n_test / n_train or None}``: ``ratio`` is the corrected
+        resampled t interval's (Nadeau & Bengio 2003) for ``"cv"`` (``1 / (K - 1)``) and ``"holdout"``
+        (from the split's fractions); ``None`` means runs share their test rows (Student-t over seeds).
+    """
+    config = load_config(dataset_document(entry, quick))
+    spec = config.data.source_spec()
+    if entry.protocol == "cv":
+        return {
+            "varies": f"the data split varies: {entry.folds}-fold cross-validation repeated, each run one test fold",
+            "ratio": 1.0 / (entry.folds - 1),
+        }
+    if entry.protocol == "holdout":
+        split = _split_section(config)
+        split = TableSplit() if split is None else split  # the section run_document will create
+        n_train = (1 - split.test_fraction) * (1 - split.val_fraction)
+        return {
+            "varies": f"the data split varies: each run a new stratified hold-out (test {split.test_fraction:g}, "
+            f"val {split.val_fraction:g} of the rest)",
+            "ratio": split.test_fraction / n_train,
+        }
+    if spec.split == "generated":
+        varies = "the training seed and the data: each run generates a new cohort (its own test split)"
+        return {"varies": varies, "ratio": None}
+    redrawn = spec.split == "rows" and _split_section(config) is not None
+    if redrawn:
+        varies = (
+            "the training seed and the train/validation draw; the test split is fixed, so the results hold for "
+            "this test split only"
+        )
+    else:
+        varies = (
+            "the training seed only; the data split is fixed, so the results hold for this split only "
+            "(protocol cv or holdout re-draws it)"
+        )
+    return {"varies": varies, "ratio": None}
 
 
 # the data of the last few data sections, per process (a synthetic cohort takes about a second)

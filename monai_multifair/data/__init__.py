@@ -56,7 +56,7 @@ from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.data.manifest import ManifestConfig, ManifestDataset
 from monai_multifair.data.npz_dataset import SPLIT_FOLDERS, NpzSubjectDataset, split_directory, split_files
 from monai_multifair.data.support2 import load_support2
-from monai_multifair.data.tables import TableCohort, TableSplit, split_rows
+from monai_multifair.data.tables import TableCohort, TableSplit, split_rows, table_source
 from monai_multifair.data.transforms import (
     TRANSFORM_NAMES,
     build_sample_transform,
@@ -117,4 +117,5 @@ __all__ = [
     "split_files",
     "transform_table",
     "split_rows",
+    "table_source",
 ]

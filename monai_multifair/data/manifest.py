@@ -20,10 +20,11 @@ from monai_multifair.data._arrays import (
 )
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.base import MultimodalDataset
+from monai_multifair.data.tables import TableSplit, split_rows
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins import DataSourceSpec, hookimpl
 
-__all__ = ["ManifestConfig", "ManifestDataset"]
+__all__ = ["ManifestConfig", "ManifestDataset", "fit_tabular_scaling"]
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, role: str) -> None:
@@ -63,7 +64,15 @@ class ManifestConfig:
         tabular: ``{modality: [columns]}`` of numeric values.
         npz_keys: ``{modality: key}`` inside ``.npz`` files.
         label_column: the class label column.
-        split_column: the column whose values ``train``, ``val``, ``test`` assign the splits.
+        split_column: the column whose values ``train``, ``val``, ``test`` assign the splits (a fixed
+            split). Not read when :attr:`split` is given.
+        split: re-split the rows instead (:class:`~monai_multifair.data.TableSplit`: a stratified
+            hold-out drawn with ``seed``/``test_seed``, or fold ``fold`` of ``folds``), stratified by label x
+            group; ``multifair compare`` sets it for ``protocol: cv`` and ``protocol: holdout``. Its
+            ``standardize`` key is not used: :attr:`standardize` decides.
+        standardize: standardise every tabular column with the mean and standard deviation of the
+            training split's rows (blank rows left out), fitted on the training split only; the other
+            splits use the training statistics.
         id_column: column naming each row (default ``row <i>``).
         base_dir: folder that relative file paths start from (default: the CSV's folder).
         image_size: ``[H, W]`` to resize images (and slices) to (``None``: as stored).
@@ -80,9 +89,16 @@ class ManifestConfig:
     id_column: str | None = None
     base_dir: str | None = None
     image_size: tuple[int, int] | None = None
+    split: TableSplit | None = None
+    standardize: bool = True
 
     def __post_init__(self) -> None:
         check_section_sizes(self, "manifest")
+        if self.split is not None and not self.split.standardize:
+            raise MultiFairError(
+                "config key `data.manifest.split.standardize`: not used by the manifest; set "
+                "`data.manifest.standardize: false` instead"
+            )
         seen: dict[str, str] = {}
         for kind, mapping in (
             ("images", self.images),
@@ -155,8 +171,20 @@ def _modality_kinds(
     return kinds
 
 
-def _select_split(frame: pd.DataFrame, source: str, split: str | None, split_column: str) -> pd.DataFrame:
-    """The rows whose ``split_column`` equals ``split`` (all rows for ``None``); a split with no rows is an error."""
+def _select_split(
+    frame: pd.DataFrame, source: str, split: str | None, split_column: str, rows: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """The rows at positions ``rows`` when given, else those whose ``split_column`` equals ``split`` (all
+    rows for ``None``); a split with no rows is an error."""
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0 or rows.min() < 0 or rows.max() >= len(frame):
+            raise MultiFairError(
+                f"expected `rows` to be a non-empty list of row positions in [0, {len(frame)}) of manifest "
+                f"{source!r}, got {rows.size} row(s)"
+                + (f" from {rows.min()} to {rows.max()}" if rows.size else "")
+            )
+        return frame.iloc[rows]
     if split is None:
         return frame
     _require_columns(frame, [split_column], source, "split")
@@ -171,12 +199,13 @@ def _select_split(frame: pd.DataFrame, source: str, split: str | None, split_col
 
 
 def _row_ids(
-    frame: pd.DataFrame, source: str, split: str | None, id_column: str | None
+    frame: pd.DataFrame, source: str, split: str | None, id_column: str | None, index: Sequence[int]
 ) -> tuple[list[str], str]:
-    """Each row's id (from ``id_column`` or ``"<source> row <i>"``) and the dataset's name for messages."""
+    """Each row's id (from ``id_column`` or ``"<source> row <i>"``, ``i`` its manifest position) and the
+    dataset's name for messages."""
     name = f"manifest[{split}]" if split is not None else "manifest"
     if id_column is None:
-        return [f"{source} row {i}" for i in frame.index], name
+        return [f"{source} row {i}" for i in index], name
     _require_columns(frame, [id_column], source, "id")
     name += f" {source}"  # messages name the file: the ids alone do not
     return frame[id_column].astype(str).tolist(), name
@@ -249,6 +278,54 @@ def _tabular_values(
     return values, tab_absent
 
 
+def fit_tabular_scaling(
+    values: Mapping[str, np.ndarray], absent: Mapping[str, np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{modality: (mean, std)}`` of each tabular block ``[N, F]`` over its present rows (``absent`` marks
+    all-blank rows); a constant column gets std 1 (it is only centred).
+
+    Raises:
+        MultiFairError: a tabular modality with no present row (nothing to fit on).
+    """
+    out = {}
+    for modality, block in values.items():
+        present = block[~np.asarray(absent[modality], dtype=bool)].astype(np.float64)
+        if len(present) == 0:
+            raise MultiFairError(
+                f"cannot standardise tabular modality {modality!r}: the training split has no row with its values"
+            )
+        mean, std = present.mean(axis=0), present.std(axis=0)
+        out[modality] = (mean, np.where(std > 0, std, 1.0))
+    return out
+
+
+def _scale(
+    values: dict[str, np.ndarray],
+    absent: Mapping[str, np.ndarray],
+    scaling: Mapping[str, tuple[Any, Any]] | None,
+    name: str,
+) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Standardise ``values`` in place with ``scaling`` (absent rows stay 0); return it as arrays."""
+    if scaling is None:
+        return None
+    missing = sorted(set(values) - set(scaling))
+    if missing:
+        raise MultiFairError(f"{name}: `tabular_scaling` has no (mean, std) for tabular modality {missing}")
+    out = {}
+    for modality, block in values.items():
+        mean, std = (np.asarray(v, dtype=np.float64) for v in scaling[modality])
+        if mean.shape != (block.shape[1],) or std.shape != (block.shape[1],) or not (std > 0).all():
+            raise MultiFairError(
+                f"{name}: `tabular_scaling[{modality!r}]` must be (mean, std) of {block.shape[1]} value(s) each, "
+                f"std > 0; got shapes {mean.shape} and {std.shape}"
+            )
+        scaled = ((block - mean) / std).astype(np.float32)
+        scaled[np.asarray(absent[modality], dtype=bool)] = 0.0
+        values[modality] = scaled
+        out[modality] = (mean, std)
+    return out
+
+
 class ManifestDataset(MultimodalDataset):
     """Samples described by one manifest row each.
 
@@ -281,7 +358,11 @@ class ManifestDataset(MultimodalDataset):
         tabular: ``{modality: [columns]}`` of numeric values.
         attributes: sensitive attribute columns whose intersection defines the groups.
         label_column: the class label column.
-        split: keep only rows whose ``split_column`` equals this (``None``: all rows).
+        split: keep only rows whose ``split_column`` equals this (``None``: all rows); with ``rows``, only
+            the split's name in messages.
+        rows: keep the rows at these positions of the manifest instead (a re-drawn split).
+        tabular_scaling: ``{modality: (mean [F], std [F])}``: each tabular modality's present rows become
+            ``(x - mean) / std`` (see :func:`fit_tabular_scaling`; ``None``: values as stored).
         split_column: the column holding ``train``/``val``/``test`` (any strings).
         id_column: column naming each row (default: ``"row <i>"``).
         npz_keys: ``{modality: key}`` inside ``.npz`` files.
@@ -311,6 +392,8 @@ class ManifestDataset(MultimodalDataset):
         label_column: str = "label",
         split: str | None = None,
         split_column: str = "split",
+        rows: Sequence[int] | None = None,
+        tabular_scaling: Mapping[str, tuple[Any, Any]] | None = None,
         id_column: str | None = None,
         npz_keys: Mapping[str, str] | None = None,
         base_dir: str | Path | None = None,
@@ -334,8 +417,10 @@ class ManifestDataset(MultimodalDataset):
         _require_columns(frame, list(texts.values()), source, "text")
         _require_columns(frame, [c for cols in tabular.values() for c in cols], source, "tabular")
         _require_columns(frame, [*attributes, label_column], source, "attribute/label")
-        frame = _select_split(frame, source, split, split_column).reset_index(drop=True)
-        ids, name = _row_ids(frame, source, split, id_column)
+        frame = _select_split(frame, source, split, split_column, rows)
+        index = frame.index  # positions in the manifest: ids of unnamed rows say which row they are
+        frame = frame.reset_index(drop=True)
+        ids, name = _row_ids(frame, source, split, id_column, index)
         self.base_dir = base
         self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
 
@@ -343,6 +428,7 @@ class ManifestDataset(MultimodalDataset):
         paths = _file_paths(frame, ids, name, base, file_columns)
         notes = _notes(frame, ids, name, texts)
         values, tab_absent = _tabular_values(frame, ids, name, tabular)
+        self.tabular_scaling = _scale(values, tab_absent, tabular_scaling, name)
 
         metadata = pd.DataFrame(
             {"id": ids, "label": frame[label_column].tolist(), "_row": np.arange(len(frame))}
@@ -360,6 +446,27 @@ class ManifestDataset(MultimodalDataset):
             name=name,
         )
         self._keep_rows(paths, notes, values, tab_absent, file_columns, source)
+
+    @property
+    def tabular_values(self) -> dict[str, torch.Tensor]:
+        """``{modality: float [N, F]}`` of the tabular modalities (kept rows; blank rows are zeros)."""
+        return dict(self._values)
+
+    def standardize_tabular(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Fit :func:`fit_tabular_scaling` on this dataset's kept rows, standardise them in place and
+        return the scaling (pass it as ``tabular_scaling`` to the other splits).
+
+        Raises:
+            MultiFairError: the values are already scaled, or a modality has no present row.
+        """
+        if self.tabular_scaling is not None:
+            raise MultiFairError(f"{self.name}: the tabular values are already standardised")
+        absent = self._tab_absent
+        scaling = fit_tabular_scaling({m: v.numpy() for m, v in self._values.items()}, absent)
+        values = {m: v.numpy().copy() for m, v in self._values.items()}
+        self.tabular_scaling = _scale(values, absent, scaling, self.name)
+        self._values = {m: torch.from_numpy(v) for m, v in values.items()}
+        return scaling
 
     def _keep_rows(
         self,
@@ -414,28 +521,68 @@ class ManifestDataset(MultimodalDataset):
         return sample
 
 
-def _manifest_split(options: ManifestConfig, split: str, prepared: Any, **common: Any) -> ManifestDataset:
-    modalities = common.pop("modalities")
+def _manifest_prepare(options: ManifestConfig, attributes: list[str]) -> dict[str, Any]:
+    """The rows of each split (re-drawn when ``options.split`` is given); the tabular scaling is fitted
+    when the training split is built (on its kept rows), then used by the other splits."""
+    rows: dict[str, np.ndarray] | None = None
+    if options.split is not None:
+        frame = _read_manifest(Path(options.path)) if Path(options.path).is_file() else None
+        if frame is None:
+            raise MultiFairError(f"manifest {options.path!r} does not exist")
+        _require_columns(frame, [*attributes, options.label_column], options.path, "attribute/label")
+        cells = frame[attributes].astype(object).where(frame[attributes].notna(), "")
+        groups = cells.astype(str).agg("|".join, axis=1).to_numpy()
+        rows = split_rows(frame[options.label_column].astype(str).to_numpy(), groups, options.split)
+    return {"rows": rows, "scaling": None}
+
+
+def _manifest_dataset(
+    options: ManifestConfig,
+    split: str,
+    rows: Mapping[str, np.ndarray] | None,
+    scaling: Mapping[str, tuple[Any, Any]] | None,
+    *,
+    modalities: Sequence[str] | None,
+    **common: Any,
+) -> ManifestDataset:
     chosen = set(modalities) if modalities is not None else None
 
     def pick(mapping: Mapping[str, Any]) -> dict[str, Any]:
         return {m: v for m, v in mapping.items() if chosen is None or m in chosen}
 
+    tabular = pick(options.tabular)
     return ManifestDataset(
         options.path,
         images=pick(options.images),
         volumes=pick(options.volumes),
         texts=pick(options.texts),
-        tabular=pick(options.tabular),
+        tabular=tabular,
         npz_keys=pick(options.npz_keys),
         label_column=options.label_column,
         split=split,
         split_column=options.split_column,
+        rows=None if rows is None else rows[split],
+        tabular_scaling=None if scaling is None else {m: scaling[m] for m in tabular},
         id_column=options.id_column,
         base_dir=options.base_dir,
         image_size=options.image_size,
         **common,
     )
+
+
+def _manifest_split(options: ManifestConfig, split: str, prepared: Any, **common: Any) -> ManifestDataset:
+    if split == "train" or not options.standardize:
+        dataset = _manifest_dataset(options, split, prepared["rows"], None, **common)
+        if options.standardize and dataset.tabular_values:
+            prepared["scaling"] = dataset.standardize_tabular()
+        return dataset
+    if prepared["scaling"] is None and any(
+        m in options.tabular for m in common.get("modalities") or options.tabular
+    ):
+        raise MultiFairError(
+            f"manifest split {split!r} is built before the training split that fits its scaling"
+        )
+    return _manifest_dataset(options, split, prepared["rows"], prepared["scaling"], **common)
 
 
 @hookimpl
@@ -449,5 +596,8 @@ def multifair_data_sources() -> list[DataSourceSpec]:
             modalities=ManifestConfig.modality_kinds,
             options=ManifestConfig,
             options_required=True,
+            prepare=_manifest_prepare,
+            split="rows",
+            split_section="split",
         )
     ]

@@ -18,6 +18,7 @@ data-source spec of a table source from its loader.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,21 +231,51 @@ class TableCohort:
 def table_source(
     name: str,
     description: str,
-    loader: Callable[[], TableCohort],
+    loader: Callable[..., TableCohort],
     modalities: Sequence[str],
     attributes: Sequence[str],
+    *,
+    options: type | None = None,
 ) -> DataSourceSpec:
-    """The :class:`~monai_multifair.plugins.DataSourceSpec` of a table source (options: :class:`TableSplit`).
+    """The :class:`~monai_multifair.plugins.DataSourceSpec` of a table source.
 
-    ``loader()`` reads the table from its installed package (nothing is downloaded); it runs once per
-    :func:`~monai_multifair.data.build_datasets` call. The rows can be re-split (``split="rows"``).
+    Args:
+        name: the ``data.source`` value.
+        description: one line for ``multifair plugins``.
+        loader: reads the table (from an installed package or a file; nothing is downloaded) and returns
+            a :class:`TableCohort`; it runs once per :func:`~monai_multifair.data.build_datasets` call.
+            Called as ``loader()`` without ``options``, as ``loader(section)`` with them.
+        modalities: the cohort's blocks, each a tabular modality.
+        attributes: the sensitive attributes the table holds; the first is the default.
+        options: the options dataclass of the section ``data.<name>`` (``None``: the section is a
+            :class:`TableSplit`). It must have a field ``split`` holding a :class:`TableSplit` (with a
+            default), which says how the rows are split.
+
+    The rows can be re-split (``split="rows"``), so ``multifair compare`` can cross-validate the source
+    (``protocol: cv``) or re-draw its hold-out per seed (``protocol: holdout``).
+
+    Raises:
+        MultiFairError: ``options`` is not a dataclass with a defaulted ``split`` field.
     """
+    section = ""
+    if options is not None:
+        fields = {f.name: f for f in dataclasses.fields(options)} if dataclasses.is_dataclass(options) else {}
+        split = fields.get("split")
+        if split is None or (
+            split.default is dataclasses.MISSING and split.default_factory is dataclasses.MISSING
+        ):
+            raise MultiFairError(
+                f"table_source {name!r}: `options` must be a dataclass with a field `split` (a TableSplit "
+                f"with a default, e.g. field(default_factory=TableSplit)), got {options!r}"
+            )
+        section = "split"
 
-    def prepare(options: TableSplit, attributes: Sequence[str]) -> dict[str, Any]:
-        cohort = loader()
-        return {"cohort": cohort, "parts": cohort.split(options, attributes)}
+    def prepare(section_options: Any, attributes: Sequence[str]) -> dict[str, Any]:
+        cohort = loader() if options is None else loader(section_options)
+        spec = section_options if options is None else section_options.split
+        return {"cohort": cohort, "parts": cohort.split(spec, attributes)}
 
-    def build_split(options: TableSplit, split: str, prepared: Any, **common: Any) -> InMemoryDataset:
+    def build_split(section_options: Any, split: str, prepared: Any, **common: Any) -> InMemoryDataset:
         return prepared["cohort"].dataset(prepared["parts"][split], split=split, **common)
 
     return DataSourceSpec(
@@ -252,10 +283,10 @@ def table_source(
         description=description,
         build_split=build_split,
         modalities={m: "tabular" for m in modalities},
-        options=TableSplit,
+        options=TableSplit if options is None else options,
         attributes=tuple(attributes),
         default_attributes=tuple(attributes[:1]),
         prepare=prepare,
         split="rows",
-        split_section="",
+        split_section=section,
     )
