@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -285,9 +284,3 @@ def amp_settings(config: RunConfig, device: torch.device) -> tuple[bool, SimpleI
     if device.type == "cuda":
         return True, SimpleInferer()
     return False, AutocastInferer(device.type, torch.bfloat16)
-
-
-def group_names(labels: Mapping[int, str] | tuple[str, ...]) -> list[str]:
-    """Group labels usable inside ``/``-separated metric names (``/`` replaced by ``|``)."""
-    values = labels.values() if isinstance(labels, Mapping) else labels
-    return [str(label).replace("/", "|") for label in values]

@@ -139,7 +139,7 @@ def _validation(parts: RunParts, ckpt_dir: Path) -> tuple[SupervisedEvaluator, B
         group_key="group",
         label_key="label",
         num_groups=train_set.num_groups,
-        group_names=parts.group_names,
+        group_labels=train_set.group_labels,
         threshold=0.5
         if isinstance(evaluation.threshold, str)
         else evaluation.threshold,  # a rule is fitted after

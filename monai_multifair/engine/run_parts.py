@@ -28,7 +28,6 @@ from monai_multifair.engine.builders import (
     amp_settings,
     build_collate,
     build_network,
-    group_names,
     resolve_device,
 )
 from monai_multifair.engine.loaders import make_loader
@@ -121,11 +120,6 @@ class RunParts:
         """This process's rank (0 without ``torch.distributed``)."""
         return rank()
 
-    @property
-    def group_names(self) -> list[str]:
-        """The training split's group labels, usable in ``/``-separated metric names."""
-        return group_names(self.datasets["train"].group_labels)
-
     def engine_kwargs(self, training: bool = False) -> dict[str, Any]:
         """The arguments every MONAI engine of the run shares (the trainer gets the DDP-wrapped model;
         evaluators the plain network, so that uneven evaluation shards need no collective per batch)."""
@@ -146,7 +140,7 @@ class RunParts:
             device=self.device,
             num_classes=train.num_classes,
             num_groups=train.num_groups,
-            group_names=tuple(self.group_names),
+            group_labels=tuple(self.datasets["train"].group_labels),
             train_labels=torch.tensor(np.array(train.labels), dtype=torch.long),
             train_groups=torch.tensor(np.array(train.groups), dtype=torch.long),
             accumulation_steps=self.config.trainer.accumulation_steps,

@@ -18,6 +18,7 @@ from monai.utils import IgniteInfo, evenly_divisible_all_gather, min_version, op
 from monai.utils.enums import CommonKeys as Keys
 from torch import Tensor
 
+from monai_multifair._deprecation import metric_label, renamed_keyword
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.handlers._utils import batch_item, register_iteration_event
 from monai_multifair.metrics import (
@@ -83,9 +84,10 @@ class FairnessEvaluationHandler:
     Args:
         group_key: batch key of the group ids (integers in ``[0, K)``).
         label_key: batch key of the class labels.
-        num_groups: ``K``; groups without samples then appear as NaN. Default: ``len(group_names)``, else
+        num_groups: ``K``; groups without samples then appear as NaN. Default: ``len(group_labels)``, else
             the largest id seen + 1.
-        group_names: display names of the groups (metric names ``group_auc/<name>``, frame index).
+        group_labels: the groups' labels (e.g. a dataset's ``group_labels``), used in the frame index and
+            the metric names ``group_auc/<label>`` (a ``/`` in a label becomes ``|`` there).
         threshold: operating threshold ``t`` on ``p`` for DPD and DEOdds.
         prefix: prefix of the metric names in ``engine.state.metrics``.
         output_dir: directory for the per-epoch CSV/JSON files; ``None`` writes nothing.
@@ -96,9 +98,10 @@ class FairnessEvaluationHandler:
         alpha: ES-AUC disparity scale.
         min_group_size: groups with fewer samples are undefined.
         file_prefix: file name prefix for ``output_dir``.
+        group_names: deprecated name of ``group_labels``.
 
     Example:
-        >>> fairness = FairnessEvaluationHandler(group_key="race", group_names=["Asian", "Black", "White"])
+        >>> fairness = FairnessEvaluationHandler(group_key="race", group_labels=["Asian", "Black", "White"])
         >>> evaluator = SupervisedEvaluator(..., val_handlers=[fairness, CheckpointSaver(...,
         ...     save_key_metric=True, key_metric_name="es_auc")])
         >>> fairness.metric_frame.by_group  # after a run
@@ -111,7 +114,7 @@ class FairnessEvaluationHandler:
         group_key: str = "group",
         label_key: str = "label",
         num_groups: int | None = None,
-        group_names: Sequence[str] | None = None,
+        group_labels: Sequence[str] | None = None,
         threshold: float = 0.5,
         prefix: str = "",
         output_dir: str | os.PathLike | None = None,
@@ -120,22 +123,26 @@ class FairnessEvaluationHandler:
         alpha: float = 1.0,
         min_group_size: int = 1,
         file_prefix: str = "fairness",
+        group_names: Sequence[str] | None = None,
     ) -> None:
+        group_labels = renamed_keyword(
+            "FairnessEvaluationHandler", "group_names", "group_labels", group_names, group_labels
+        )
         if num_groups is not None and (
             isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1
         ):
             raise MultiFairError(f"expected `num_groups` to be an integer >= 1, got {num_groups!r}")
-        if group_names is not None:
-            if isinstance(group_names, str) or len(group_names) == 0:
+        if group_labels is not None:
+            if isinstance(group_labels, str) or len(group_labels) == 0:
                 raise MultiFairError(
-                    f"expected `group_names` to be a non-empty list of names, got {group_names!r}"
+                    f"expected `group_labels` to be a non-empty list of labels, got {group_labels!r}"
                 )
-            if num_groups is not None and len(group_names) != num_groups:
+            if num_groups is not None and len(group_labels) != num_groups:
                 raise MultiFairError(
-                    f"expected `group_names` to have num_groups={num_groups} entries, got {len(group_names)}"
+                    f"expected `group_labels` to have num_groups={num_groups} entries, got {len(group_labels)}"
                 )
-            if len(set(map(str, group_names))) != len(group_names):
-                raise MultiFairError(f"expected distinct `group_names`, got {list(group_names)}")
+            if len(set(map(str, group_labels))) != len(group_labels):
+                raise MultiFairError(f"expected distinct `group_labels`, got {list(group_labels)}")
         if activation not in _ACTIVATIONS:
             raise MultiFairError(
                 f"unknown `activation` {activation!r}; known: {', '.join(_ACTIVATIONS)}"
@@ -148,7 +155,7 @@ class FairnessEvaluationHandler:
         self.group_key = group_key
         self.label_key = label_key
         self.num_groups = num_groups
-        self.group_names = tuple(str(g) for g in group_names) if group_names is not None else None
+        self.group_labels = tuple(str(g) for g in group_labels) if group_labels is not None else None
         self.threshold = float(threshold)
         self.prefix = prefix
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -248,7 +255,7 @@ class FairnessEvaluationHandler:
         )
         labels = evenly_divisible_all_gather(torch.cat(self._labels), concat=True).cpu().numpy()
         groups = evenly_divisible_all_gather(torch.cat(self._groups), concat=True).cpu().numpy()
-        names = self._group_names(groups)
+        names = self._group_labels(groups)
         if scores.ndim == 2 and scores.shape[1] == 2:
             y_score, y_true, pos_label = (
                 scores[:, self.positive_class],
@@ -274,7 +281,7 @@ class FairnessEvaluationHandler:
         self.summary = summary
         result = {f"{self.prefix}{name}": float(summary[name]) for name in SUMMARY_METRICS}
         for key, value in summary["group_auc"].items():
-            result[f"{self.prefix}group_auc/{key}"] = float(value)
+            result[f"{self.prefix}group_auc/{metric_label(key)}"] = float(value)
         self._result = result
         return result
 
@@ -335,23 +342,23 @@ class FairnessEvaluationHandler:
                 )
         return self._metric_frame
 
-    def _group_names(self, groups: np.ndarray) -> list[str]:
+    def _group_labels(self, groups: np.ndarray) -> list[str]:
         if groups.size and groups.min() < 0:
             raise MultiFairError(
                 f"expected group ids >= 0 in batch[{self.group_key!r}], got {int(groups.min())}"
             )
-        if self.group_names is not None:
-            count = len(self.group_names)
+        if self.group_labels is not None:
+            count = len(self.group_labels)
         elif self.num_groups is not None:
             count = self.num_groups
         else:
             count = int(groups.max()) + 1 if groups.size else 1
         if groups.size and groups.max() >= count:
             raise MultiFairError(
-                f"expected group ids in [0, {count}) in batch[{self.group_key!r}] (num_groups / group_names), "
+                f"expected group ids in [0, {count}) in batch[{self.group_key!r}] (num_groups / group_labels), "
                 f"got {int(groups.max())}"
             )
-        return list(self.group_names) if self.group_names is not None else [str(g) for g in range(count)]
+        return list(self.group_labels) if self.group_labels is not None else [str(g) for g in range(count)]
 
     def epoch_completed(self, engine: Engine) -> None:
         """At ``EPOCH_COMPLETED``: compute, write ``engine.state.metrics`` and, with ``output_dir``, the files."""

@@ -12,6 +12,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 from monai.utils.enums import CommonKeys as Keys
 from torch import nn
 
+from monai_multifair._deprecation import metric_label, renamed_keyword
 from monai_multifair.core import MultiFairConfig, build_modulator
 from monai_multifair.core.modulator import ModulatorBase
 from monai_multifair.errors import MultiFairError
@@ -121,8 +122,10 @@ class MultiFairHandler:
             encoders are taken from it, else each encoder's ``out_features``.
         stats_interval: publish the statistics every this many iterations (and at each epoch end).
         metric_prefix: prefix of the published metric names.
-        group_names: display names of the groups in metric names (default ``"0"``, ``"1"``, ...).
+        group_labels: the groups' labels (e.g. a dataset's ``group_labels``; default ``"0"``, ``"1"``,
+            ...), used in metric names (a ``/`` in a label becomes ``|`` there).
         process_group: ``torch.distributed`` group of the replicas (default the world).
+        group_names: deprecated name of ``group_labels``.
 
     Example:
         >>> handler = MultiFairHandler(num_classes=2, num_groups=3, group_key="sex", config="paper")
@@ -142,9 +145,13 @@ class MultiFairHandler:
         feature_dims: Mapping[str, int] | None = None,
         stats_interval: int = 50,
         metric_prefix: str = "multifair/",
-        group_names: Sequence[str] | None = None,
+        group_labels: Sequence[str] | None = None,
         process_group: Any | None = None,
+        group_names: Sequence[str] | None = None,
     ) -> None:
+        group_labels = renamed_keyword(
+            "MultiFairHandler", "group_names", "group_labels", group_names, group_labels
+        )
         for arg, value in (("num_classes", num_classes), ("num_groups", num_groups)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise MultiFairError(f"expected `{arg}` to be an integer >= 2, got {value!r}")
@@ -155,9 +162,9 @@ class MultiFairHandler:
                 f"expected `encoders` to be a non-empty mapping of modality name -> module or attribute path, "
                 f"got {encoders!r}"
             )
-        if group_names is not None and len(group_names) != num_groups:
+        if group_labels is not None and len(group_labels) != num_groups:
             raise MultiFairError(
-                f"expected `group_names` to have num_groups={num_groups} entries, got {len(group_names)}"
+                f"expected `group_labels` to have num_groups={num_groups} entries, got {len(group_labels)}"
             )
         for arg, value in (
             ("group_key", group_key),
@@ -181,7 +188,7 @@ class MultiFairHandler:
         self.feature_dims = dict(feature_dims) if feature_dims is not None else None
         self.stats_interval = stats_interval
         self.metric_prefix = metric_prefix
-        self.group_names = tuple(str(g) for g in group_names) if group_names is not None else None
+        self.group_labels = tuple(str(g) for g in group_labels) if group_labels is not None else None
         self.process_group = process_group
         self.modulator: ModulatorBase | None = None
         self._pending_state: Mapping[str, Any] | None = None
@@ -315,7 +322,7 @@ class MultiFairHandler:
     def metrics(self) -> dict[str, float]:
         """The last statistics as ``{name: float}`` (one host transfer); empty before the first step."""
         names = self._require_modulator().modality_names
-        groups = self.group_names or tuple(str(g) for g in range(self.num_groups))
+        groups = tuple(map(metric_label, self.group_labels or range(self.num_groups)))
 
         def labels(key: str, count: int) -> list[str]:
             layout = _STAT_LAYOUT.get(key)

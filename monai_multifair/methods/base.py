@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from monai_multifair._deprecation import metric_label, renamed_keyword
 from monai_multifair.core.distributed import world_size
 from monai_multifair.core.sample_weighting import SampleWeighting
 from monai_multifair.errors import MultiFairError
@@ -56,7 +57,6 @@ class MethodContext:
         device: where training runs.
         num_classes: ``C``.
         num_groups: ``K`` (group ids in ``[0, K)``).
-        group_names: display names of the groups (metric names use them).
         train_labels: ``[N]`` class labels of the training split (CPU, long).
         train_groups: ``[N]`` group ids of the training split (CPU, long).
         accumulation_steps: micro-batches per optimizer step.
@@ -66,13 +66,15 @@ class MethodContext:
         label_key: batch key of the labels.
         presence_key: batch key of a ``[B, M]`` modality-presence mask, if the data has one.
         process_group: ``torch.distributed`` group of the replicas (default the world).
+        group_labels: the groups' labels (keyword only; default ``"0"``, ``"1"``, ...); statistics'
+            metric names use them (a ``/`` becomes ``|`` there).
+        group_names: deprecated name of ``group_labels`` (keyword only).
     """
 
     network: nn.Module
     device: torch.device
     num_classes: int
     num_groups: int
-    group_names: tuple[str, ...]
     train_labels: Tensor
     train_groups: Tensor
     accumulation_steps: int = 1
@@ -82,6 +84,22 @@ class MethodContext:
     label_key: str = "label"
     presence_key: str | None = None
     process_group: Any | None = None
+    _: KW_ONLY
+    group_labels: tuple[str, ...] | None = None
+    group_names: InitVar[tuple[str, ...] | None] = None
+
+    def __post_init__(self, group_names: tuple[str, ...] | None) -> None:
+        labels = renamed_keyword(
+            "MethodContext", "group_names", "group_labels", group_names, self.group_labels
+        )
+        if labels is None:
+            labels = range(self.num_groups)
+        self.group_labels = tuple(str(g) for g in labels)
+        if len(self.group_labels) != self.num_groups:
+            raise MultiFairError(
+                f"expected MethodContext `group_labels` to have num_groups={self.num_groups} entries, got "
+                f"{len(self.group_labels)}"
+            )
 
 
 class FairnessMethod:
@@ -188,9 +206,10 @@ def all_reduce_sum(tensor: Tensor, process_group: Any | None = None) -> Tensor:
 
 def cell_names(context: MethodContext, by: str) -> tuple[str, ...]:
     """Display names of the cells of :func:`cell_ids` (``group`` or ``group/label=c``)."""
+    labels = tuple(map(metric_label, context.group_labels))
     if by == "group":
-        return tuple(context.group_names)
-    return tuple(f"{g}|y={c}" for g in context.group_names for c in range(context.num_classes))
+        return labels
+    return tuple(f"{g}|y={c}" for g in labels for c in range(context.num_classes))
 
 
 class LossWeightingMethod(FairnessMethod):

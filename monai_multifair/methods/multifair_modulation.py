@@ -46,7 +46,7 @@ class MultiFairModulation(FairnessMethod):
             config=self.options,
             stats_interval=context.stats_interval,
             metric_prefix=self.metric_prefix,
-            group_names=context.group_names,
+            group_labels=context.group_labels,
             process_group=context.process_group,
         )
         # built now, not at Events.STARTED, so that a checkpoint can be restored into it

@@ -11,6 +11,8 @@ bootstrap (:func:`~monai_multifair.metrics.bootstrap_fairness`), which reproduce
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,104 @@ from monai_multifair.metrics.bootstrap import BootstrapResult, bootstrap_fairnes
 from monai_multifair.metrics.fairness import point_estimate, warn_undefined
 
 __all__ = ["FairnessMetricFrame", "fairness_metric_frame", "metric_functions"]
+
+
+@dataclass(frozen=True)
+class _GroupRows:
+    """One group's rows as the metrics read them (binary: ``positive`` is ``y``, ``scores`` ``None``)."""
+
+    y: np.ndarray  # [N] labels (class ids for multi-class)
+    scores: np.ndarray | None  # [N, n_classes] class probabilities (multi-class only)
+    p: np.ndarray  # [N] positive-class probability
+    positive: np.ndarray  # [N] 0/1 indicator of pos_label
+    predicted: np.ndarray  # [N] 0/1: p >= threshold
+    weight: np.ndarray  # [N] sample weights (ones without them)
+
+
+@dataclass(frozen=True)
+class _MetricSettings:
+    """What every metric of :func:`metric_functions` shares: the threshold, classes and the group floor."""
+
+    threshold: float
+    n_classes: int
+    pos_label: int
+    min_group_size: int
+    calibration_bins: int
+
+    @property
+    def multiclass(self) -> bool:
+        return self.n_classes >= 3
+
+    def rows(self, y_true: Any, y_pred: Any, sample_weight: Any) -> _GroupRows | None:
+        """The group's arrays, or ``None`` when the group is too small or has no weight (metric: NaN)."""
+        y = np.asarray(y_true)
+        scores = np.stack([np.asarray(r, dtype=np.float64) for r in y_pred]) if self.multiclass else None
+        p = scores[:, self.pos_label] if scores is not None else np.asarray(y_pred, dtype=np.float64)
+        positive = (y == self.pos_label).astype(np.int64) if self.multiclass else y.astype(np.int64)
+        w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if y.shape[0] < self.min_group_size or w.sum() <= 0:
+            return None
+        return _GroupRows(y, scores, p, positive, (p >= self.threshold).astype(np.int64), w)
+
+
+def _auc(settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    if rows is None:
+        return np.nan
+    if rows.scores is not None:
+        columns = [(rows.y == c, rows.scores[:, c]) for c in range(settings.n_classes)]
+    else:
+        columns = [(rows.positive == 1, rows.p)]
+    values = []
+    for target, score in columns:
+        if rows.weight[target].sum() <= 0 or rows.weight[~target].sum() <= 0:
+            return np.nan  # a class absent from the group: AUC undefined
+        values.append(skm.roc_auc_score(target, score, sample_weight=sample_weight))
+    return float(np.mean(values))
+
+
+def _accuracy(settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    if rows is None:
+        return np.nan
+    if rows.scores is not None:
+        return float(skm.accuracy_score(rows.y, np.argmax(rows.scores, axis=1), sample_weight=sample_weight))
+    return float(skm.accuracy_score(rows.positive, rows.predicted, sample_weight=sample_weight))
+
+
+def _rate(
+    fn: Callable, needs: int, settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None
+) -> float:
+    """fairlearn's ``fn`` (a TPR or FPR), NaN when the group has no row of class ``needs``."""
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    if rows is None or rows.weight[rows.positive == needs].sum() <= 0:
+        return np.nan
+    return float(fn(rows.positive, rows.predicted, sample_weight=sample_weight, pos_label=1))
+
+
+def _selection(settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    if rows is None:
+        return np.nan
+    return float(selection_rate(rows.positive, rows.predicted, pos_label=1, sample_weight=sample_weight))
+
+
+def _prevalence(settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    return np.nan if rows is None else float(np.average(rows.positive, weights=rows.weight))
+
+
+def _calibration_error(
+    settings: _MetricSettings, y_true: Any, y_pred: Any, sample_weight: Any = None
+) -> float:
+    rows = settings.rows(y_true, y_pred, sample_weight)
+    if rows is None:
+        return np.nan
+    bins = settings.calibration_bins
+    gap = np.bincount(
+        calibration_bin_ids(rows.p, bins), weights=rows.weight * (rows.positive - rows.p), minlength=bins
+    )
+    return float(np.abs(gap).sum() / rows.weight.sum())
 
 
 def metric_functions(
@@ -64,76 +164,16 @@ def metric_functions(
     Each returns NaN (never a substitute number) when the group has fewer than ``min_group_size``
     rows or lacks what the metric needs (``count`` is always the number of rows).
     """
-    multiclass = n_classes >= 3
-
-    def arrays(y_true: Any, y_pred: Any, sample_weight: Any) -> tuple:
-        y = np.asarray(y_true)
-        scores = np.stack([np.asarray(r, dtype=np.float64) for r in y_pred]) if multiclass else None
-        p = scores[:, pos_label] if multiclass else np.asarray(y_pred, dtype=np.float64)
-        positive = (y == pos_label).astype(np.int64) if multiclass else y.astype(np.int64)
-        w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        return y, scores, p, positive, (p >= threshold).astype(np.int64), w
-
-    def defined(y: np.ndarray, w: np.ndarray) -> bool:
-        return y.shape[0] >= min_group_size and w.sum() > 0
-
-    def auc(y_true, y_pred, sample_weight=None) -> float:
-        y, scores, p, positive, _, w = arrays(y_true, y_pred, sample_weight)
-        if not defined(y, w):
-            return np.nan
-        columns = [(y == c, scores[:, c]) for c in range(n_classes)] if multiclass else [(positive == 1, p)]
-        values = []
-        for target, score in columns:
-            if w[target].sum() <= 0 or w[~target].sum() <= 0:
-                return np.nan
-            values.append(skm.roc_auc_score(target, score, sample_weight=sample_weight))
-        return float(np.mean(values))
-
-    def accuracy(y_true, y_pred, sample_weight=None) -> float:
-        y, scores, _, positive, yhat, w = arrays(y_true, y_pred, sample_weight)
-        if not defined(y, w):
-            return np.nan
-        if multiclass:
-            return float(skm.accuracy_score(y, np.argmax(scores, axis=1), sample_weight=sample_weight))
-        return float(skm.accuracy_score(positive, yhat, sample_weight=sample_weight))
-
-    def rate(fn: Callable, needs: int) -> Callable[..., float]:
-        def metric(y_true, y_pred, sample_weight=None) -> float:
-            y, _, _, positive, yhat, w = arrays(y_true, y_pred, sample_weight)
-            if not defined(y, w) or w[positive == needs].sum() <= 0:
-                return np.nan
-            return float(fn(positive, yhat, sample_weight=sample_weight, pos_label=1))
-
-        return metric
-
-    def selection(y_true, y_pred, sample_weight=None) -> float:
-        y, _, _, positive, yhat, w = arrays(y_true, y_pred, sample_weight)
-        if not defined(y, w):
-            return np.nan
-        return float(selection_rate(positive, yhat, pos_label=1, sample_weight=sample_weight))
-
-    def prevalence(y_true, y_pred, sample_weight=None) -> float:
-        y, _, _, positive, _, w = arrays(y_true, y_pred, sample_weight)
-        return float(np.average(positive, weights=w)) if defined(y, w) else np.nan
-
-    def calibration_error(y_true, y_pred, sample_weight=None) -> float:
-        y, _, p, positive, _, w = arrays(y_true, y_pred, sample_weight)
-        if not defined(y, w):
-            return np.nan
-        gap = np.bincount(
-            calibration_bin_ids(p, calibration_bins), weights=w * (positive - p), minlength=calibration_bins
-        )
-        return float(np.abs(gap).sum() / w.sum())
-
+    settings = _MetricSettings(threshold, n_classes, pos_label, min_group_size, calibration_bins)
     functions = {
-        "auc": auc,
-        "accuracy": accuracy,
-        "tpr": rate(true_positive_rate, 1),
-        "fpr": rate(false_positive_rate, 0),
-        "selection_rate": selection,
+        "auc": partial(_auc, settings),
+        "accuracy": partial(_accuracy, settings),
+        "tpr": partial(_rate, true_positive_rate, 1, settings),
+        "fpr": partial(_rate, false_positive_rate, 0, settings),
+        "selection_rate": partial(_selection, settings),
         "count": count,
-        "prevalence": prevalence,
-        "calibration_error": calibration_error,
+        "prevalence": partial(_prevalence, settings),
+        "calibration_error": partial(_calibration_error, settings),
     }
     return {name: functions[name] for name in METRIC_NAMES}
 

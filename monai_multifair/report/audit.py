@@ -537,7 +537,7 @@ class AuditReport:
             MultiFairError: no handler found (or several), or no epoch computed yet.
 
         Example:
-            >>> fairness = FairnessEvaluationHandler(group_key="race", group_names=["Asian", "Black", "White"])
+            >>> fairness = FairnessEvaluationHandler(group_key="race", group_labels=["Asian", "Black", "White"])
             >>> evaluator = SupervisedEvaluator(..., val_handlers=[fairness])
             >>> evaluator.run()
             >>> AuditReport.from_evaluator(evaluator, n_boot=1000).to_html("audit.html")

@@ -265,7 +265,7 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
         smoothed = training.get("epoch_guide_auc")
         if smoothed:
             guide, status = smoothed["mean"], smoothed["status"]
-            group_names = sorted({g for by_group in guide.values() for g in by_group})
+            group_labels = sorted({g for by_group in guide.values() for g in by_group})
 
             def cell(m: str, g: str) -> str:
                 flag = status.get(m, {}).get(g)
@@ -273,8 +273,8 @@ def _tables(c: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]], st
 
             add(
                 "Guide AUC by modality and group (smoothed over the last epoch)",
-                ["modality", *group_names],
-                [[m, *(cell(m, g) for g in group_names)] for m in guide],
+                ["modality", *group_labels],
+                [[m, *(cell(m, g) for g in group_labels)] for m in guide],
                 f"{smoothed['window']}; near chance: within {smoothed['band']:g} of 0.5, below chance: lower "
                 "(the guide head has not learned the modality in that group yet)",
             )

@@ -66,7 +66,7 @@ def test_validation_labels_must_be_training_classes(tmp_path):
     with pytest.raises(MultiFairError) as info:
         build_datasets(cfg)
     assert str(info.value) == (
-        f"manifest[val]: {tmp_path / 'm.csv'} row 1 has label 2, a class the training split does not have "
+        f"manifest[val]: {tmp_path / 'm.csv'} row 5 has label 2, a class the training split does not have "
         "(its classes: 0 to 1); 1 of 2 sample(s) are affected"
     )
 

@@ -88,7 +88,9 @@ def trained_net():
 
 def test_metrics_equal_sklearn_and_fairlearn(trained_net, tmp_path):
     records = make_records(n=75, seed=1)  # 5 batches of 16, the last one short
-    handler = FairnessEvaluationHandler(group_names=NAMES, prefix="val_", output_dir=tmp_path, threshold=0.45)
+    handler = FairnessEvaluationHandler(
+        group_labels=NAMES, prefix="val_", output_dir=tmp_path, threshold=0.45
+    )
     evaluator = evaluate(trained_net, records, [handler])
     p, y, g = predictions(trained_net, records)
     expected, frame = oracle(p, y, g, threshold=0.45)
@@ -114,7 +116,7 @@ def test_metrics_equal_sklearn_and_fairlearn(trained_net, tmp_path):
 
 def test_buffers_reset_each_epoch(trained_net):
     records = make_records(n=48, seed=2)
-    handler = FairnessEvaluationHandler(group_names=NAMES)
+    handler = FairnessEvaluationHandler(group_labels=NAMES)
     evaluator = SupervisedEvaluator(
         device="cpu",
         val_data_loader=make_loader(records, batch_size=16),
@@ -135,7 +137,7 @@ def test_buffers_reset_each_epoch(trained_net):
 
 def test_key_metric_selects_checkpoints_on_es_auc(trained_net, tmp_path):
     records = make_records(n=48, seed=2)
-    handler = FairnessEvaluationHandler(group_names=NAMES, prefix="val_")
+    handler = FairnessEvaluationHandler(group_labels=NAMES, prefix="val_")
     # the saver is listed first: with the key metric the handler's values exist when it runs
     saver = CheckpointSaver(
         str(tmp_path), {"net": trained_net}, save_key_metric=True, key_metric_name="val_es_auc"
@@ -200,8 +202,8 @@ def test_sigmoid_single_logit_and_positive_class_zero():
 def test_errors_name_argument_rule_and_value(trained_net):
     with pytest.raises(MultiFairError, match="unknown `activation` 'softmx'.*did you mean 'softmax'"):
         FairnessEvaluationHandler(activation="softmx")
-    with pytest.raises(MultiFairError, match="group_names.*num_groups=2.*3"):
-        FairnessEvaluationHandler(num_groups=2, group_names=NAMES)
+    with pytest.raises(MultiFairError, match="group_labels.*num_groups=2.*3"):
+        FairnessEvaluationHandler(num_groups=2, group_labels=NAMES)
     with pytest.raises(MultiFairError, match="threshold.*1.5"):
         FairnessEvaluationHandler(threshold=1.5)
     records = make_records(n=16)
@@ -215,7 +217,7 @@ def test_errors_name_argument_rule_and_value(trained_net):
 
 def test_predictions_equal_a_manual_inference_loop(trained_net):
     records = make_records(n=75, seed=1)  # 5 batches of 16, the last one short
-    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    handler = FairnessEvaluationHandler(group_labels=NAMES, threshold=0.45)
     with pytest.raises(MultiFairError, match="no predictions yet"):
         handler.predictions()
     evaluate(trained_net, records, [handler])
@@ -234,7 +236,7 @@ def test_audit_report_from_the_evaluator_equals_the_manual_report(trained_net):
     from monai_multifair.report import AuditReport
 
     records = make_records(n=75, seed=1)
-    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    handler = FairnessEvaluationHandler(group_labels=NAMES, threshold=0.45)
     evaluator = evaluate(trained_net, records, [handler])
     p, y, g = predictions(trained_net, records)
     settings = {"n_boot": 50, "n_permutations": 50, "random_state": 0}
@@ -256,7 +258,7 @@ def test_audit_report_from_the_evaluator_equals_the_manual_report(trained_net):
                 json.loads(json.dumps(manual[section]), parse_float=lambda s: round(float(s), 5)),
             )
     # with the handler's key metric attached too (an ignite Metric answers any attribute), still one handler
-    keyed = FairnessEvaluationHandler(group_names=NAMES, threshold=0.45)
+    keyed = FairnessEvaluationHandler(group_labels=NAMES, threshold=0.45)
     with_key = evaluate(trained_net, records, [keyed], key_val_metric={"es_auc": keyed.key_metric()})
     with pytest.warns(UndefinedGroupMetricWarning):
         keyed_report = AuditReport.from_evaluator(with_key, **settings).to_dict()
@@ -271,7 +273,7 @@ def test_audit_report_from_the_evaluator_equals_the_manual_report(trained_net):
 
 def test_degenerate_model_is_flagged_in_summary_and_files(trained_net, tmp_path):
     records = make_records(n=48, seed=2)
-    handler = FairnessEvaluationHandler(group_names=NAMES, threshold=0.999, output_dir=tmp_path)
+    handler = FairnessEvaluationHandler(group_labels=NAMES, threshold=0.999, output_dir=tmp_path)
     evaluate(trained_net, records, [handler])
     p, _, _ = predictions(trained_net, records)
     assert p.max() < 0.999  # nothing crosses the threshold
@@ -280,3 +282,22 @@ def test_degenerate_model_is_flagged_in_summary_and_files(trained_net, tmp_path)
     assert handler.summary["degenerate"]["overall"].startswith("no positive predictions")
     saved = json.loads((tmp_path / "fairness_epoch0001.json").read_text())
     assert saved["degenerate"] == handler.summary["degenerate"]
+
+
+def test_group_labels_with_a_slash_and_the_deprecated_group_names(trained_net):
+    """A label's ``/`` becomes ``|`` in the metric name only; ``group_names`` still works, with a warning."""
+    records = make_records(n=48, seed=3)
+    labels = ["race=A/B", "race=C", "race=D"]
+    handler = FairnessEvaluationHandler(group_labels=labels, prefix="val_")
+    metrics = evaluate(trained_net, records, [handler]).state.metrics
+    p, y, g = predictions(trained_net, records)
+    expected, _ = oracle(p, y, g, threshold=0.5)
+    assert metrics["val_group_auc/race=A|B"] == pytest.approx(expected["group_auc/" + NAMES[0]])
+    assert list(handler.metric_frame.by_group.index[:3]) == labels  # the frame keeps the labels as given
+    with pytest.warns(DeprecationWarning, match="`group_names` is deprecated, write `group_labels`"):
+        old = FairnessEvaluationHandler(group_names=labels)
+    assert old.group_labels == tuple(labels)
+    with pytest.raises(
+        MultiFairError, match="give `group_labels` only; `group_names` is its deprecated name"
+    ):
+        FairnessEvaluationHandler(group_names=labels, group_labels=labels)

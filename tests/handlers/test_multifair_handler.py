@@ -140,7 +140,7 @@ def test_published_metrics_and_interval():
     records = make_records()  # 4 iterations per epoch
     seen = []
     handler = MultiFairHandler(
-        num_classes=2, num_groups=NUM_GROUPS, config=CONFIG, stats_interval=3, group_names=["a", "b", "c"]
+        num_classes=2, num_groups=NUM_GROUPS, config=CONFIG, stats_interval=3, group_labels=["a", "b", "c"]
     )
     net = make_net()
     trainer = make_trainer(net, make_loader(records), [handler], max_epochs=1)
@@ -371,8 +371,8 @@ def test_errors_name_argument_rule_and_value():
         MultiFairHandler(num_classes=2, num_groups=1)
     with pytest.raises(MultiFairError, match="stats_interval.*>= 1.*0"):
         MultiFairHandler(num_classes=2, num_groups=2, stats_interval=0)
-    with pytest.raises(MultiFairError, match="group_names.*3 entries.*2"):
-        MultiFairHandler(num_classes=2, num_groups=3, group_names=["a", "b"])
+    with pytest.raises(MultiFairError, match="group_labels.*3 entries.*2"):
+        MultiFairHandler(num_classes=2, num_groups=3, group_labels=["a", "b"])
     with pytest.raises(MultiFairError, match="unknown `preset`|preset"):
         MultiFairHandler(num_classes=2, num_groups=3, config="papr")
     with pytest.raises(MultiFairError, match="attach"):
@@ -399,3 +399,11 @@ def test_attach_to_an_engine_without_loss_event_is_an_error():
     with pytest.raises(MultiFairError, match="LOSS_COMPLETED"):
         MultiFairHandler(num_classes=2, num_groups=2).attach(engine)
     assert IterationEvents.LOSS_COMPLETED.name == "LOSS_COMPLETED"
+
+
+def test_group_names_is_the_deprecated_name_of_group_labels():
+    with pytest.warns(DeprecationWarning, match="MultiFairHandler: `group_names` is deprecated"):
+        handler = MultiFairHandler(num_classes=2, num_groups=2, group_names=["a/b", "c"])
+    assert handler.group_labels == ("a/b", "c")
+    with pytest.raises(MultiFairError, match="give `group_labels` only"):
+        MultiFairHandler(num_classes=2, num_groups=2, group_names=["a", "b"], group_labels=["a", "b"])

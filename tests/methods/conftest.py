@@ -18,7 +18,7 @@ def make_context():
             device=torch.device("cpu"),
             num_classes=num_classes,
             num_groups=num_groups,
-            group_names=tuple(f"g{k}" for k in range(num_groups)),
+            group_labels=tuple(f"g{k}" for k in range(num_groups)),
             train_labels=torch.as_tensor(labels, dtype=torch.long),
             train_groups=torch.as_tensor(groups, dtype=torch.long),
             stats_interval=1,

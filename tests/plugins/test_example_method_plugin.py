@@ -70,7 +70,7 @@ def test_focal_weighting_against_a_hand_computation(example_loaded):
         device=torch.device("cpu"),
         num_classes=2,
         num_groups=2,
-        group_names=("a", "b"),
+        group_labels=("a", "b"),
         train_labels=torch.tensor([0, 1]),
         train_groups=torch.tensor([0, 1]),
     )
