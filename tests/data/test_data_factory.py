@@ -90,6 +90,6 @@ def test_group_missing_from_train_is_an_error(tmp_path):
     )
     with pytest.raises(
         MultiFairError,
-        match=r"manifest\[val\]: .* row 0: attribute 'sex' has value 'M', not seen .*training split",
+        match=r"manifest\[val\]: .* row 4: attribute 'sex' has value 'M', not seen .*training split",
     ):
         build_datasets(cfg)
