@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monai_multifair.benchmark.suite import SuiteDataset, get_suite_dataset
+from monai_multifair.comparison.suite import SuiteDataset, get_suite_dataset
 from monai_multifair.config.validation import dump_yaml, load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
 
@@ -114,7 +114,7 @@ class MethodEntry:
         return {"name": self.name, "label": self.label, "options": dict(self.options), "tune": self.tune}
 
 
-#: How the final runs of a data set differ (see :mod:`~monai_multifair.benchmark.tasks`).
+#: How the final runs of a data set differ (see :mod:`~monai_multifair.comparison.tasks`).
 PROTOCOLS: tuple[str, ...] = ("seeds", "cv", "holdout")
 
 
@@ -129,7 +129,7 @@ class DatasetEntry:
         overrides: ``key.path=value`` overrides applied to the data set's config.
         protocol: ``"seeds"`` (final runs differ by seed), ``"cv"`` (repeated k-fold) or ``"holdout"``
             (a stratified hold-out re-drawn per seed); the last two need a source whose rows can be
-            re-split (see :mod:`~monai_multifair.benchmark.tasks`).
+            re-split (see :mod:`~monai_multifair.comparison.tasks`).
         folds: folds of the ``"cv"`` protocol.
     """
 
@@ -210,7 +210,7 @@ class SelectionRule:
     ``"distance_to_optimal"`` is MEDFAIR's criterion (Zong et al., ICLR 2023): the smallest Euclidean
     distance of a trial's per-group validation AUCs, each divided by the best AUC of that group among the
     eligible trials, to the all-ones utopia point
-    (:func:`~monai_multifair.benchmark.pareto.distance_to_optimal`). MEDFAIR shows that the selection
+    (:func:`~monai_multifair.comparison.pareto.distance_to_optimal`). MEDFAIR shows that the selection
     criterion changes the fairness outcome significantly; the leaderboard states the one used.
 
     Attributes:
