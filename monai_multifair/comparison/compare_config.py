@@ -29,6 +29,7 @@ from typing import Any
 from monai_multifair.comparison.suite import SuiteDataset, get_suite_dataset
 from monai_multifair.config.validation import dump_yaml, load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins import get_method_spec, list_methods
 
 __all__ = [
     "SELECTION_METRICS",
@@ -103,8 +104,6 @@ class MethodEntry:
 
     def check_registered(self, path: str) -> None:
         """Raise unless :attr:`name` is a training method of the registry (``multifair plugins``)."""
-        from monai_multifair.plugins import get_method_spec
-
         try:
             get_method_spec(self.name, "training")
         except MultiFairError as err:
@@ -243,8 +242,6 @@ def registered_training_methods() -> list[str]:
 
     Loads the plugins, and with them torch.
     """
-    from monai_multifair.plugins import list_methods
-
     return [spec.name for spec in list_methods("training")]
 
 

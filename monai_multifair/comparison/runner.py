@@ -57,6 +57,7 @@ from monai_multifair.comparison.tuning import (
 from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import get_method_spec
 
 __all__ = ["ArmPlan", "THREAD_ENV", "compare", "usable_cores"]
 
@@ -125,8 +126,6 @@ class _Comparison:
         store: str | None = None,
         lease_s: float = 120.0,
     ) -> None:
-        from monai_multifair.plugins import get_method_spec
-
         self.config = config
         self.output = output
         self.keep_runs = keep_runs
