@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from monai_multifair.benchmark.suite import get_suite_dataset
+from monai_multifair.comparison.suite import get_suite_dataset
 from monai_multifair.config import load_config
 from monai_multifair.core import MultiFairConfig, build_modulator
 from monai_multifair.engine.loaders import materialize

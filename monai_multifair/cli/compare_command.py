@@ -37,8 +37,8 @@ def _names(text: str | None, flag: str) -> list[str] | None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The :class:`~monai_multifair.benchmark.CompareConfig` of the command line (YAML, then flags)."""
-    from monai_multifair.benchmark import SUITE, CompareConfig, load_compare_config
+    """The :class:`~monai_multifair.comparison.CompareConfig` of the command line (YAML, then flags)."""
+    from monai_multifair.comparison import SUITE, CompareConfig, load_compare_config
 
     methods = _names(args.methods, "--methods")
     datasets = _names(args.datasets, "--datasets")
@@ -67,7 +67,7 @@ def build_config(args: argparse.Namespace) -> Any:
 
 def _quick_entry(entry: Any) -> Any:
     """A quick run deals cross-validated data sets into 2 folds."""
-    from monai_multifair.benchmark import SUITE
+    from monai_multifair.comparison import SUITE
 
     if isinstance(entry, str) and entry in SUITE and SUITE[entry].protocol == "cv":
         return {"name": entry, "protocol": "cv", "folds": 2}
@@ -77,7 +77,7 @@ def _quick_entry(entry: Any) -> Any:
 
 
 def _list() -> int:
-    from monai_multifair.benchmark import SUITE
+    from monai_multifair.comparison import SUITE
 
     for entry in SUITE.values():
         where = f"package {entry.package}" if entry.package else "generated"
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     config = build_config(args)
     # the runner (torch, Optuna) is imported once the config is valid: a config error answers quickly
-    from monai_multifair.benchmark import compare
+    from monai_multifair.comparison import compare
     from monai_multifair.core.distributed import rank
 
     lead = rank() == 0  # under torchrun, rank 0 speaks for the comparison
@@ -172,7 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--storage", default=None, help="an Optuna storage URL (default: OUTPUT/optuna.journal)"
     )
-    from monai_multifair.benchmark.compare_config import SELECTION_METRICS
+    from monai_multifair.comparison.compare_config import SELECTION_METRICS
 
     parser.add_argument(
         "--selection-metric",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from monai_multifair.config.transform_specs import check_transform_specs
 from monai_multifair.config.validation import build, check, convert, dump_yaml, key_error, to_plain
 from monai_multifair.errors import MultiFairError, close_match, close_match_hint
 from monai_multifair.plugins import (
@@ -613,8 +614,6 @@ class PipelineConfig:
     pin_memory: bool = False
 
     def __post_init__(self) -> None:
-        from monai_multifair.data.transforms import check_transform_specs
-
         check_transform_specs(self.transforms, "pipeline.transforms", random=False)
         check_transform_specs(self.augment, "pipeline.augment", random=True)
         if self.cache == "disk" and not self.cache_dir:

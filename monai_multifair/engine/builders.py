@@ -15,6 +15,8 @@ from monai_multifair.config import RunConfig
 from monai_multifair.data import MultimodalCollate, MultimodalDataset
 from monai_multifair.errors import MultiFairError
 from monai_multifair.networks import MultimodalFusionClassifier
+from monai_multifair.networks.encoders import freeze_parameters, load_encoder_weights
+from monai_multifair.plugins import create_encoder, get_encoder_spec
 
 __all__ = [
     "AutocastInferer",
@@ -71,8 +73,6 @@ def encoder_specs(config: RunConfig, dataset: MultimodalDataset) -> dict[str, di
     ``[S, C, H, W]``) or ``in_features`` (tabular: ``F``) that the config leaves out is read from the
     first training sample, when the encoder's factory takes it.
     """
-    from monai_multifair.plugins import get_encoder_spec
-
     sample = dataset[0]
     kinds = dataset.modality_kinds
     specs: dict[str, dict[str, Any]] = {}
@@ -97,9 +97,6 @@ def _build_encoders(
 ) -> dict[str, nn.Module]:
     """Each encoder built from the registry, its ``weights`` loaded and its ``freeze`` applied; errors
     name the config key."""
-    from monai_multifair.networks.encoders import freeze_parameters, load_encoder_weights
-    from monai_multifair.plugins import create_encoder
-
     encoders: dict[str, nn.Module] = {}
     for modality, spec in encoder_specs(config, train_dataset).items():
         encoder_config = config.encoders[modality]

@@ -16,6 +16,7 @@ from typing import Any
 from monai_multifair.config.validation import plain
 from monai_multifair.core.multifair_config import MultiFairConfig
 from monai_multifair.errors import MultiFairError
+from monai_multifair.handlers import MultiFairHandler
 from monai_multifair.methods.base import FairnessMethod, MethodContext
 from monai_multifair.plugins.hookspecs import hookimpl
 from monai_multifair.plugins.method_spec import MethodSpec
@@ -34,8 +35,6 @@ class MultiFairModulation(FairnessMethod):
         super().__init__(MultiFairConfig.coerce(options))
 
     def setup(self, context: MethodContext) -> None:
-        from monai_multifair.handlers import MultiFairHandler
-
         super().setup(context)
         self.handler = MultiFairHandler(
             num_classes=context.num_classes,

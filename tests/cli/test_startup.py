@@ -67,13 +67,13 @@ def test_everyday_commands_do_not_import_torch(argv, code, says, tmp_path: Path)
 
 def test_public_names_stay_importable_from_the_lazy_packages() -> None:
     import monai_multifair
-    import monai_multifair.benchmark
+    import monai_multifair.comparison
     import monai_multifair.config
     import monai_multifair.plugins
 
     for package in (
         monai_multifair,
-        monai_multifair.benchmark,
+        monai_multifair.comparison,
         monai_multifair.config,
         monai_multifair.plugins,
     ):
@@ -84,10 +84,10 @@ def test_public_names_stay_importable_from_the_lazy_packages() -> None:
     assert monai_multifair.core.binary_auc is not None
     assert monai_multifair.plugins.manager.get_plugin_manager is monai_multifair.plugins.get_plugin_manager
     assert monai_multifair.config.schema.RunConfig is monai_multifair.config.RunConfig
-    assert monai_multifair.benchmark.tasks.execute is not None
+    assert monai_multifair.comparison.tasks.execute is not None
     for package in (
         monai_multifair,
-        monai_multifair.benchmark,
+        monai_multifair.comparison,
         monai_multifair.config,
         monai_multifair.plugins,
     ):

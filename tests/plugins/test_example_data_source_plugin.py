@@ -12,8 +12,8 @@ import pytest
 import yaml
 from _examples import pip_install_example
 
-from monai_multifair.benchmark import CompareConfig, tasks
 from monai_multifair.cli import EXIT_OK, main
+from monai_multifair.comparison import CompareConfig, tasks
 from monai_multifair.config import load_config
 from monai_multifair.data import build_datasets
 from monai_multifair.errors import MultiFairError

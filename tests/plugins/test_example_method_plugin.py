@@ -49,7 +49,7 @@ def test_listed_with_its_options(example_loaded, capsys):
 
 
 def test_joins_the_default_comparison(example_loaded):
-    from monai_multifair.benchmark import CompareConfig
+    from monai_multifair.comparison import CompareConfig
 
     labels = [m.label for m in CompareConfig.from_dict({"datasets": ["cohort"]}).methods]
     assert "example-focal" in labels and {"erm", "multifair", "groupdro"} <= set(labels)

@@ -11,6 +11,7 @@ from torch import nn
 
 from monai_multifair.errors import MultiFairError
 from monai_multifair.networks.encoders import _checks
+from monai_multifair.plugins import create_encoder, get_encoder_spec
 
 
 class SliceAttentionPooling(nn.Module):
@@ -97,8 +98,6 @@ class SliceWiseEncoder(nn.Module):
         self.in_channels = _checks.positive_int(owner, "in_channels", in_channels)
         options = dict(slice_encoder_options or {})
         if isinstance(slice_encoder, str):
-            from monai_multifair.plugins import create_encoder, get_encoder_spec
-
             spec = get_encoder_spec(slice_encoder)
             if spec.modality != "image2d":
                 raise MultiFairError(

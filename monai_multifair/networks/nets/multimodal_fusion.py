@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.networks.blocks.fusion import AttentionFusion, DemographicToken
+from monai_multifair.plugins import create_encoder
 
 __all__ = ["MultimodalFusionClassifier", "build_encoder"]
 
@@ -50,8 +51,6 @@ def build_encoder(spec: EncoderChoice, modality: str = "encoder") -> nn.Module:
             f"expected `encoders[{modality!r}]` to be an nn.Module, an encoder name or a "
             f"{{'name': ..., **options}} mapping, got {type(spec).__name__}"
         )
-    from monai_multifair.plugins import create_encoder
-
     return create_encoder(name, **options)
 
 

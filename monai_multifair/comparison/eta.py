@@ -8,7 +8,7 @@ far. The time left is the elapsed wall time scaled by the cost still to run over
 
 so that parallel workers (runs done faster than their own seconds add up) and a machine shared with
 others (everything slower) are both in the measured ratio. The first runs of a comparison probe every
-(data set, arm) once (:class:`~monai_multifair.benchmark.comparison.compare` hands them out first), so
+(data set, arm) once (:class:`~monai_multifair.comparison.runner.compare` hands them out first), so
 that every group has its own measurement early; until then a group's cost is borrowed from the closest
 measured one, scaled by its epochs.
 

@@ -3,18 +3,18 @@
 Steps, for every data set and arm:
 
 1. **Tuning** (tuned arms whose method declares a search space): ``trials`` Optuna trials, each a
-   training run on ``train`` scored on ``val`` (:mod:`~monai_multifair.benchmark.tuning`); the
+   training run on ``train`` scored on ``val`` (:mod:`~monai_multifair.comparison.tuning`); the
    configuration is chosen by the selection rule (validation metric with an AUC guard). A trial whose
    configuration already ran (a categorical space has few points) reuses that run's result.
 2. **Final runs**: the chosen configuration (or the fixed options of an untuned arm) trained with
-   ``seeds`` seeds (:mod:`~monai_multifair.benchmark.tasks`), each evaluated once on its test split.
-3. **Leaderboard**: :func:`~monai_multifair.benchmark.leaderboard.summarize` and the output files.
+   ``seeds`` seeds (:mod:`~monai_multifair.comparison.tasks`), each evaluated once on its test split.
+3. **Leaderboard**: :func:`~monai_multifair.comparison.leaderboard.summarize` and the output files.
 
-Every finished run is a row of ``runs.jsonl`` (:class:`~monai_multifair.benchmark.RunStore`); calling
+Every finished run is a row of ``runs.jsonl`` (:class:`~monai_multifair.comparison.RunStore`); calling
 :func:`compare` again on the same output folder continues where it stopped. With ``jobs > 1`` runs
 train in that many worker processes (spawned, ``threads`` torch threads each).
 
-Several machines: with ``store`` (a database URL, :class:`~monai_multifair.benchmark.SQLRunStore`)
+Several machines: with ``store`` (a database URL, :class:`~monai_multifair.comparison.SQLRunStore`)
 every comparison that shares it claims each run before training it, keeps its claims alive while it
 trains (every ``lease_s / 3`` seconds) and stores the row and drops the claim in one transaction; the
 Optuna studies live in the same database unless ``config.storage`` says otherwise. A run (or trial)
@@ -40,11 +40,11 @@ from typing import Any
 
 import torch
 
-from monai_multifair.benchmark import tasks as task_module
-from monai_multifair.benchmark.compare_config import CompareConfig, DatasetEntry, MethodEntry
-from monai_multifair.benchmark.eta import RunTimeEstimator
-from monai_multifair.benchmark.run_store import SQLRunStore, config_hash, open_run_store
-from monai_multifair.benchmark.tuning import (
+from monai_multifair.comparison import tasks as task_module
+from monai_multifair.comparison.compare_config import CompareConfig, DatasetEntry, MethodEntry
+from monai_multifair.comparison.eta import RunTimeEstimator
+from monai_multifair.comparison.run_store import SQLRunStore, config_hash, open_run_store
+from monai_multifair.comparison.tuning import (
     is_empty_space,
     open_storage,
     open_study,
@@ -57,6 +57,7 @@ from monai_multifair.benchmark.tuning import (
 from monai_multifair.core.distributed import rank, world_size
 from monai_multifair.engine.outputs import json_ready
 from monai_multifair.errors import MultiFairError
+from monai_multifair.plugins import get_method_spec
 
 __all__ = ["ArmPlan", "THREAD_ENV", "compare", "usable_cores"]
 
@@ -125,8 +126,6 @@ class _Comparison:
         store: str | None = None,
         lease_s: float = 120.0,
     ) -> None:
-        from monai_multifair.plugins import get_method_spec
-
         self.config = config
         self.output = output
         self.keep_runs = keep_runs
@@ -329,7 +328,7 @@ def compare(
     """Run (or continue) a comparison and write its leaderboard into ``output``.
 
     Args:
-        config: what to compare (:func:`~monai_multifair.benchmark.load_compare_config`).
+        config: what to compare (:func:`~monai_multifair.comparison.load_compare_config`).
         output: the output folder: ``runs.jsonl`` (the store), ``optuna.journal`` (the studies, unless
             ``config.storage``), ``compare.yaml``, ``results.json``, ``leaderboard.md``,
             ``leaderboard.html``.
@@ -339,7 +338,7 @@ def compare(
             ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``OPENBLAS_NUM_THREADS`` set to it.
         progress: a progress bar with ETA on a terminal (otherwise one line per finished run via ``log``).
             The ETA weighs each run left by its epochs and the measured time of its data set and arm
-            (:class:`~monai_multifair.benchmark.eta.RunTimeEstimator`); the first runs probe every data
+            (:class:`~monai_multifair.comparison.eta.RunTimeEstimator`); the first runs probe every data
             set and arm once.
         log: receives one line per finished run and the summary lines.
         keep_runs: keep each run's folder under ``output/runs`` (default: removed once its row is stored).
@@ -354,7 +353,7 @@ def compare(
             seconds while its run trains, and a run whose worker died is taken over after ``lease_s``.
 
     Returns:
-        The ``results.json`` content (:func:`~monai_multifair.benchmark.leaderboard.summarize`), with
+        The ``results.json`` content (:func:`~monai_multifair.comparison.leaderboard.summarize`), with
         ``store``: where the rows are, how many, and how many runs other workers are training now.
 
     Raises:
@@ -398,7 +397,7 @@ def _compare_here(
     lease_s: float = 120.0,
 ) -> dict[str, Any]:
     """:func:`compare` in this process (rank 0 under torchrun)."""
-    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
+    from monai_multifair.comparison.leaderboard import summarize, write_outputs
 
     cores = usable_cores()
     threads = max(1, cores // jobs) if threads is None else threads

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from test_compare import Recorder  # wraps engine.train, records each run's splits
 
-from monai_multifair.benchmark import CompareConfig, compare
-from monai_multifair.benchmark import tasks as task_module
-from monai_multifair.benchmark.statistics import corrected_resampled_t_interval, t_interval
 from monai_multifair.cli import main
+from monai_multifair.comparison import CompareConfig, compare
+from monai_multifair.comparison import tasks as task_module
+from monai_multifair.comparison.statistics import corrected_resampled_t_interval, t_interval
 from monai_multifair.config import load_config
 from monai_multifair.data import build_datasets
 from monai_multifair.errors import MultiFairError

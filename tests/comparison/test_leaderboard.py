@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monai_multifair.benchmark import MIN_SEEDS, SUITE, CompareConfig, RunStore
-from monai_multifair.benchmark.comparison import ArmPlan
-from monai_multifair.benchmark.leaderboard import summarize, to_html, to_markdown
+from monai_multifair.comparison import MIN_SEEDS, SUITE, CompareConfig, RunStore
+from monai_multifair.comparison.leaderboard import summarize, to_html, to_markdown
+from monai_multifair.comparison.runner import ArmPlan
 
 METRICS = ("auc", "es_auc", "worst_group_auc", "dpd", "deodds")
 

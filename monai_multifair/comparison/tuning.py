@@ -75,7 +75,7 @@ def open_storage(url: str | None, output: Path) -> Any:
         return JournalStorage(JournalFileBackend(str(output / "optuna.journal")))
     import sqlalchemy as sa
 
-    from monai_multifair.benchmark.run_store import _reason, _safe_url, schema_lock
+    from monai_multifair.comparison.run_store import _reason, _safe_url, schema_lock
 
     try:
         engine = sa.create_engine(url)
@@ -169,7 +169,7 @@ def select_trial(trials: list[Mapping[str, Any]], metric: str, auc_guard: float)
 
     ``metric="distance_to_optimal"`` (MEDFAIR's DTO, smaller is better) is computed among the eligible
     trials from their per-group validation AUCs (``validation["group_auc"]``), with the utopia point of
-    those trials (:func:`~monai_multifair.benchmark.pareto.distance_to_optimal`).
+    those trials (:func:`~monai_multifair.comparison.pareto.distance_to_optimal`).
 
     Args:
         trials: ``{"number", "options", "validation": {metric: value, "group_auc": {group: AUC}}}`` per
@@ -196,7 +196,7 @@ def select_trial(trials: list[Mapping[str, Any]], metric: str, auc_guard: float)
     best_auc = max(value(t, "auc") for t in defined)
     eligible = [t for t in defined if value(t, "auc") >= best_auc - auc_guard]
     if metric == "distance_to_optimal":
-        from monai_multifair.benchmark.pareto import distance_to_optimal
+        from monai_multifair.comparison.pareto import distance_to_optimal
 
         groups = [dict(t["validation"].get("group_auc") or {}) for t in eligible]
         distances = distance_to_optimal(groups) if any(groups) else [math.nan] * len(eligible)

@@ -1,6 +1,6 @@
 """One comparison worker for the shared-store tests, run as its own process:
 
-    python tests/benchmark/_store_worker.py SPEC.json
+    python tests/comparison/_store_worker.py SPEC.json
 
 SPEC holds ``config`` (a compare config document), ``output``, ``store``, ``lease_s``, ``log`` (a file
 that receives ``start KEY`` before and ``done KEY`` after every run this worker trains) and
@@ -14,8 +14,8 @@ import json
 import sys
 import time
 
-from monai_multifair.benchmark import CompareConfig, compare
-from monai_multifair.benchmark import tasks as task_module
+from monai_multifair.comparison import CompareConfig, compare
+from monai_multifair.comparison import tasks as task_module
 
 
 def main(path: str) -> None:

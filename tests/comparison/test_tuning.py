@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from monai_multifair.benchmark import select_trial
-from monai_multifair.benchmark.tuning import is_empty_space
+from monai_multifair.comparison import select_trial
+from monai_multifair.comparison.tuning import is_empty_space
 from monai_multifair.errors import MultiFairError
 from monai_multifair.plugins import get_method_spec
 

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from monai_multifair.benchmark.comparison import THREAD_ENV, _init_worker, _thread_environment, usable_cores
-from monai_multifair.benchmark.eta import RunTimeEstimator
+from monai_multifair.comparison.eta import RunTimeEstimator
+from monai_multifair.comparison.runner import THREAD_ENV, _init_worker, _thread_environment, usable_cores
 
 
 class FakeClock:

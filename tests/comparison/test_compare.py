@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monai_multifair.benchmark import CompareConfig, RunStore, compare
-from monai_multifair.benchmark import tasks as task_module
 from monai_multifair.cli import main
+from monai_multifair.comparison import CompareConfig, RunStore, compare
+from monai_multifair.comparison import tasks as task_module
 from monai_multifair.data import build_datasets
 from monai_multifair.errors import MultiFairError
 
@@ -211,9 +211,9 @@ def test_command_line_errors_name_the_problem(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_default_methods_are_every_training_method_of_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    from monai_multifair.benchmark import compare_config
     from monai_multifair.cli import build_parser
     from monai_multifair.cli.compare_command import build_config
+    from monai_multifair.comparison import compare_config
     from monai_multifair.plugins import list_methods
 
     training = [spec.name for spec in list_methods("training")]

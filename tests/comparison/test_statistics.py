@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monai_multifair.benchmark import (
+from monai_multifair.comparison import (
     corrected_resampled_t_interval,
     mean_ranks,
     paired_t_interval,

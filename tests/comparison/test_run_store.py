@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monai_multifair.benchmark import RunStore, config_hash
+from monai_multifair.comparison import RunStore, config_hash
 from monai_multifair.errors import MultiFairError
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from test_compare import TINY  # the tiny comparison: erm (untuned) and groupdro (2 trials), 2 seeds: 6 runs
 
-from monai_multifair.benchmark import CompareConfig, RunStore, SQLRunStore, compare
-from monai_multifair.benchmark import tasks as task_module
 from monai_multifair.cli import main
+from monai_multifair.comparison import CompareConfig, RunStore, SQLRunStore, compare
+from monai_multifair.comparison import tasks as task_module
 from monai_multifair.errors import MultiFairError
 
 ROOT = Path(__file__).resolve().parents[2]

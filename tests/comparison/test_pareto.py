@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from monai_multifair.benchmark import CompareConfig, select_trial
-from monai_multifair.benchmark.pareto import distance_to_optimal, pareto_front
+from monai_multifair.comparison import CompareConfig, select_trial
+from monai_multifair.comparison.pareto import distance_to_optimal, pareto_front
 from monai_multifair.errors import MultiFairError
 
 

@@ -2,11 +2,11 @@
 differences to the baseline, the cost; across data sets, mean ranks and the issue's targets; written as
 ``results.json``, ``leaderboard.md`` and a self-contained ``leaderboard.html``.
 
-Intervals: over the seeds of a ``"seeds"`` data set, Student-t (:func:`~monai_multifair.benchmark.paired_t_interval`
+Intervals: over the seeds of a ``"seeds"`` data set, Student-t (:func:`~monai_multifair.comparison.paired_t_interval`
 for differences); over the folds of a ``"cv"`` data set, the corrected resampled t
-(:func:`~monai_multifair.benchmark.corrected_resampled_t_interval`, ``n_test / n_train = 1 / (K - 1)``).
+(:func:`~monai_multifair.comparison.corrected_resampled_t_interval`, ``n_test / n_train = 1 / (K - 1)``).
 A difference is *significant* when its interval excludes 0 and it has at least
-:data:`~monai_multifair.benchmark.statistics.MIN_SEEDS` paired values; with fewer, no ▲/▼ is shown and the
+:data:`~monai_multifair.comparison.statistics.MIN_SEEDS` paired values; with fewer, no ▲/▼ is shown and the
 first paragraph says that the numbers cannot name a method. Every interval is cut at its quantity's
 range (``[0, 1]`` for a metric, ``[-1, 1]`` for a difference) and marked † where the t interval reached
 past it.
@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from monai_multifair.benchmark.statistics import (
+from monai_multifair.comparison.statistics import (
     MIN_SEEDS,
     corrected_resampled_t_interval,
     mean_ranks,
     t_interval,
 )
-from monai_multifair.benchmark.tasks import split_protocol
+from monai_multifair.comparison.tasks import split_protocol
 from monai_multifair.engine.outputs import HEADLINE_METRICS, json_ready
 from monai_multifair.engine.run_table import LOWER_IS_BETTER
 from monai_multifair.report.plots import figure_png, save_png
@@ -68,7 +68,7 @@ def _interval(
     values: Sequence[float], ratio: float | None, level: float, bounds: tuple[float, float] = METRIC_BOUNDS
 ) -> dict[str, Any]:
     """Student-t over runs that share their test rows (``ratio`` None); the corrected resampled t when
-    the split varies, with ``ratio = n_test / n_train`` (:func:`~monai_multifair.benchmark.tasks.split_protocol`)."""
+    the split varies, with ``ratio = n_test / n_train`` (:func:`~monai_multifair.comparison.tasks.split_protocol`)."""
     if ratio is not None:
         return corrected_resampled_t_interval(values, ratio, level=level, bounds=bounds)
     return t_interval(values, level=level, bounds=bounds)
@@ -121,9 +121,9 @@ def summarize(
     """The ``results.json`` content of a comparison.
 
     Args:
-        store: the :class:`~monai_multifair.benchmark.RunStore`.
-        config: the :class:`~monai_multifair.benchmark.CompareConfig`.
-        plans: the arm plans (data set, arm, selection) of :func:`~monai_multifair.benchmark.compare`.
+        store: the :class:`~monai_multifair.comparison.RunStore`.
+        config: the :class:`~monai_multifair.comparison.CompareConfig`.
+        plans: the arm plans (data set, arm, selection) of :func:`~monai_multifair.comparison.compare`.
         keys: ``{"<data set>/<arm>": [store key of final run k, ...]}`` (default: every final row of the
             arm on the data set, in seed order).
     """
@@ -287,7 +287,7 @@ def recommendation(
 
     The candidate is the arm with the best mean ES-AUC rank. It is *recommended* when it is not the
     baseline, beats the baseline significantly on ES-AUC (paired interval above 0 with at least
-    :data:`~monai_multifair.benchmark.statistics.MIN_SEEDS` seeds) on at least one data set, is
+    :data:`~monai_multifair.comparison.statistics.MIN_SEEDS` seeds) on at least one data set, is
     significantly worse on none, and loses no more than 0.5 point of mean AUC anywhere; the strength is
     ``"strong"`` when it wins on at least half the data sets, else ``"weak"``. Otherwise there is no clear
     winner: with fewer seeds than ``MIN_SEEDS`` (or a quick run) always, and the text says why.
@@ -743,14 +743,14 @@ def to_html(results: Mapping[str, Any]) -> str:
 def write_outputs(results: Mapping[str, Any], output: Path, *, pareto: bool = False) -> dict[str, Path]:
     """Write ``results.json``, ``leaderboard.md`` and ``leaderboard.html`` into ``output``; with ``pareto``,
     also ``pareto-<data set>.png`` per data set with tuning trials
-    (:func:`~monai_multifair.benchmark.pareto.pareto_plot`), linked from both pages."""
+    (:func:`~monai_multifair.comparison.pareto.pareto_plot`), linked from both pages."""
     files = {
         "results": output / "results.json",
         "markdown": output / "leaderboard.md",
         "html": output / "leaderboard.html",
     }
     if pareto:
-        from monai_multifair.benchmark.pareto import pareto_plot
+        from monai_multifair.comparison.pareto import pareto_plot
 
         results = {**results, "pareto": {}}
         for name, trials in results.get("tuning", {}).items():

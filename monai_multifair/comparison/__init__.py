@@ -1,7 +1,7 @@
 """``multifair compare``: which fairness method to use, measured on a suite of data sets.
 
 ```python
-from monai_multifair.benchmark import CompareConfig, compare
+from monai_multifair.comparison import CompareConfig, compare
 
 config = CompareConfig.from_dict(
     {"methods": ["erm", "multifair", "groupdro"], "datasets": ["cohort", "ad_data"], "seeds": 20, "trials": 20}
@@ -21,45 +21,45 @@ known by name.
 from typing import TYPE_CHECKING
 
 from monai_multifair._lazy import lazy_exports
-from monai_multifair.benchmark.compare_config import (
+from monai_multifair.comparison.compare_config import (
     CompareConfig,
     DatasetEntry,
     MethodEntry,
     SelectionRule,
     load_compare_config,
 )
-from monai_multifair.benchmark.suite import SUITE, SuiteDataset, get_suite_dataset
+from monai_multifair.comparison.suite import SUITE, SuiteDataset, get_suite_dataset
 
 # The runner, the store, the statistics and the tuning import torch, scipy or Optuna: their names are
 # imported on first use (PEP 562), so that a bad compare.yaml or flag is reported without loading them.
 _LAZY = {
-    "compare": "monai_multifair.benchmark.comparison",
-    "summarize": "monai_multifair.benchmark.leaderboard",
-    "write_outputs": "monai_multifair.benchmark.leaderboard",
-    "MIN_SEEDS": "monai_multifair.benchmark.statistics",
-    "RunStore": "monai_multifair.benchmark.run_store",
-    "SQLRunStore": "monai_multifair.benchmark.run_store",
-    "open_run_store": "monai_multifair.benchmark.run_store",
-    "config_hash": "monai_multifair.benchmark.run_store",
-    "corrected_resampled_t_interval": "monai_multifair.benchmark.statistics",
-    "mean_ranks": "monai_multifair.benchmark.statistics",
-    "paired_t_interval": "monai_multifair.benchmark.statistics",
-    "t_interval": "monai_multifair.benchmark.statistics",
-    "select_trial": "monai_multifair.benchmark.tuning",
+    "compare": "monai_multifair.comparison.runner",
+    "summarize": "monai_multifair.comparison.leaderboard",
+    "write_outputs": "monai_multifair.comparison.leaderboard",
+    "MIN_SEEDS": "monai_multifair.comparison.statistics",
+    "RunStore": "monai_multifair.comparison.run_store",
+    "SQLRunStore": "monai_multifair.comparison.run_store",
+    "open_run_store": "monai_multifair.comparison.run_store",
+    "config_hash": "monai_multifair.comparison.run_store",
+    "corrected_resampled_t_interval": "monai_multifair.comparison.statistics",
+    "mean_ranks": "monai_multifair.comparison.statistics",
+    "paired_t_interval": "monai_multifair.comparison.statistics",
+    "t_interval": "monai_multifair.comparison.statistics",
+    "select_trial": "monai_multifair.comparison.tuning",
 }
 
 if TYPE_CHECKING:
-    from monai_multifair.benchmark.comparison import compare
-    from monai_multifair.benchmark.leaderboard import summarize, write_outputs
-    from monai_multifair.benchmark.run_store import RunStore, SQLRunStore, config_hash, open_run_store
-    from monai_multifair.benchmark.statistics import (
+    from monai_multifair.comparison.leaderboard import summarize, write_outputs
+    from monai_multifair.comparison.run_store import RunStore, SQLRunStore, config_hash, open_run_store
+    from monai_multifair.comparison.runner import compare
+    from monai_multifair.comparison.statistics import (
         MIN_SEEDS,
         corrected_resampled_t_interval,
         mean_ranks,
         paired_t_interval,
         t_interval,
     )
-    from monai_multifair.benchmark.tuning import select_trial
+    from monai_multifair.comparison.tuning import select_trial
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monai_multifair.benchmark.suite import SuiteDataset, get_suite_dataset
+from monai_multifair.comparison.suite import SuiteDataset, get_suite_dataset
 from monai_multifair.config.validation import dump_yaml, load_yaml_text
 from monai_multifair.errors import MultiFairError, close_match_hint
+from monai_multifair.plugins import get_method_spec, list_methods
 
 __all__ = [
     "SELECTION_METRICS",
@@ -103,8 +104,6 @@ class MethodEntry:
 
     def check_registered(self, path: str) -> None:
         """Raise unless :attr:`name` is a training method of the registry (``multifair plugins``)."""
-        from monai_multifair.plugins import get_method_spec
-
         try:
             get_method_spec(self.name, "training")
         except MultiFairError as err:
@@ -114,7 +113,7 @@ class MethodEntry:
         return {"name": self.name, "label": self.label, "options": dict(self.options), "tune": self.tune}
 
 
-#: How the final runs of a data set differ (see :mod:`~monai_multifair.benchmark.tasks`).
+#: How the final runs of a data set differ (see :mod:`~monai_multifair.comparison.tasks`).
 PROTOCOLS: tuple[str, ...] = ("seeds", "cv", "holdout")
 
 
@@ -129,7 +128,7 @@ class DatasetEntry:
         overrides: ``key.path=value`` overrides applied to the data set's config.
         protocol: ``"seeds"`` (final runs differ by seed), ``"cv"`` (repeated k-fold) or ``"holdout"``
             (a stratified hold-out re-drawn per seed); the last two need a source whose rows can be
-            re-split (see :mod:`~monai_multifair.benchmark.tasks`).
+            re-split (see :mod:`~monai_multifair.comparison.tasks`).
         folds: folds of the ``"cv"`` protocol.
     """
 
@@ -210,7 +209,7 @@ class SelectionRule:
     ``"distance_to_optimal"`` is MEDFAIR's criterion (Zong et al., ICLR 2023): the smallest Euclidean
     distance of a trial's per-group validation AUCs, each divided by the best AUC of that group among the
     eligible trials, to the all-ones utopia point
-    (:func:`~monai_multifair.benchmark.pareto.distance_to_optimal`). MEDFAIR shows that the selection
+    (:func:`~monai_multifair.comparison.pareto.distance_to_optimal`). MEDFAIR shows that the selection
     criterion changes the fairness outcome significantly; the leaderboard states the one used.
 
     Attributes:
@@ -243,8 +242,6 @@ def registered_training_methods() -> list[str]:
 
     Loads the plugins, and with them torch.
     """
-    from monai_multifair.plugins import list_methods
-
     return [spec.name for spec in list_methods("training")]
 
 
