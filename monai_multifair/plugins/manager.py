@@ -22,10 +22,9 @@ import importlib.metadata
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from torch import nn
 
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins import hookspecs
@@ -40,6 +39,9 @@ from monai_multifair.plugins.registry import (
     PluginLoadFailure,
     describe_exception,
 )
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: Entry-point group third-party distributions declare their plugin modules in.
 ENTRY_POINT_GROUP = "monai_multifair.encoders"

@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins.data_source_spec import DataSourceSpec
 from monai_multifair.plugins.encoder_spec import MODALITIES, EncoderSpec
@@ -25,6 +23,7 @@ from monai_multifair.plugins.method_spec import METHOD_KINDS, MethodSpec
 
 if TYPE_CHECKING:
     import pluggy
+    from torch import nn
 
 
 class PluginLoadWarning(UserWarning):
@@ -214,6 +213,8 @@ class EncoderRegistry(SpecRegistry):
                 f"encoder {name!r} (plugin {spec.plugin!r}) could not be built from options "
                 f"{sorted(options)}: {exc}"
             ) from exc
+        from torch import nn  # here, not at the top: listing and config checks never load torch
+
         if not isinstance(module, nn.Module):
             raise MultiFairError(
                 f"expected the factory of encoder {name!r} (plugin {spec.plugin!r}) to return a "

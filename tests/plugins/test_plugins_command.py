@@ -64,7 +64,8 @@ def test_json_and_modality_filter(builtins_only, capsys):
     assert listed == [spec.name for spec in list_methods()]  # the built-ins, the registry's order
     assert {"erm", "fis", "groupdro", "multifair", "threshold-optimizer"} <= set(listed)
     sources = {d["name"]: d for d in document["data_sources"]}
-    assert sources["support2"]["split"] == "rows" and sources["manifest"]["split"] == "fixed"
+    assert sources["support2"]["split"] == "rows" and sources["manifest"]["split"] == "rows"
+    assert sources["fairvision"]["split"] == "fixed" and sources["synthetic"]["split"] == "generated"
     assert sources["synthetic"]["modalities"] == {"fundus": "image", "notes": "text", "vitals": "tabular"}
     (fis,) = [m for m in document["methods"] if m["name"] == "fis"]
     assert fis["kind"] == "training" and fis["options"]["scaling_coefficient"] == 0.5
