@@ -115,6 +115,115 @@ def _ran_sentence(ran: Mapping[str, Any]) -> str:
     )
 
 
+def _final_rows(
+    store: Any, entry: Any, label: str, keys: Mapping[str, list[str]] | None
+) -> list[dict[str, Any]]:
+    """The final runs of arm ``label`` on data set ``entry``: those ``keys`` names, or every one by seed."""
+    if keys is not None:
+        rows = [store.get(k) for k in keys.get(f"{entry.name}/{label}", [])]  # no selection yet: none
+        return [r for r in rows if r is not None]
+    return sorted(store.rows(phase="final", dataset=entry.name, method=label), key=lambda r: r["seed"])
+
+
+def _selection_record(plan: Any) -> dict[str, Any]:
+    """What tuning chose for an arm (method, options, rule, trial, its validation metrics)."""
+    return {
+        "method": plan.method.name,
+        "options": plan.selected.get("options", {}),
+        "rule": plan.selected.get("rule"),
+        "trial": plan.selected.get("number"),
+        "validation": plan.selected.get("validation", {}),
+    }
+
+
+def _arm_statistics(
+    rows: Sequence[Mapping[str, Any]],
+    base_rows: Mapping[int, Mapping[str, Any]],
+    ratio: float | None,
+    level: float,
+) -> dict[str, Any]:
+    """One arm on one data set: intervals of each metric (test and validation) and of each group's AUC,
+    paired differences to the baseline (same seed), epoch cost against it, post-processed metrics."""
+    arm: dict[str, Any] = {"runs": len(rows), "seeds": [r["seed"] for r in rows]}
+    for metric in HEADLINE_METRICS:
+        arm[metric] = _interval([_value(r, metric) for r in rows], ratio, level)
+        arm[f"val_{metric}"] = _interval([_value(r, metric, "validation") for r in rows], ratio, level)
+    groups = sorted({g for r in rows for g in r["metrics"].get("group_auc", {})})
+    arm["group_auc"] = {
+        g: _interval([float(r["metrics"]["group_auc"].get(g) or math.nan) for r in rows], ratio, level)
+        for g in groups
+    }
+    paired = [(r, base_rows[r["seed"]]) for r in rows if r["seed"] in base_rows]
+    arm["difference"] = {
+        metric: _interval(
+            [_value(a, metric) - _value(b, metric) for a, b in paired], ratio, level, _DIFF_BOUNDS
+        )
+        for metric in HEADLINE_METRICS
+    }
+    for field, cost in (("epoch_s", "epoch_cost"), ("epoch_cpu_s", "epoch_cpu_cost")):
+        base = _nanmedian([_epoch_seconds(r, field) for r in base_rows.values()])
+        arm[field] = _nanmedian([_epoch_seconds(r, field) for r in rows])
+        arm[cost] = arm[field] / base if base > 0 else math.nan
+    post = [r["metrics"]["postprocessing"] for r in rows if "postprocessing" in r["metrics"]]
+    if post:
+        arm["postprocessed"] = {
+            m: _interval([float(p.get(m) if p.get(m) is not None else math.nan) for p in post], ratio, level)
+            for m in ("accuracy", "dpd", "deodds")
+        }
+    return arm
+
+
+def _tuning_points(store: Any, entry: Any, plan: Any) -> list[dict[str, Any]]:
+    """The tuning trials of one arm as points (validation AUC, ES-AUC, whether it was chosen)."""
+    chosen = (plan.selected or {}).get("config_hash")
+    return [
+        {
+            "trial": r.get("trial"),
+            "auc": _value(r, "auc"),
+            "es_auc": _value(r, "es_auc"),
+            "selected": chosen is not None and r.get("config_hash") == chosen,
+        }
+        for r in sorted(
+            store.rows(phase="tune", dataset=entry.name, method=plan.method.label),
+            key=lambda r: (r.get("trial") is None, r.get("trial") or 0),
+        )
+    ]
+
+
+def _dataset_summary(entry: Any, rows_of: Mapping[str, list[dict[str, Any]]], config: Any) -> dict[str, Any]:
+    """One data set of ``results.json``: what varied, what ran, and every arm's statistics."""
+    protocol = split_protocol(entry, config.quick)
+    ratio = protocol["ratio"]
+    base_rows = {r["seed"]: r for r in rows_of.get(config.baseline, [])}
+    arms = {label: _arm_statistics(rows, base_rows, ratio, config.level) for label, rows in rows_of.items()}
+    ran = _what_ran([r for rows in rows_of.values() for r in rows])
+    about = entry.suite.description if entry.suite else f"config {entry.config}"
+    if entry.suite and config.quick:
+        about = f"at full size (not what ran here): {about}"
+    return {
+        "protocol": entry.protocol,
+        "folds": entry.folds,
+        "varies": protocol["varies"],
+        "interval": "corrected resampled t" if ratio is not None else "Student-t",
+        "ran": ran,
+        "description": f"{_ran_sentence(ran)}. Data: {about}" if ran else about,
+        "effect": entry.suite.effect if entry.suite else "",
+        "arms": arms,
+    }
+
+
+def _mean_table(
+    per_dataset: Mapping[str, Any], labels: Sequence[str], name: str
+) -> dict[str, dict[str, float]]:
+    """``{data set: {arm: mean}}`` over the arms with final runs (data sets with fewer than two: left out)."""
+    out = {}
+    for d, data in per_dataset.items():
+        values = {a: data["arms"][a][name]["mean"] for a in labels if data["arms"].get(a, {}).get("runs")}
+        if len(values) >= 2:
+            out[d] = values
+    return out
+
+
 def summarize(
     store: Any, config: Any, plans: Sequence[Any], keys: Mapping[str, list[str]] | None = None
 ) -> dict[str, Any]:
@@ -127,120 +236,29 @@ def summarize(
         keys: ``{"<data set>/<arm>": [store key of final run k, ...]}`` (default: every final row of the
             arm on the data set, in seed order).
     """
-    level = config.level
     baseline = config.baseline
     per_dataset: dict[str, Any] = {}
     selected: dict[str, Any] = {}
     tuning: dict[str, dict[str, list[dict[str, Any]]]] = {}  # data set -> arm -> trial points
     for entry in config.datasets:
-        protocol = split_protocol(entry, config.quick)
-        ratio = protocol["ratio"]
-        arms: dict[str, Any] = {}
-        rows_of: dict[str, list[dict[str, Any]]] = {}
-        for plan in (p for p in plans if p.dataset.name == entry.name):
-            label = plan.method.label
-            if keys is not None:
-                rows = [store.get(k) for k in keys.get(f"{entry.name}/{label}", [])]  # no selection yet: none
-                rows = [r for r in rows if r is not None]
-            else:
-                rows = sorted(
-                    store.rows(phase="final", dataset=entry.name, method=label), key=lambda r: r["seed"]
-                )
-            rows_of[label] = rows
+        entry_plans = [p for p in plans if p.dataset.name == entry.name]
+        rows_of = {p.method.label: _final_rows(store, entry, p.method.label, keys) for p in entry_plans}
+        for plan in entry_plans:
             if plan.selected is not None:
-                selected.setdefault(entry.name, {})[label] = {
-                    "method": plan.method.name,
-                    "options": plan.selected.get("options", {}),
-                    "rule": plan.selected.get("rule"),
-                    "trial": plan.selected.get("number"),
-                    "validation": plan.selected.get("validation", {}),
-                }
-        base_rows = {r["seed"]: r for r in rows_of.get(baseline, [])}
-        base_epoch = _nanmedian([_epoch_seconds(r) for r in base_rows.values()])
-        base_cpu = _nanmedian([_epoch_seconds(r, "epoch_cpu_s") for r in base_rows.values()])
-        for label, rows in rows_of.items():
-            arm: dict[str, Any] = {"runs": len(rows), "seeds": [r["seed"] for r in rows]}
-            for metric in HEADLINE_METRICS:
-                arm[metric] = _interval([_value(r, metric) for r in rows], ratio, level)
-                arm[f"val_{metric}"] = _interval(
-                    [_value(r, metric, "validation") for r in rows], ratio, level
-                )
-            groups = sorted({g for r in rows for g in r["metrics"].get("group_auc", {})})
-            arm["group_auc"] = {
-                g: _interval(
-                    [float(r["metrics"]["group_auc"].get(g) or math.nan) for r in rows], ratio, level
-                )
-                for g in groups
-            }
-            paired = [(r, base_rows[r["seed"]]) for r in rows if r["seed"] in base_rows]
-            arm["difference"] = {
-                metric: _interval(
-                    [_value(a, metric) - _value(b, metric) for a, b in paired], ratio, level, _DIFF_BOUNDS
-                )
-                for metric in HEADLINE_METRICS
-            }
-            epoch = _nanmedian([_epoch_seconds(r) for r in rows])
-            arm["epoch_s"] = epoch
-            arm["epoch_cost"] = epoch / base_epoch if base_epoch > 0 else math.nan
-            cpu = _nanmedian([_epoch_seconds(r, "epoch_cpu_s") for r in rows])
-            arm["epoch_cpu_s"] = cpu
-            arm["epoch_cpu_cost"] = cpu / base_cpu if base_cpu > 0 else math.nan
-            post = [r["metrics"]["postprocessing"] for r in rows if "postprocessing" in r["metrics"]]
-            if post:
-                arm["postprocessed"] = {
-                    m: _interval(
-                        [float(p.get(m) if p.get(m) is not None else math.nan) for p in post], ratio, level
-                    )
-                    for m in ("accuracy", "dpd", "deodds")
-                }
-            arms[label] = arm
-        for plan in (p for p in plans if p.dataset.name == entry.name):
-            chosen = (plan.selected or {}).get("config_hash")
-            points = [
-                {
-                    "trial": r.get("trial"),
-                    "auc": _value(r, "auc"),
-                    "es_auc": _value(r, "es_auc"),
-                    "selected": chosen is not None and r.get("config_hash") == chosen,
-                }
-                for r in sorted(
-                    store.rows(phase="tune", dataset=entry.name, method=plan.method.label),
-                    key=lambda r: (r.get("trial") is None, r.get("trial") or 0),
-                )
-            ]
+                selected.setdefault(entry.name, {})[plan.method.label] = _selection_record(plan)
+            points = _tuning_points(store, entry, plan)
             if points:
                 tuning.setdefault(entry.name, {})[plan.method.label] = points
-        ran = _what_ran([r for rows in rows_of.values() for r in rows])
-        about = entry.suite.description if entry.suite else f"config {entry.config}"
-        if entry.suite and config.quick:
-            about = f"at full size (not what ran here): {about}"
-        per_dataset[entry.name] = {
-            "protocol": entry.protocol,
-            "folds": entry.folds,
-            "varies": protocol["varies"],
-            "interval": "corrected resampled t" if ratio is not None else "Student-t",
-            "ran": ran,
-            "description": f"{_ran_sentence(ran)}. Data: {about}" if ran else about,
-            "effect": entry.suite.effect if entry.suite else "",
-            "arms": arms,
-        }
+        per_dataset[entry.name] = _dataset_summary(entry, rows_of, config)
     labels = [m.label for m in config.methods]
-
-    def table(name: str) -> dict[str, dict[str, float]]:
-        """``{data set: {arm: mean}}`` over the arms with final runs (data sets with fewer than two: left out)."""
-        out = {}
-        for d, data in per_dataset.items():
-            values = {a: data["arms"][a][name]["mean"] for a in labels if data["arms"].get(a, {}).get("runs")}
-            if len(values) >= 2:
-                out[d] = values
-        return out
-
     ranks = {
-        metric: mean_ranks(table(metric), higher_is_better=metric not in LOWER_IS_BETTER)
+        metric: mean_ranks(
+            _mean_table(per_dataset, labels, metric), higher_is_better=metric not in LOWER_IS_BETTER
+        )
         for metric in HEADLINE_METRICS
     }
     validation_ranks = {
-        metric: mean_ranks(table(f"val_{metric}"), higher_is_better=True)
+        metric: mean_ranks(_mean_table(per_dataset, labels, f"val_{metric}"), higher_is_better=True)
         for metric in ("auc", "es_auc", "worst_group_auc")
     }
     expected = config.seeds
@@ -430,14 +448,14 @@ def _sig(entry: Mapping[str, Any], lower_better: bool) -> str:
     return " ▲" if (sign > 0) != lower_better else " ▼"
 
 
-def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """``(title, note, headers, rows)`` of every table, shared by Markdown and HTML."""
-    settings = results["settings"]
-    baseline = settings["baseline"]
-    out = []
-    labels = [m["label"] for m in settings["methods"]]
+_Table = tuple[str, str, list[str], list[list[str]]]
+
+
+def _rank_table(results: Mapping[str, Any]) -> _Table:
+    """Mean ranks across data sets, with the targets' columns."""
+    baseline = results["settings"]["baseline"]
     rank_rows = []
-    for label in labels:
+    for label in (m["label"] for m in results["settings"]["methods"]):
         row = [label]
         for metric in HEADLINE_METRICS:
             r = results["ranks"][metric].get(label)
@@ -446,86 +464,91 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
         row.append("" if t is None else f"{len(t['significantly_better_es_and_worst_group'])}")
         row.append("" if t is None else ", ".join(t["auc_more_than_half_point_worse"]) or "none")
         rank_rows.append(row)
-    out.append(
-        (
-            "Mean rank across data sets",
-            "1 = best; per data set the arms are ranked on the mean test metric, then ranks are averaged over "
-            f"the data sets with final runs ({_ranked(results)}). Last columns: data sets where the arm beats `{baseline}` "
-            "significantly on both ES-AUC and worst-group AUC, and those where its mean AUC is more than 0.5 "
-            "point below.",
-            [
-                "arm",
-                *[f"{_NAMES[m]} rank" for m in HEADLINE_METRICS],
-                f"sig. better than {baseline}",
-                "AUC > 0.5 pt worse",
-            ],
-            rank_rows,
-        )
-    )
-    for name, data in results["datasets"].items():
-        headers = [
+    return (
+        "Mean rank across data sets",
+        "1 = best; per data set the arms are ranked on the mean test metric, then ranks are averaged over "
+        f"the data sets with final runs ({_ranked(results)}). Last columns: data sets where the arm beats `{baseline}` "
+        "significantly on both ES-AUC and worst-group AUC, and those where its mean AUC is more than 0.5 "
+        "point below.",
+        [
             "arm",
-            *(_NAMES[m] for m in HEADLINE_METRICS),
-            f"Δ ES-AUC vs {baseline}",
-            "Δ worst-group AUC",
-            "Δ AUC",
-            _cost_header(data),
-        ]
-        rows = []
-        for label, arm in data["arms"].items():
-            row = [f"{label} ({arm['runs']})"]
-            row += [_num(arm[m]) for m in HEADLINE_METRICS]
-            if label == baseline:
-                row += ["", "", ""]
-            else:
-                row += [
-                    _num(arm["difference"][m], True) + _sig(arm["difference"][m], m in LOWER_IS_BETTER)
-                    for m in ("es_auc", "worst_group_auc", "auc")
-                ]
-            row.append(_cost_cell(arm, _cpu_cost(data)))
-            rows.append(row)
-        protocol = f"across runs {data['varies']}; {data['interval']} intervals"
-        fewest = min((arm["runs"] for arm in data["arms"].values()), default=0)
-        marks = (
-            f"▲/▼: the paired difference's interval excludes 0 (better/worse), shown from {MIN_SEEDS} runs on"
-            if fewest >= MIN_SEEDS
-            else f"No ▲/▼: fewer than {MIN_SEEDS} runs per arm, too few to call a difference significant"
-        )
-        note = (
-            f"{data['description']}. {data['effect']}{'.' if data['effect'] else ''} Test metrics of the final runs "
-            f"(in brackets after each arm: how many), mean [{int(results['settings']['level'] * 100)}% interval]; "
-            f"{protocol}; †: the t interval reached past the metric's range and is cut at its bound (too few "
-            f"runs for a t interval to be trusted). {marks}. {_cost_note(data)}"
-        )
-        out.append((f"Data set `{name}`", note, headers, rows))
-        groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
-        if groups:
-            out.append(
-                (
-                    f"`{name}`: AUC per group",
-                    "",
-                    ["arm", *groups],
-                    [
-                        [label, *(_num(arm["group_auc"].get(g, {})) for g in groups)]
-                        for label, arm in data["arms"].items()
-                    ],
-                )
+            *[f"{_NAMES[m]} rank" for m in HEADLINE_METRICS],
+            f"sig. better than {baseline}",
+            "AUC > 0.5 pt worse",
+        ],
+        rank_rows,
+    )
+
+
+def _dataset_tables(results: Mapping[str, Any], name: str, data: Mapping[str, Any]) -> list[_Table]:
+    """One data set's tables: metrics with paired differences and cost, AUC per group, post-processing."""
+    baseline = results["settings"]["baseline"]
+    headers = [
+        "arm",
+        *(_NAMES[m] for m in HEADLINE_METRICS),
+        f"Δ ES-AUC vs {baseline}",
+        "Δ worst-group AUC",
+        "Δ AUC",
+        _cost_header(data),
+    ]
+    rows = []
+    for label, arm in data["arms"].items():
+        row = [f"{label} ({arm['runs']})"]
+        row += [_num(arm[m]) for m in HEADLINE_METRICS]
+        if label == baseline:
+            row += ["", "", ""]
+        else:
+            row += [
+                _num(arm["difference"][m], True) + _sig(arm["difference"][m], m in LOWER_IS_BETTER)
+                for m in ("es_auc", "worst_group_auc", "auc")
+            ]
+        row.append(_cost_cell(arm, _cpu_cost(data)))
+        rows.append(row)
+    protocol = f"across runs {data['varies']}; {data['interval']} intervals"
+    fewest = min((arm["runs"] for arm in data["arms"].values()), default=0)
+    marks = (
+        f"▲/▼: the paired difference's interval excludes 0 (better/worse), shown from {MIN_SEEDS} runs on"
+        if fewest >= MIN_SEEDS
+        else f"No ▲/▼: fewer than {MIN_SEEDS} runs per arm, too few to call a difference significant"
+    )
+    note = (
+        f"{data['description']}. {data['effect']}{'.' if data['effect'] else ''} Test metrics of the final runs "
+        f"(in brackets after each arm: how many), mean [{int(results['settings']['level'] * 100)}% interval]; "
+        f"{protocol}; †: the t interval reached past the metric's range and is cut at its bound (too few "
+        f"runs for a t interval to be trusted). {marks}. {_cost_note(data)}"
+    )
+    out: list[_Table] = [(f"Data set `{name}`", note, headers, rows)]
+    groups = sorted({g for arm in data["arms"].values() for g in arm["group_auc"]})
+    if groups:
+        out.append(
+            (
+                f"`{name}`: AUC per group",
+                "",
+                ["arm", *groups],
+                [
+                    [label, *(_num(arm["group_auc"].get(g, {})) for g in groups)]
+                    for label, arm in data["arms"].items()
+                ],
             )
-        post = [
-            (label, arm["postprocessed"]) for label, arm in data["arms"].items() if "postprocessed" in arm
-        ]
-        if post:
-            out.append(
-                (
-                    f"`{name}`: after the post-processing",
-                    "Decisions of the post-processor fitted on validation (AUCs are unchanged).",
-                    ["arm", "accuracy", "DPD", "DEOdds"],
-                    [
-                        [f"{label} + post", *(_num(p[m]) for m in ("accuracy", "dpd", "deodds"))]
-                        for label, p in post
-                    ],
-                )
+        )
+    post = [(label, arm["postprocessed"]) for label, arm in data["arms"].items() if "postprocessed" in arm]
+    if post:
+        out.append(
+            (
+                f"`{name}`: after the post-processing",
+                "Decisions of the post-processor fitted on validation (AUCs are unchanged).",
+                ["arm", "accuracy", "DPD", "DEOdds"],
+                [
+                    [f"{label} + post", *(_num(p[m]) for m in ("accuracy", "dpd", "deodds"))]
+                    for label, p in post
+                ],
             )
+        )
+    return out
+
+
+def _selection_table(results: Mapping[str, Any]) -> _Table:
+    """The configuration tuning chose for each tuned arm on each data set."""
     sel_rows = []
     for name, arms in results["selected"].items():
         for label, chosen in arms.items():
@@ -542,14 +565,20 @@ def _tables(results: Mapping[str, Any]) -> list[tuple[str, str, list[str], list[
                     chosen.get("rule") or "",
                 ]
             )
-    out.append(
-        (
-            "Chosen configuration of each arm",
-            "Selected on the validation split of the tuning runs (seed 0), never on test.",
-            ["data set", "arm", "options", "trial", "val ES-AUC", "val AUC", "rule"],
-            sel_rows,
-        )
+    return (
+        "Chosen configuration of each arm",
+        "Selected on the validation split of the tuning runs (seed 0), never on test.",
+        ["data set", "arm", "options", "trial", "val ES-AUC", "val AUC", "rule"],
+        sel_rows,
     )
+
+
+def _tables(results: Mapping[str, Any]) -> list[_Table]:
+    """``(title, note, headers, rows)`` of every table, shared by Markdown and HTML."""
+    out = [_rank_table(results)]
+    for name, data in results["datasets"].items():
+        out += _dataset_tables(results, name, data)
+    out.append(_selection_table(results))
     return out
 
 
