@@ -163,3 +163,24 @@ def tiny_config():
         return load_config(TINY_YAML, list(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tabular_run_config():
+    """``tabular_run_config(data, {modality: n_features}) -> dict``: a small run config over table blocks
+    (a ``tabular-mlp`` of width 8 per block, fusion width 8, 2 epochs on the CPU, no bootstrap, no reports)."""
+
+    def make(data: dict, blocks: dict) -> dict:
+        return {
+            "data": data,
+            "encoders": {
+                m: {"name": "tabular-mlp", "options": {"in_features": n, "hidden_dims": [8]}}
+                for m, n in blocks.items()
+            },
+            "fusion": {"fusion_dim": 8, "num_heads": 2, "num_layers": 1},
+            "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.01, "device": "cpu"},
+            "evaluation": {"n_boot": 0},
+            "output": {"report_formats": [], "save_predictions": False},
+        }
+
+    return make

@@ -18,7 +18,6 @@ test rows.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 import shutil
@@ -188,14 +187,11 @@ def _split_overrides(entry: Any, config: RunConfig, settings: Mapping[str, Any])
     if entry.protocol == "holdout":
         seed = int(settings["seed"])
         return [f"{prefix}.folds=0", f"{prefix}.seed={seed}", f"{prefix}.test_seed={seed}"]
-    names = (
-        {f.name for f in dataclasses.fields(config.data.options)}
-        if config.data.options is not None
-        else set()
-    )
-    if "seed" in names:  # a generated cohort, or a table's train/val draw
+    if config.data.source_spec().split == "generated":  # a new cohort per seed
         return [f"data.{source}.seed={int(settings['seed'])}"]
-    if prefix is not None and _split_section(config) is not None:  # a re-split manifest: train/val
+    if (
+        prefix is not None and _split_section(config) is not None
+    ):  # a table's or re-split manifest's train/val
         return [f"{prefix}.seed={int(settings['seed'])}"]
     return []
 

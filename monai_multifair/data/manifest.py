@@ -20,7 +20,7 @@ from monai_multifair.data._arrays import (
 )
 from monai_multifair.data.attributes import AttributeCoding
 from monai_multifair.data.base import MultimodalDataset
-from monai_multifair.data.tables import TableSplit, split_rows
+from monai_multifair.data.tables import TableSplit, fit_standardization, split_rows
 from monai_multifair.errors import MultiFairError, close_match_hint
 from monai_multifair.plugins import DataSourceSpec, hookimpl
 
@@ -294,8 +294,7 @@ def fit_tabular_scaling(
             raise MultiFairError(
                 f"cannot standardise tabular modality {modality!r}: the training split has no row with its values"
             )
-        mean, std = present.mean(axis=0), present.std(axis=0)
-        out[modality] = (mean, np.where(std > 0, std, 1.0))
+        out[modality] = fit_standardization(present)
     return out
 
 
@@ -526,10 +525,8 @@ def _manifest_prepare(options: ManifestConfig, attributes: list[str]) -> dict[st
     when the training split is built (on its kept rows), then used by the other splits."""
     rows: dict[str, np.ndarray] | None = None
     if options.split is not None:
-        frame = _read_manifest(Path(options.path)) if Path(options.path).is_file() else None
-        if frame is None:
-            raise MultiFairError(f"manifest {options.path!r} does not exist")
-        _require_columns(frame, [*attributes, options.label_column], options.path, "attribute/label")
+        frame, source, _ = _load_frame(options.path, options.base_dir)
+        _require_columns(frame, [*attributes, options.label_column], source, "attribute/label")
         cells = frame[attributes].astype(object).where(frame[attributes].notna(), "")
         groups = cells.astype(str).agg("|".join, axis=1).to_numpy()
         rows = split_rows(frame[options.label_column].astype(str).to_numpy(), groups, options.split)

@@ -31,7 +31,7 @@ from monai_multifair.data.in_memory import InMemoryDataset
 from monai_multifair.errors import MultiFairError
 from monai_multifair.plugins import DataSourceSpec
 
-__all__ = ["TableCohort", "TableSplit", "split_rows", "table_source"]
+__all__ = ["TableCohort", "TableSplit", "fit_standardization", "split_rows", "table_source"]
 
 _SPLITS = ("train", "val", "test")
 
@@ -119,6 +119,13 @@ def _holdout(
     return np.sort(kept), np.sort(drawn)
 
 
+def fit_standardization(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean [F], std [F])`` of the columns of ``values [N, F]``; a constant column gets std 1 (it is only
+    centred). Fit on training rows only; ``(x - mean) / std`` then standardises every split alike."""
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
 def split_rows(labels: np.ndarray, groups: np.ndarray, spec: TableSplit) -> dict[str, np.ndarray]:
     """Row indices of ``train``, ``val`` and ``test`` (sorted) as ``spec`` says (module docstring).
 
@@ -192,9 +199,8 @@ class TableCohort:
         for modality, block in self.blocks.items():
             values = block.to_numpy(np.float64)
             if spec.standardize:
-                train = values[rows["train"]]
-                mean, std = train.mean(axis=0), train.std(axis=0)
-                values = (values - mean) / np.where(std > 0, std, 1.0)
+                mean, std = fit_standardization(values[rows["train"]])
+                values = (values - mean) / std
             for s in _SPLITS:
                 out[s]["blocks"][modality] = values[rows[s]].astype(np.float32)
         return out

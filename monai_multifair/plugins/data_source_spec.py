@@ -112,6 +112,10 @@ class DataSourceSpec:
             fail("split_section", "given exactly when `split` is 'rows'", self.split_section)
         if self.split == "rows" and self.options is None:
             fail("options", "a dataclass holding the TableSplit settings when `split` is 'rows'", None)
+        if self.split == "generated" and (
+            self.options is None or "seed" not in {f.name for f in dataclasses.fields(self.options)}
+        ):
+            fail("options", "a dataclass with a `seed` field when `split` is 'generated'", self.options)
         if self.split_section:
             names = {f.name for f in dataclasses.fields(self.options)}
             if self.split_section not in names:

@@ -20,8 +20,9 @@ from monai_multifair.data import build_datasets
 from monai_multifair.errors import MultiFairError
 
 
-def write_manifest(folder: Path, n: int = 240, seed: int = 0) -> Path:
-    """A tabular manifest (two blocks on very different scales, race groups) and its run config."""
+def write_manifest(folder: Path, run_config, n: int = 240, seed: int = 0) -> Path:
+    """A tabular manifest (two blocks on very different scales, race groups) and its run config
+    (``run_config``: the ``tabular_run_config`` fixture)."""
     rng = np.random.default_rng(seed)
     race = rng.choice(["Asian", "Black", "White"], size=n, p=[0.3, 0.3, 0.4])
     labs = rng.normal(size=(n, 3)) * [1.0, 50.0, 0.01] + [0.0, 300.0, 1.0]
@@ -36,32 +37,25 @@ def write_manifest(folder: Path, n: int = 240, seed: int = 0) -> Path:
     frame["split"] = np.where(np.arange(n) % 5 == 0, "test", np.where(np.arange(n) % 5 == 1, "val", "train"))
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "cohort.csv", index=False)
-    config = {
-        "data": {
-            "source": "manifest",
-            "attributes": ["race"],
-            "manifest": {
-                "path": str(folder / "cohort.csv"),
-                "tabular": {"labs": ["lab0", "lab1", "lab2"], "history": ["hist0", "hist1"]},
-                "id_column": "id",
-            },
+    data = {
+        "source": "manifest",
+        "attributes": ["race"],
+        "manifest": {
+            "path": str(folder / "cohort.csv"),
+            "tabular": {"labs": ["lab0", "lab1", "lab2"], "history": ["hist0", "hist1"]},
+            "id_column": "id",
         },
-        "encoders": {
-            "labs": {"name": "tabular-mlp", "options": {"in_features": 3, "hidden_dims": [8]}},
-            "history": {"name": "tabular-mlp", "options": {"in_features": 2, "hidden_dims": [8]}},
-        },
-        "fusion": {"fusion_dim": 8, "num_heads": 2, "num_layers": 1},
-        "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.01, "device": "cpu"},
-        "evaluation": {"n_boot": 0},
-        "output": {"report_formats": [], "save_predictions": False},
     }
+    config = run_config(data, {"labs": 3, "history": 2})
     path = folder / "manifest.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
-def test_manifest_tabular_columns_are_standardised_with_the_training_split(tmp_path: Path) -> None:
-    path = write_manifest(tmp_path)
+def test_manifest_tabular_columns_are_standardised_with_the_training_split(
+    tmp_path: Path, tabular_run_config
+) -> None:
+    path = write_manifest(tmp_path, tabular_run_config)
     frame = pd.read_csv(tmp_path / "cohort.csv")
     sets = build_datasets(load_config(path))
     train_rows = frame[frame["split"] == "train"]
@@ -79,9 +73,9 @@ def test_manifest_tabular_columns_are_standardised_with_the_training_split(tmp_p
 
 
 def test_holdout_redraws_the_split_with_each_seed_and_tuning_never_sees_its_test_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tabular_run_config
 ) -> None:
-    path = write_manifest(tmp_path)
+    path = write_manifest(tmp_path, tabular_run_config)
     entry = {"name": "mine", "config": str(path), "protocol": "holdout"}
     config = CompareConfig.from_dict(
         {"methods": ["erm", "groupdro"], "datasets": [entry], "seeds": 2, "trials": 1}
@@ -106,9 +100,9 @@ def test_holdout_redraws_the_split_with_each_seed_and_tuning_never_sees_its_test
 
 
 def test_the_leaderboard_says_what_varies_and_redrawn_splits_get_the_corrected_interval(
-    tmp_path: Path,
+    tmp_path: Path, tabular_run_config
 ) -> None:
-    path = write_manifest(tmp_path)
+    path = write_manifest(tmp_path, tabular_run_config)
     results = {}
     for protocol in ("seeds", "holdout"):
         entry = {"name": "mine", "config": str(path), "protocol": protocol}
@@ -136,9 +130,9 @@ def test_the_leaderboard_says_what_varies_and_redrawn_splits_get_the_corrected_i
 
 
 def test_cv_on_a_manifest_and_a_run_config_given_as_a_path(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, tabular_run_config
 ) -> None:
-    path = write_manifest(tmp_path)
+    path = write_manifest(tmp_path, tabular_run_config)
     entry = {"name": "mine", "config": str(path), "protocol": "cv", "folds": 3}
     config = CompareConfig.from_dict({"methods": ["erm"], "datasets": [entry], "seeds": 3})
     document = task_module.dataset_document(config.datasets[0], False)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from monai_multifair.plugins import get_plugin_manager
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -23,3 +28,15 @@ def pip_install_example(name: str, root: Path) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return target
+
+
+def load_example(monkeypatch: pytest.MonkeyPatch, site: Path, package: str) -> Iterator[None]:
+    """Body of a fixture: the installed example ``site`` on ``sys.path`` with its modules ``package*``
+    imported afresh and the plugins reloaded; afterwards all undone (``yield from`` it)."""
+    monkeypatch.syspath_prepend(str(site))
+    for name in [m for m in sys.modules if m.startswith(package)]:
+        monkeypatch.delitem(sys.modules, name)
+    get_plugin_manager(reload=True)
+    yield
+    monkeypatch.undo()
+    get_plugin_manager(reload=True)

